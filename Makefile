@@ -1,0 +1,62 @@
+# Stoa: two commands.
+#   make run   installs what is missing, fetches the default models, builds and serves
+#              on http://127.0.0.1:3000 (release build, embedded local model).
+#   make test  everything CI checks: formatting, clippy (server and browser), unit and
+#              integration tests against the real model and SQLite, Playwright in Chromium.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+# One cargo target dir outside the clone, reused by every build, test and later run.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/stoa/target
+export STOA_MODEL_DIR ?= $(HOME)/.cache/stoa/models
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# cargo-leptos builds debug with this flag; plain cargo uses it too so they share artifacts.
+DEBUG_RUSTFLAGS := --cfg erase_components
+# Compile-time names cargo-leptos sets; plain cargo builds need them to serve /pkg correctly.
+export LEPTOS_OUTPUT_NAME := stoa
+PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
+export PATH
+
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e clean-data
+
+run: setup
+	cargo leptos build --release
+	@echo "== Stoa on http://127.0.0.1:3000 (Ctrl+C to stop)"
+	LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_ADDR=$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} \
+	  exec $(CARGO_TARGET_DIR)/release/stoa
+
+dev: setup
+	cargo leptos watch
+
+setup:
+	.ci/setup.sh
+
+models:
+	.ci/fetch-models.sh
+
+build:
+	cargo leptos build
+
+build-release:
+	cargo leptos build --release
+
+fmt:
+	cargo fmt
+
+lint:
+	cargo fmt --check
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features ssr --lib --bins --tests -- -D warnings
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+
+# Unit tests and server integration tests (real SQLite in temp dirs, real model).
+test-rust:
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+
+# Playwright against the real server binary (built by cargo-leptos) in Debian chromium.
+test-e2e: build
+	cd end2end
+	STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa STOA_SITE_ROOT=$(CURDIR)/target/site npx playwright test
+
+test: setup lint test-rust test-e2e
+	@echo "== make test: all checks passed"

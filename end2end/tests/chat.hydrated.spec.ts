@@ -1,0 +1,104 @@
+import { test, expect } from "@playwright/test";
+import { answerLengths, lastAssistant, openHydrated, send, watchAnswerLengths } from "./helpers";
+
+test("an answer streams in token by token and is stored with its usage", async ({ page }) => {
+  await openHydrated(page);
+  await watchAnswerLengths(page);
+  await send(page, "Write a short poem about the sea.", { maxTokens: 80 });
+
+  await expect(page).toHaveURL(/\/c\/[0-9a-f-]+$/);
+  const answer = lastAssistant(page);
+  await expect(answer).toHaveAttribute("data-status", "streaming");
+  await expect(answer).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+
+  const lengths = await answerLengths(page);
+  const final = (await answer.locator(".message-content").textContent()) ?? "";
+  expect(final.length).toBeGreaterThan(20);
+  // Several partial states were on screen before the final text, each longer than the last.
+  expect(lengths.length).toBeGreaterThanOrEqual(5);
+  for (let i = 1; i < lengths.length; i++) expect(lengths[i]).toBeGreaterThan(lengths[i - 1]);
+  expect(lengths[0]).toBeLessThan(final.length);
+
+  // Usage and timings are shown under the answer.
+  await expect(answer.locator(".message-usage")).toContainText("tok/s");
+  await expect(answer.locator(".message-usage")).toContainText("first token");
+  // The user's message is there, and the sidebar lists the conversation by its title.
+  await expect(page.locator("article.message-user .message-content")).toHaveText("Write a short poem about the sea.");
+  await expect(page.locator(".conversation-link").first()).toHaveText("Write a short poem about the sea.");
+
+  await page.screenshot({ path: "test-results/chat.png" });
+});
+
+test("Stop ends the answer at once and the partial answer survives a reload", async ({ page }) => {
+  await openHydrated(page);
+  await send(page, "Tell me a very long story about a brave knight and a dragon.", { maxTokens: 1500 });
+  const answer = lastAssistant(page);
+  await expect(answer).toHaveAttribute("data-status", "streaming");
+  await expect
+    .poll(async () => ((await answer.locator(".message-content").textContent()) ?? "").length)
+    .toBeGreaterThan(30);
+  await page.screenshot({ path: "test-results/mid-stream.png" });
+
+  await page.getByRole("button", { name: "Stop" }).click();
+  await expect(answer).toHaveAttribute("data-status", "stopped");
+  await expect(answer.locator(".message-status")).toContainText("stopped");
+  const partial = ((await answer.locator(".message-content").textContent()) ?? "").trim();
+  expect(partial.length).toBeGreaterThan(30);
+  // It really stopped: the text no longer grows.
+  await page.waitForTimeout(700);
+  expect(((await answer.locator(".message-content").textContent()) ?? "").trim()).toBe(partial);
+  await expect(page.getByRole("button", { name: "Send" })).toBeEnabled();
+
+  await page.reload();
+  const reloaded = lastAssistant(page);
+  await expect(reloaded).toHaveAttribute("data-status", "stopped");
+  expect(((await reloaded.locator(".message-content").textContent()) ?? "").trim()).toBe(partial);
+  // Far fewer tokens than asked for were generated.
+  await expect(reloaded.locator(".message-usage")).not.toContainText("1500 answer tokens");
+});
+
+test("an over-long message is rejected next to the field and nothing is sent", async ({ page }) => {
+  await openHydrated(page);
+  const sent: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/api/")) sent.push(r.url());
+  });
+  const tooLong = "a".repeat(16_001);
+  await page.locator("#message").fill(tooLong);
+  await page.locator("#message").press("Enter");
+
+  const error = page.locator('[data-field-error="message"]');
+  await expect(error).toBeVisible();
+  await expect(error).toContainText("16001 characters");
+  await expect(error).toContainText("16000");
+  await expect(page.locator("#message")).toHaveAttribute("aria-invalid", "true");
+  await expect(page.locator(".char-count")).toHaveClass(/over/);
+  // The text is kept, no request left the page, and we are still on the new-chat page.
+  await expect(page.locator("#message")).toHaveValue(tooLong);
+  await page.waitForTimeout(300);
+  expect(sent).toEqual([]);
+  await expect(page).toHaveURL(/\/$/);
+});
+
+test("out-of-range parameters are rejected next to their fields", async ({ page }) => {
+  await openHydrated(page);
+  await page.locator("details.params summary").click();
+  await page.locator("#temperature").fill("3");
+  await page.locator("#max_tokens").fill("0");
+  await page.locator("#message").fill("hello");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.locator('[data-field-error="temperature"]')).toContainText("between 0 and 2");
+  await expect(page.locator('[data-field-error="max_tokens"]')).toContainText("between 1 and 8192");
+  await expect(page).toHaveURL(/\/$/);
+});
+
+test("a prompt that does not fit the context window is rejected by the server, nothing stored", async ({ page }) => {
+  await openHydrated(page);
+  // Valid for the form (max_tokens <= 8192) but more than the model's 4096-token window.
+  await send(page, "Hello there", { maxTokens: 8000 });
+  await expect(page).toHaveURL(/\/c\//);
+  const error = page.locator('[data-field-error="max_tokens"]');
+  await expect(error).toContainText("context window");
+  await expect(page.locator("#message")).toHaveValue("Hello there");
+  await expect(page.locator("article.message")).toHaveCount(0);
+});

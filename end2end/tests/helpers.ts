@@ -1,0 +1,36 @@
+import { expect, Page } from "@playwright/test";
+
+export async function openHydrated(page: Page, path = "/") {
+  await page.goto(path);
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
+}
+
+/** Types a message on the current page with the given parameters and sends it with Enter. */
+export async function send(page: Page, text: string, opts: { temperature?: number; maxTokens?: number } = {}) {
+  await page.locator("details.params summary").click();
+  await page.locator("#temperature").fill(String(opts.temperature ?? 0));
+  await page.locator("#max_tokens").fill(String(opts.maxTokens ?? 64));
+  await page.locator("#message").fill(text);
+  await page.locator("#message").press("Enter");
+}
+
+export const lastAssistant = (page: Page) => page.locator("article.message-assistant").last();
+
+/** Records every distinct length the last assistant message's text goes through. */
+export async function watchAnswerLengths(page: Page) {
+  await page.evaluate(() => {
+    const w = window as unknown as { __lengths: number[] };
+    w.__lengths = [];
+    const record = () => {
+      const all = document.querySelectorAll("article.message-assistant .message-content");
+      const last = all[all.length - 1];
+      const n = last?.textContent?.length ?? 0;
+      if (n > 0 && w.__lengths[w.__lengths.length - 1] !== n) w.__lengths.push(n);
+    };
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+export async function answerLengths(page: Page): Promise<number[]> {
+  return page.evaluate(() => (window as unknown as { __lengths: number[] }).__lengths);
+}

@@ -1,0 +1,43 @@
+import { test, expect } from "@playwright/test";
+import { callServerFn } from "../server";
+
+test("the page renders its history with JavaScript disabled", async ({ page, baseURL }) => {
+  // Make a conversation through the same server functions the UI uses.
+  const created = await callServerFn(baseURL!, "conversations/create", {});
+  expect(created.status).toBe(200);
+  const { id } = await created.json();
+  const reply = await callServerFn(baseURL!, "chat/send", {
+    req: { conversation_id: id, message: "Name three colours.", params: { temperature: 0, max_tokens: 32 } },
+  });
+  expect(reply.status).toBe(200);
+  const events = (await reply.text()).trim().split("\n").map((l) => JSON.parse(l));
+  expect(events[0].type).toBe("started");
+  const done = events[events.length - 1];
+  expect(done.type).toBe("done");
+  expect(done.message.status).toBe("complete");
+
+  await page.goto(`/c/${id}`);
+  await expect(page.locator("article.message-user .message-content")).toHaveText("Name three colours.");
+  await expect(page.locator("article.message-assistant .message-content")).toHaveText(done.message.content);
+  await expect(page.locator(".message-usage")).toContainText("tok/s");
+  await expect(page.locator(".conversation-link", { hasText: "Name three colours." })).toBeVisible();
+  // No hydration happened: the marker set by the browser-side effect stays false.
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "false");
+});
+
+test("bad input to the server function is a 400 naming the field, not a 500", async ({ baseURL }) => {
+  const created = await callServerFn(baseURL!, "conversations/create", {});
+  const { id } = await created.json();
+  const res = await callServerFn(baseURL!, "chat/send", {
+    req: { conversation_id: id, message: "hi", params: { temperature: 9, max_tokens: 10 } },
+  });
+  expect(res.status).toBe(400);
+  const body = await res.json();
+  expect(body.field).toBe("temperature");
+  expect(body.message).toContain("between 0 and 2");
+
+  const missing = await callServerFn(baseURL!, "conversations/get", { id: "no-such-id" });
+  expect(missing.status).toBe(404);
+  const conv = await callServerFn(baseURL!, "conversations/get", { id });
+  expect((await conv.json()).messages).toEqual([]); // the rejected message was not stored
+});

@@ -1,0 +1,136 @@
+//! The one error type of the contract. It travels from server functions to the UI intact
+//! (code, message and the offending field), so the UI can show it next to that field.
+
+use serde::{Deserialize, Serialize};
+use server_fn::{
+    ServerFnError,
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+
+/// What kind of failure; decides the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A field breaks a rule of the contract (400).
+    InvalidInput,
+    /// The prompt and the requested answer do not fit the model's context window (400).
+    ContextLengthExceeded,
+    /// No such conversation or message (404).
+    NotFound,
+    /// The model's queue is full; try again shortly (503).
+    Busy,
+    /// The server could not be reached or answered garbage (client side only).
+    Transport,
+    /// A fault on the server; details are in its log, not here (500).
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request field the error is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::InvalidInput,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            ErrorCode::InvalidInput | ErrorCode::ContextLengthExceeded => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Busy => 503,
+            ErrorCode::Transport => 502,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // The request could not be read: the caller's fault, a 4xx.
+            ServerFnErrorErr::Args(msg) => {
+                ApiError::new(ErrorCode::InvalidInput, format!("invalid request: {msg}"))
+            }
+            ServerFnErrorErr::MissingArg(arg) => {
+                ApiError::invalid(arg.clone(), format!("missing field {arg}"))
+            }
+            ServerFnErrorErr::Request(msg) => {
+                ApiError::new(ErrorCode::Transport, format!("could not reach the server: {msg}"))
+            }
+            // On the server this is the request body failing to parse (the caller's fault);
+            // in the browser it is the server's answer failing to parse.
+            ServerFnErrorErr::Deserialization(msg) if cfg!(feature = "ssr") => {
+                ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {msg}"))
+            }
+            ServerFnErrorErr::Deserialization(msg) => ApiError::new(
+                ErrorCode::Transport,
+                format!("unreadable answer from the server: {msg}"),
+            ),
+            other => ApiError::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}
+
+impl From<ServerFnError> for ApiError {
+    fn from(e: ServerFnError) -> Self {
+        ApiError::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_its_encoding_with_the_field() {
+        let e = ApiError::invalid("max_tokens", "max_tokens must be between 1 and 8192");
+        let back = ApiError::de(e.ser());
+        assert_eq!(back, e);
+        assert_eq!(back.status(), 400);
+    }
+
+    #[test]
+    fn argument_errors_are_client_errors() {
+        let e = ApiError::from_server_fn_error(ServerFnErrorErr::Args("bad json".into()));
+        assert_eq!(e.status(), 400);
+    }
+}

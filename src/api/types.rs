@@ -1,0 +1,159 @@
+//! Request and response types shared by the UI and the server.
+
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "system" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message stands. An assistant message is `Streaming` while tokens arrive and ends
+/// in exactly one of the other states; user messages are always `Complete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Tokens are still arriving.
+    Streaming,
+    /// The model finished (end of turn or the max_tokens limit).
+    Complete,
+    /// The user pressed Stop or closed the page; the partial answer is kept.
+    Stopped,
+    /// The provider failed; whatever arrived before is kept, with the reason.
+    Failed,
+    /// The server went down while answering; found and marked at the next start.
+    Interrupted,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Complete => "complete",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "streaming" => Some(MessageStatus::Streaming),
+            "complete" => Some(MessageStatus::Complete),
+            "stopped" => Some(MessageStatus::Stopped),
+            "failed" => Some(MessageStatus::Failed),
+            "interrupted" => Some(MessageStatus::Interrupted),
+            _ => None,
+        }
+    }
+
+    /// A status that will not change any more.
+    pub fn is_final(self) -> bool {
+        self != MessageStatus::Streaming
+    }
+}
+
+/// Sampling parameters of one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// 0 means greedy (deterministic) decoding.
+    pub temperature: f32,
+    /// Upper bound on the answer's length in tokens.
+    pub max_tokens: u32,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            max_tokens: 512,
+        }
+    }
+}
+
+/// Ask for an answer: a new user message in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation to continue.
+    pub conversation_id: String,
+    /// The user's message.
+    pub message: String,
+    #[serde(default)]
+    pub params: GenerationParams,
+}
+
+/// What a conversation list shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    /// Unix milliseconds of the last message.
+    pub updated_at: i64,
+}
+
+/// Usage and timing of one assistant answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// Time from the request reaching the model to the first token.
+    pub ttft_ms: Option<u64>,
+    /// Decode speed after the first token.
+    pub tokens_per_second: Option<f32>,
+    pub duration_ms: u64,
+}
+
+/// One message as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    /// Why a message failed, in words meant for the user.
+    pub error: Option<String>,
+    pub usage: Option<Usage>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A conversation with its messages, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub title: String,
+    pub messages: Vec<MessageView>,
+}
+
+/// What the UI needs to know about the model that answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub provider: String,
+    pub model: String,
+    /// Context window in tokens (prompt + answer).
+    pub context_window: u32,
+}

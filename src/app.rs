@@ -1,0 +1,53 @@
+//! The HTML shell and the route table.
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use crate::ui::{
+    conversation::{ConversationPage, NewChatPage},
+    layout::Layout,
+    state::ClientState,
+};
+
+/// The document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="data:," />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(ClientState::new());
+    view! {
+        <Stylesheet id="leptos" href="/pkg/stoa.css" />
+        <Title text="Stoa" />
+        <Router>
+            <Layout>
+                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                    <Route path=path!("/") view=NewChatPage />
+                    <Route path=path!("/c/:id") view=ConversationPage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

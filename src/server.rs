@@ -1,0 +1,23 @@
+//! Native-only code: configuration, storage, the local model, services and HTTP wiring.
+//! Domain modules (`chat`, `llm`, `storage`) never import leptos or axum; only
+//! `state` and `startup` touch the web frameworks.
+
+/// Orchestrates an answer: validate, persist, stream from a provider, persist again.
+pub mod chat;
+/// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
+pub mod config;
+/// HTTP edge: mapping server-function errors to their statuses.
+pub mod http;
+/// Chat model providers behind one trait; the embedded llama.cpp model is one of them.
+pub mod llm;
+/// Builds the router and serves it until shut down.
+pub mod startup;
+/// The one shared application state and the server-function context helpers.
+pub mod state;
+/// Persistence behind the `Store` trait (SQLite now; PostgreSQL can implement it too).
+pub mod storage;
+/// Tracing subscriber setup (pretty or JSON logs).
+pub mod telemetry;
+
+#[cfg(test)]
+mod tests;

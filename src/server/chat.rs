@@ -1,0 +1,12 @@
+//! The chat service: everything between "the user pressed Enter" and "the answer is
+//! stored". Validation happens before any token is spent; the user message is stored
+//! before generation starts; the answer is stored while it streams and ends with a status.
+
+mod error;
+mod generation;
+mod prompt;
+mod service;
+mod views;
+
+pub use error::ChatError;
+pub use service::{ChatService, now_ms};

@@ -1,0 +1,68 @@
+use crate::{
+    api::{ApiError, ErrorCode},
+    server::{llm::LlmError, storage::StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("{0}")]
+    Invalid(ApiError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        ChatError::Store(e)
+    }
+}
+
+/// The single mapping from service errors to what callers see. Storage faults are
+/// logged here with their details and reach the caller only as "internal error".
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Invalid(api) => api,
+            ChatError::NotFound(what) => ApiError::not_found(what),
+            ChatError::Llm(LlmError::Busy) => ApiError::new(ErrorCode::Busy, LlmError::Busy.to_string()),
+            ChatError::Llm(LlmError::ContextOverflow {
+                prompt_tokens,
+                max_tokens,
+                context_window,
+            }) => {
+                // Blame the prompt when it alone does not fit, otherwise max_tokens.
+                let (field, hint) = if prompt_tokens >= context_window {
+                    ("message", "shorten the message or start a new chat")
+                } else {
+                    (
+                        "max_tokens",
+                        "lower max_tokens, shorten the message or start a new chat",
+                    )
+                };
+                ApiError::new(
+                    ErrorCode::ContextLengthExceeded,
+                    format!(
+                        "the prompt takes {prompt_tokens} tokens and max_tokens asks for {max_tokens} more, \
+                         but the model's context window holds {context_window} tokens: {hint}"
+                    ),
+                )
+                .with_field(field)
+            }
+            ChatError::Llm(
+                other @ (LlmError::Template(_) | LlmError::Backend(_) | LlmError::Unavailable(_)),
+            ) => {
+                tracing::error!(error = %other, "model error");
+                ApiError::new(ErrorCode::Internal, other.to_string())
+            }
+            ChatError::Store(StoreError::NotFound) => ApiError::not_found("record"),
+            ChatError::Store(other) => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+use std::{sync::Arc, time::Duration};
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{
+    ChatError,
+    generation::{Generation, Running},
+    prompt, views,
+};
+use crate::{
+    api::{
+        events::ChatEvent,
+        types::{ChatRequest, ConversationSummary, ConversationView, MessageStatus, ModelInfo, Role},
+        validation::MAX_TITLE_CHARS,
+    },
+    server::{
+        config::ChatSettings,
+        llm::{ChatProvider, GenerationRequest},
+        storage::{NewMessage, Store, StoreError},
+    },
+};
+
+/// Conversations shown in the sidebar.
+const LIST_LIMIT: u32 = 200;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub struct ChatService {
+    store: Arc<dyn Store>,
+    provider: Arc<dyn ChatProvider>,
+    settings: ChatSettings,
+    running: Arc<Running>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl ChatService {
+    pub fn new(store: Arc<dyn Store>, provider: Arc<dyn ChatProvider>, settings: ChatSettings) -> Self {
+        Self {
+            store,
+            provider,
+            settings,
+            running: Arc::default(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn model_info(&self) -> ModelInfo {
+        let info = self.provider.info();
+        ModelInfo {
+            provider: info.provider,
+            model: info.model,
+            context_window: info.context_window,
+        }
+    }
+
+    pub async fn create_conversation(&self) -> Result<ConversationSummary, ChatError> {
+        let record = self
+            .store
+            .create_conversation(&new_id(), prompt::UNTITLED, now_ms())
+            .await?;
+        Ok(views::summary(record))
+    }
+
+    pub async fn list_conversations(&self) -> Result<Vec<ConversationSummary>, ChatError> {
+        let records = self.store.list_conversations(LIST_LIMIT).await?;
+        Ok(records.into_iter().map(views::summary).collect())
+    }
+
+    pub async fn get_conversation(&self, id: &str) -> Result<ConversationView, ChatError> {
+        let conversation = self
+            .store
+            .get_conversation(id)
+            .await
+            .map_err(not_found("conversation"))?;
+        let messages = self.store.list_messages(id).await?;
+        Ok(ConversationView {
+            id: conversation.id,
+            title: conversation.title,
+            messages: messages.into_iter().map(views::message).collect(),
+        })
+    }
+
+    /// Validates, stores the user message, starts the answer and returns its events:
+    /// `Started`, then `Token`s, then `Done`. Every rejection happens before the store
+    /// is touched and before the model is asked for anything.
+    #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
+    pub async fn send(
+        &self,
+        req: ChatRequest,
+    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
+        req.check().map_err(ChatError::Invalid)?;
+        let conversation = self
+            .store
+            .get_conversation(&req.conversation_id)
+            .await
+            .map_err(not_found("conversation"))?;
+        let history = self.store.list_messages(&conversation.id).await?;
+        let messages = prompt::build(self.settings.system_prompt.as_deref(), &history, &req.message);
+        let prompt_tokens = self.provider.count_prompt_tokens(&messages)?;
+        // Checks the context window and takes a queue slot (or fails "busy"); generation
+        // itself starts only when the stream is first polled, after the message is stored.
+        let tokens = self
+            .provider
+            .stream(GenerationRequest {
+                messages,
+                temperature: req.params.temperature,
+                max_tokens: req.params.max_tokens,
+            })
+            .await?;
+
+        let now = now_ms();
+        let user_message = self
+            .store
+            .insert_message(NewMessage {
+                id: new_id(),
+                conversation_id: conversation.id.clone(),
+                role: Role::User,
+                content: req.message.clone(),
+                status: MessageStatus::Complete,
+                provider: None,
+                model: None,
+                temperature: None,
+                max_tokens: None,
+                now_ms: now,
+            })
+            .await?;
+        if conversation.title == prompt::UNTITLED && history.is_empty() {
+            let title: String = prompt::title_from(&req.message)
+                .chars()
+                .take(MAX_TITLE_CHARS)
+                .collect();
+            self.store.rename_conversation(&conversation.id, &title).await?;
+        }
+        let info = self.provider.info();
+        let assistant = self
+            .store
+            .insert_message(NewMessage {
+                id: new_id(),
+                conversation_id: conversation.id.clone(),
+                role: Role::Assistant,
+                content: String::new(),
+                status: MessageStatus::Streaming,
+                provider: Some(info.provider.clone()),
+                model: Some(info.model.clone()),
+                temperature: Some(req.params.temperature),
+                max_tokens: Some(req.params.max_tokens),
+                now_ms: now,
+            })
+            .await?;
+
+        let (events, receiver) = mpsc::channel(1024);
+        let started = ChatEvent::Started {
+            user_message: views::message(user_message),
+            assistant_message: views::message(assistant.clone()),
+        };
+        events.try_send(started).expect("a new channel has room");
+        let generation = Generation {
+            store: Arc::clone(&self.store),
+            running: Arc::clone(&self.running),
+            stop: self.running.register(&assistant.id),
+            message_id: assistant.id,
+            provider: info.provider,
+            model: info.model,
+            prompt_tokens,
+            tokens,
+            events,
+            shutdown: self.shutdown.clone(),
+            persist_every: Duration::from_millis(self.settings.persist_interval_ms),
+        };
+        self.tasks.spawn(generation.run());
+        Ok(futures::stream::unfold(receiver, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        }))
+    }
+
+    /// Stops a running answer; false if it is not running.
+    pub fn stop(&self, message_id: &str) -> bool {
+        self.running.stop(message_id)
+    }
+
+    /// Answers being generated right now.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Lets running answers finish for up to `grace`, then interrupts the rest and marks
+    /// anything left `streaming` as interrupted.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                running = self.running(),
+                "grace period over; interrupting answers"
+            );
+            self.shutdown.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        }
+        match self.store.interrupt_streaming(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "marked unfinished answers as interrupted"),
+            Err(e) => tracing::error!(error = %e, "could not mark unfinished answers"),
+        }
+    }
+}
+
+fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {
+    move |e| match e {
+        StoreError::NotFound => ChatError::NotFound(what),
+        other => ChatError::Store(other),
+    }
+}

@@ -1,0 +1,237 @@
+//! Settings are layered: built-in defaults, then a TOML file (`stoa.toml` in the working
+//! directory, or the file named by `STOA_CONFIG`), then environment variables
+//! `STOA_<SECTION>__<KEY>` (e.g. `STOA_LOCAL_MODEL__CONTEXT_SIZE=2048`). Unknown keys are
+//! errors, so a typo does not silently fall back to a default.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// File name of the default chat model, as fetched by `.ci/fetch-models.sh`.
+pub const DEFAULT_CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where fetched models live (`STOA_MODEL_DIR`; default `~/.cache/stoa/models`).
+    pub model_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub local_model: LocalModelSettings,
+    pub chat: ChatSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address; when unset, Leptos' site address (`LEPTOS_SITE_ADDR`, 127.0.0.1:3000).
+    pub addr: Option<SocketAddr>,
+    /// Directory of the SQLite database and other state.
+    pub data_dir: PathBuf,
+    /// How long a shutdown waits for running answers before marking them interrupted.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db`; when unset, `stoa.db` in the data directory.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalModelSettings {
+    /// Any chat GGUF; when unset, the default model in `model_dir`.
+    pub path: Option<PathBuf>,
+    /// Context window in tokens (prompt + answer), at most the model's trained length.
+    pub context_size: u32,
+    /// CPU threads for decoding; 0 means all available cores.
+    pub threads: usize,
+    /// Tokens evaluated per prompt batch.
+    pub batch_size: u32,
+    /// Requests that may wait behind the running one; beyond that callers get "busy".
+    pub queue_capacity: usize,
+    /// Seed of the sampler, for reproducible answers at temperature > 0.
+    pub seed: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Prepended as a system message when set; otherwise the model template's default applies.
+    pub system_prompt: Option<String>,
+    /// How often a streaming answer is written to the database.
+    pub persist_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info,stoa=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        Self {
+            model_dir: home.join(".cache/stoa/models"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            local_model: LocalModelSettings::default(),
+            chat: ChatSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            data_dir: PathBuf::from("data"),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None }
+    }
+}
+
+impl Default for LocalModelSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            context_size: 4096,
+            threads: 0,
+            batch_size: 512,
+            queue_capacity: 8,
+            seed: 42,
+        }
+    }
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            system_prompt: None,
+            persist_interval_ms: 250,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the config file (if any), then `STOA_*` environment variables.
+    pub fn load() -> Result<Self, figment::Error> {
+        let file = std::env::var_os("STOA_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("stoa.toml"));
+        Self::figment(&file).extract()
+    }
+
+    fn figment(file: &Path) -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("STOA_").ignore(&["CONFIG"]).split("__"))
+    }
+
+    /// The chat model file actually used.
+    pub fn chat_model_path(&self) -> PathBuf {
+        self.local_model
+            .path
+            .clone()
+            .unwrap_or_else(|| self.model_dir.join(DEFAULT_CHAT_MODEL_FILE))
+    }
+
+    /// The database URL actually used.
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.server.data_dir.join("stoa.db").display()))
+    }
+
+    /// Decoding threads actually used.
+    pub fn threads(&self) -> usize {
+        match self.local_model.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The settings as printed at start. Nothing here is secret yet; provider API keys
+    /// (a later addition) are redacted by their type's `Serialize`.
+    pub fn redacted(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_defaults_file_and_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "stoa.toml",
+                "[local_model]\ncontext_size = 2048\nthreads = 3\n[server]\ndata_dir = \"/tmp/x\"\n",
+            )?;
+            jail.set_env("STOA_LOCAL_MODEL__CONTEXT_SIZE", "1024");
+            jail.set_env("STOA_MODEL_DIR", "/models");
+            let s: Settings = Settings::figment(Path::new("stoa.toml")).extract()?;
+            assert_eq!(s.local_model.context_size, 1024, "env wins over the file");
+            assert_eq!(s.local_model.threads, 3, "file wins over defaults");
+            assert_eq!(s.local_model.batch_size, 512, "defaults fill the rest");
+            assert_eq!(s.database_url(), "sqlite:///tmp/x/stoa.db");
+            assert_eq!(
+                s.chat_model_path(),
+                PathBuf::from("/models").join(DEFAULT_CHAT_MODEL_FILE)
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        Jail::expect_with(|jail| {
+            jail.create_file("stoa.toml", "[local_model]\ncontext_sise = 2048\n")?;
+            let err = Settings::figment(Path::new("stoa.toml"))
+                .extract::<Settings>()
+                .unwrap_err();
+            assert!(err.to_string().contains("context_sise"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,43 @@
+//! HTTP edge concerns shared by all routes.
+
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use server_fn::error::SERVER_FN_ERROR_HEADER;
+
+use crate::api::{ApiError, ErrorCode};
+
+/// Largest server-function error body we re-read (they are a few hundred bytes).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// server_fn answers every error with 500, including a request it could not even parse.
+/// This is the one place that gives each [`ApiError`] its real status (400 for bad input,
+/// 404, 503 with `Retry-After` when busy), so callers never see a 500 for their own mistake.
+pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res.headers().contains_key(SERVER_FN_ERROR_HEADER)
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<ApiError>(&bytes) {
+        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if error.code == ErrorCode::Busy {
+            parts
+                .headers
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

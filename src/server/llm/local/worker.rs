@@ -1,0 +1,166 @@
+//! The thread that owns the llama.cpp context. A context is not `Send`, so one thread
+//! owns it and serves jobs in order; tokens leave over each job's own channel. When that
+//! channel's receiver is gone (Stop, closed tab, dropped stream), decoding stops at once.
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use llama_cpp_2::{
+    context::{LlamaContext, params::LlamaContextParams},
+    llama_batch::LlamaBatch,
+    model::LlamaModel,
+    sampling::LlamaSampler,
+    token::LlamaToken,
+};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::backend;
+use crate::server::llm::{FinishReason, LlmError, TokenEvent};
+
+pub(super) struct Job {
+    pub tokens: Vec<LlamaToken>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub events: mpsc::Sender<Result<TokenEvent, LlmError>>,
+    /// Held while the job waits and runs: the queue's capacity is the number of permits.
+    pub _permit: OwnedSemaphorePermit,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WorkerConfig {
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub threads: i32,
+    pub seed: u32,
+}
+
+/// Creates the context, reports readiness, then serves jobs until every sender is gone.
+pub(super) fn run(
+    model: Arc<LlamaModel>,
+    config: WorkerConfig,
+    mut jobs: mpsc::Receiver<Job>,
+    ready: std::sync::mpsc::Sender<Result<(), LlmError>>,
+) {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_batch(config.n_batch)
+        .with_n_ubatch(config.n_batch)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads);
+    let mut ctx = match model.new_context(backend(), params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(LlmError::Unavailable(format!(
+                "could not create a context: {e}"
+            ))));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut batch = LlamaBatch::new(config.n_batch as usize, 1);
+    while let Some(job) = jobs.blocking_recv() {
+        let events = job.events.clone();
+        if let Err(e) = generate(&model, &mut ctx, &mut batch, &config, &job) {
+            tracing::warn!(error = %e, "local generation failed");
+            let _ = events.blocking_send(Err(e));
+        }
+    }
+    tracing::debug!("local model worker stopped");
+}
+
+fn sampler(temperature: f32, seed: u32) -> LlamaSampler {
+    if temperature <= 0.0 {
+        LlamaSampler::greedy()
+    } else {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_k(40),
+            LlamaSampler::top_p(0.95, 1),
+            LlamaSampler::min_p(0.05, 1),
+            LlamaSampler::temp(temperature),
+            LlamaSampler::dist(seed),
+        ])
+    }
+}
+
+fn backend_err(what: &str, e: impl std::fmt::Display) -> LlmError {
+    LlmError::Backend(format!("{what}: {e}"))
+}
+
+/// Runs one job. Returning early without an error means the receiver went away.
+fn generate(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    config: &WorkerConfig,
+    job: &Job,
+) -> Result<(), LlmError> {
+    if job.events.is_closed() {
+        return Ok(());
+    }
+    let vocab = model.vocab();
+    ctx.clear_kv_cache();
+    let n_ctx = ctx.n_ctx() as usize;
+    let prompt_len = job.tokens.len();
+    if prompt_len == 0 || prompt_len >= n_ctx {
+        return Err(LlmError::Backend(format!(
+            "prompt of {prompt_len} tokens does not fit the context of {n_ctx}"
+        )));
+    }
+
+    // Prompt evaluation, one batch at a time; logits only for the last prompt token.
+    let mut pos = 0usize;
+    for chunk in job.tokens.chunks(config.n_batch as usize) {
+        if job.events.is_closed() {
+            return Ok(());
+        }
+        batch.clear();
+        for token in chunk {
+            batch
+                .add(*token, pos as i32, &[0], pos == prompt_len - 1)
+                .map_err(|e| backend_err("batch", e))?;
+            pos += 1;
+        }
+        ctx.decode(batch)
+            .map_err(|e| backend_err("prompt evaluation", e))?;
+    }
+
+    let mut sampler = sampler(job.temperature, config.seed);
+    let mut utf8 = encoding_rs::UTF_8.new_decoder();
+    let mut logits_index = batch.n_tokens() - 1;
+    let mut completion = 0u32;
+    let finish = loop {
+        if completion >= job.max_tokens || pos >= n_ctx {
+            break FinishReason::Length;
+        }
+        let token = sampler.sample(ctx, logits_index);
+        if vocab.is_eog(token) {
+            break FinishReason::Stop;
+        }
+        completion += 1;
+
+        // A token may end in the middle of a UTF-8 character: the decoder keeps the
+        // incomplete bytes until the next token completes them.
+        let bytes = vocab.token_to_piece(token, false, None);
+        let mut text = String::with_capacity(
+            utf8.max_utf8_buffer_length(bytes.len())
+                .unwrap_or(bytes.len() + 4),
+        );
+        let _ = utf8.decode_to_string(&bytes, &mut text, false);
+        if !text.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(text))).is_err() {
+            return Ok(()); // the listener is gone: stop decoding now
+        }
+
+        batch.clear();
+        batch
+            .add(token, pos as i32, &[0], true)
+            .map_err(|e| backend_err("batch", e))?;
+        pos += 1;
+        ctx.decode(batch).map_err(|e| backend_err("decode", e))?;
+        logits_index = 0;
+    };
+    let _ = job.events.blocking_send(Ok(TokenEvent::Done {
+        prompt_tokens: prompt_len as u32,
+        completion_tokens: completion,
+        finish,
+    }));
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Start-up: settings → telemetry → storage → model → services → router → serve, and a
+//! graceful shutdown that lets running answers finish for a while before marking them
+//! interrupted.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, http::HeaderName};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use super::{
+    chat::ChatService,
+    config::Settings,
+    http,
+    llm::{
+        ChatProvider,
+        local::{LocalModel, LocalModelConfig},
+    },
+    state::AppState,
+    storage::{Store, sqlite::SqliteStore},
+    telemetry,
+};
+use crate::app::{App, shell};
+
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run() -> Result<(), StartupError> {
+    let settings = Settings::load()?;
+    telemetry::init(&settings.log);
+    tracing::info!(settings = %settings.redacted(), "starting Stoa");
+    let leptos_options = get_configuration(None)?.leptos_options;
+    let addr: SocketAddr = settings.server.addr.unwrap_or(leptos_options.site_addr);
+
+    let (router, state) = build(settings, leptos_options).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!("listening on http://{addr}");
+
+    let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+    let chat = Arc::clone(&state.chat);
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!(
+                running = chat.running(),
+                grace_secs = grace.as_secs(),
+                "shutting down"
+            );
+            // Open answer streams keep connections alive; this ends them after the grace.
+            tokio::spawn(async move {
+                chat.shutdown(grace).await;
+                let _ = drained_tx.send(());
+            });
+        })
+        .await?;
+    let _ = drained_rx.await;
+    state.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens storage, loads the model and builds the router. Used by `run` and by tests.
+pub async fn build(
+    settings: Settings,
+    leptos_options: LeptosOptions,
+) -> Result<(Router, AppState), StartupError> {
+    std::fs::create_dir_all(&settings.server.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            settings.server.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.database_url()).await?);
+    let interrupted = store.interrupt_streaming(super::chat::now_ms()).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "answers left unfinished by the last run are marked interrupted"
+        );
+    }
+
+    let model_config = LocalModelConfig {
+        path: settings.chat_model_path(),
+        context_size: settings.local_model.context_size,
+        batch_size: settings.local_model.batch_size,
+        threads: settings.threads(),
+        queue_capacity: settings.local_model.queue_capacity,
+        seed: settings.local_model.seed,
+    };
+    let provider: Arc<dyn ChatProvider> =
+        Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
+
+    let chat = Arc::new(ChatService::new(
+        Arc::clone(&store),
+        provider,
+        settings.chat.clone(),
+    ));
+    let state = AppState {
+        leptos_options,
+        settings: Arc::new(settings),
+        store,
+        chat,
+    };
+    Ok((router(state.clone()), state))
+}
+
+fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(http::server_fn_error_status))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,61 @@
+//! Storage-shaped records.
+
+use crate::api::types::{MessageStatus, Role};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRecord {
+    pub id: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Usage and timing columns of an assistant message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageRecord {
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub ttft_ms: Option<u64>,
+    pub tokens_per_second: Option<f32>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub id: String,
+    pub conversation_id: String,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub usage: UsageRecord,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: String,
+    pub conversation_id: String,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageFinish {
+    pub content: String,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub usage: UsageRecord,
+    pub now_ms: i64,
+}

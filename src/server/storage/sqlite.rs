@@ -1,0 +1,245 @@
+//! SQLite implementation of [`Store`]: one file, WAL journal, migrations embedded in the
+//! binary and applied at open.
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    Row,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+};
+
+use super::{
+    records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage, UsageRecord},
+    store::{Store, StoreError},
+};
+use crate::api::types::{MessageStatus, Role};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: durable across application crashes, fast commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, provider, model, \
+     prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
+     max_tokens, created_at, updated_at";
+
+fn conversation_from_row(row: &SqliteRow) -> Result<ConversationRecord, StoreError> {
+    Ok(ConversationRecord {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn opt_u32(row: &SqliteRow, col: &str) -> Result<Option<u32>, StoreError> {
+    Ok(row
+        .try_get::<Option<i64>, _>(col)?
+        .map(|v| v.clamp(0, u32::MAX as i64) as u32))
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
+    Ok(MessageRecord {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        content: row.try_get("content")?,
+        status: MessageStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        error: row.try_get("error")?,
+        usage: UsageRecord {
+            provider: row.try_get("provider")?,
+            model: row.try_get("model")?,
+            prompt_tokens: opt_u32(row, "prompt_tokens")?,
+            completion_tokens: opt_u32(row, "completion_tokens")?,
+            ttft_ms: row.try_get::<Option<i64>, _>("ttft_ms")?.map(|v| v.max(0) as u64),
+            tokens_per_second: row
+                .try_get::<Option<f64>, _>("tokens_per_second")?
+                .map(|v| v as f32),
+            duration_ms: row
+                .try_get::<Option<i64>, _>("duration_ms")?
+                .map(|v| v.max(0) as u64),
+        },
+        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|v| v as f32),
+        max_tokens: opt_u32(row, "max_tokens")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_conversation(
+        &self,
+        id: &str,
+        title: &str,
+        now_ms: i64,
+    ) -> Result<ConversationRecord, StoreError> {
+        sqlx::query("INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(title)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(ConversationRecord {
+            id: id.to_owned(),
+            title: title.to_owned(),
+            created_at: now_ms,
+            updated_at: now_ms,
+        })
+    }
+
+    async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, title, created_at, updated_at FROM conversations \
+             ORDER BY updated_at DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError> {
+        let row = sqlx::query("SELECT id, title, created_at, updated_at FROM conversations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        conversation_from_row(&row)
+    }
+
+    async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE conversations SET title = ? WHERE id = ?")
+            .bind(title)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn insert_message(&self, m: NewMessage) -> Result<MessageRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let touched = sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
+            .bind(m.now_ms)
+            .bind(&m.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!(
+            "INSERT INTO messages (id, conversation_id, role, content, status, provider, model, \
+             temperature, max_tokens, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING {MESSAGE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&m.id)
+            .bind(&m.conversation_id)
+            .bind(m.role.as_str())
+            .bind(&m.content)
+            .bind(m.status.as_str())
+            .bind(&m.provider)
+            .bind(&m.model)
+            .bind(m.temperature.map(f64::from))
+            .bind(m.max_tokens.map(i64::from))
+            .bind(m.now_ms)
+            .bind(m.now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        message_from_row(&row)
+    }
+
+    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND status = 'streaming'")
+            .bind(content)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_message(&self, id: &str, f: MessageFinish) -> Result<MessageRecord, StoreError> {
+        let sql = format!(
+            "UPDATE messages SET content = ?, status = ?, error = ?, provider = COALESCE(?, provider), \
+             model = COALESCE(?, model), prompt_tokens = ?, completion_tokens = ?, ttft_ms = ?, \
+             tokens_per_second = ?, duration_ms = ?, updated_at = ? WHERE id = ? RETURNING {MESSAGE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&f.content)
+            .bind(f.status.as_str())
+            .bind(&f.error)
+            .bind(&f.usage.provider)
+            .bind(&f.usage.model)
+            .bind(f.usage.prompt_tokens.map(i64::from))
+            .bind(f.usage.completion_tokens.map(i64::from))
+            .bind(f.usage.ttft_ms.map(|v| v as i64))
+            .bind(f.usage.tokens_per_second.map(f64::from))
+            .bind(f.usage.duration_ms.map(|v| v as i64))
+            .bind(f.now_ms)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        message_from_row(&row)
+    }
+
+    async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'interrupted', \
+             error = 'the server stopped while this answer was being written', updated_at = ? \
+             WHERE status = 'streaming'",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn close(&self) {
+        // Closing the last connection checkpoints the WAL into the main file.
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,54 @@
+use async_trait::async_trait;
+
+use super::records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Everything the services persist. Object-safe, so an `Arc<dyn Store>` can be SQLite
+/// or (later) PostgreSQL without the services noticing.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an empty conversation.
+    async fn create_conversation(
+        &self,
+        id: &str,
+        title: &str,
+        now_ms: i64,
+    ) -> Result<ConversationRecord, StoreError>;
+
+    /// Conversations, most recently active first.
+    async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError>;
+
+    async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError>;
+
+    async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError>;
+
+    /// A conversation's messages, oldest first.
+    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Stores a message and bumps its conversation's activity time.
+    async fn insert_message(&self, message: NewMessage) -> Result<MessageRecord, StoreError>;
+
+    /// Saves the text of a message that is still streaming.
+    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Saves the final text, status, usage and timings of a message.
+    async fn finish_message(&self, id: &str, finish: MessageFinish) -> Result<MessageRecord, StoreError>;
+
+    /// Marks every message still `streaming` as `interrupted` (after a crash or at shutdown).
+    /// Returns how many were marked.
+    async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Flushes and closes connections; called once at shutdown.
+    async fn close(&self);
+}

@@ -1,0 +1,7 @@
+//! Server integration tests against real parts: the embedded SmolLM2 model and SQLite
+//! files in temporary directories. Run with `make test-rust` (the model must have been
+//! fetched by `make models`).
+
+mod chat_stream;
+mod http;
+mod support;

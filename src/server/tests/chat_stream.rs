@@ -1,0 +1,383 @@
+//! The chat service end to end with the real model and SQLite.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+
+use super::support::{chat, chat_with, collect, model_config};
+use crate::{
+    api::{
+        ApiError, ErrorCode,
+        events::ChatEvent,
+        types::{ChatRequest, GenerationParams, MessageStatus, MessageView, Role},
+        validation::MAX_MESSAGE_CHARS,
+    },
+    server::llm::local::LocalModel,
+};
+
+fn req(conversation_id: &str, message: &str, temperature: f32, max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        conversation_id: conversation_id.into(),
+        message: message.into(),
+        params: GenerationParams {
+            temperature,
+            max_tokens,
+        },
+    }
+}
+
+fn tokens_of(events: &[ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Token { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn done(events: &[ChatEvent]) -> &MessageView {
+    match events.last() {
+        Some(ChatEvent::Done { message }) => message,
+        other => panic!("the stream must end with Done, got {other:?}"),
+    }
+}
+
+/// Waits (bounded) until no answer is running; a liveness check, not a timing assertion.
+async fn settle(chat: &crate::server::chat::ChatService) {
+    for _ in 0..200 {
+        if chat.running() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the answer did not end");
+}
+
+#[tokio::test]
+async fn streams_tokens_and_stores_the_complete_answer() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let events = collect(
+        t.chat
+            .send(req(&conv.id, "What is the capital of France?", 0.0, 48))
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    let ChatEvent::Started {
+        user_message,
+        assistant_message,
+    } = &events[0]
+    else {
+        panic!("first event must be Started: {:?}", events[0]);
+    };
+    assert_eq!(user_message.role, Role::User);
+    assert_eq!(user_message.content, "What is the capital of France?");
+    assert_eq!(assistant_message.status, MessageStatus::Streaming);
+
+    let streamed = tokens_of(&events);
+    let token_events = events
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Token { .. }))
+        .count();
+    assert!(token_events >= 2, "the answer arrives in pieces: {token_events}");
+    let message = done(&events);
+    assert_eq!(message.status, MessageStatus::Complete);
+    assert_eq!(message.content, streamed);
+    assert!(message.content.contains("Paris"), "{}", message.content);
+    let usage = message.usage.as_ref().expect("usage is stored");
+    assert_eq!(usage.provider, "local");
+    assert!(usage.model.contains("SmolLM2"));
+    assert!(usage.prompt_tokens > 10);
+    assert!(usage.completion_tokens >= token_events as u32 - 1);
+    assert!(usage.ttft_ms.is_some());
+    assert!(usage.tokens_per_second.unwrap() > 0.0);
+
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    assert_eq!(stored.title, "What is the capital of France?");
+    assert_eq!(stored.messages.len(), 2);
+    assert_eq!(&stored.messages[1], message);
+    let listed = t.chat.list_conversations().await.unwrap();
+    assert_eq!(listed[0].id, conv.id);
+}
+
+#[tokio::test]
+async fn greedy_answers_are_reproducible_and_history_is_in_the_prompt() {
+    let t = chat().await;
+    let a = t.chat.create_conversation().await.unwrap();
+    let b = t.chat.create_conversation().await.unwrap();
+    let first = collect(t.chat.send(req(&a.id, "Name a fruit.", 0.0, 24)).await.unwrap()).await;
+    let again = collect(t.chat.send(req(&b.id, "Name a fruit.", 0.0, 24)).await.unwrap()).await;
+    assert_eq!(done(&first).content, done(&again).content);
+
+    // The second turn's prompt holds the first turn: more prompt tokens than the first
+    // prompt plus the first answer.
+    let second = collect(t.chat.send(req(&a.id, "Another one?", 0.0, 24)).await.unwrap()).await;
+    let u1 = done(&first).usage.clone().unwrap();
+    let u2 = done(&second).usage.clone().unwrap();
+    assert!(
+        u2.prompt_tokens > u1.prompt_tokens + u1.completion_tokens,
+        "{u1:?} then {u2:?}"
+    );
+}
+
+#[tokio::test]
+async fn stop_keeps_the_partial_answer_marked_stopped() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let mut events = Box::pin(
+        t.chat
+            .send(req(
+                &conv.id,
+                "Tell me a very long story about a dragon.",
+                0.0,
+                1000,
+            ))
+            .await
+            .unwrap(),
+    );
+    let Some(ChatEvent::Started {
+        assistant_message, ..
+    }) = events.next().await
+    else {
+        panic!("Started first");
+    };
+    let mut streamed = String::new();
+    let mut stopped = false;
+    let mut last = None;
+    while let Some(e) = events.next().await {
+        match e {
+            ChatEvent::Token { text } => {
+                streamed.push_str(&text);
+                if streamed.len() > 20 && !stopped {
+                    assert!(t.chat.stop(&assistant_message.id));
+                    stopped = true;
+                }
+            }
+            ChatEvent::Done { message } => {
+                last = Some(message);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let message = last.expect("Done after Stop");
+    assert_eq!(message.status, MessageStatus::Stopped);
+    assert_eq!(message.content, streamed, "the partial answer is kept whole");
+    assert!(message.usage.unwrap().completion_tokens < 1000);
+    assert!(!t.chat.stop(&assistant_message.id), "no longer running");
+
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
+    assert_eq!(stored.messages[1].content, streamed);
+}
+
+#[tokio::test]
+async fn dropping_the_stream_stops_decoding_and_frees_the_model() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let mut events = Box::pin(
+        t.chat
+            .send(req(
+                &conv.id,
+                "Write a very long essay about the ocean.",
+                0.0,
+                1500,
+            ))
+            .await
+            .unwrap(),
+    );
+    let mut seen = 0;
+    while let Some(e) = events.next().await {
+        if matches!(e, ChatEvent::Token { .. }) {
+            seen += 1;
+            if seen == 5 {
+                break;
+            }
+        }
+    }
+    drop(events); // the tab closed
+    settle(&t.chat).await;
+
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let answer = &stored.messages[1];
+    assert_eq!(answer.status, MessageStatus::Stopped);
+    assert!(!answer.content.is_empty());
+    assert!(answer.usage.as_ref().unwrap().completion_tokens < 1500);
+
+    // The model is free again.
+    let next = collect(t.chat.send(req(&conv.id, "Say hi.", 0.0, 8)).await.unwrap()).await;
+    assert_eq!(done(&next).status, MessageStatus::Complete);
+}
+
+async fn rejected(t: &super::support::TestChat, request: ChatRequest) -> ApiError {
+    match t.chat.send(request).await {
+        Ok(_) => panic!("must be rejected"),
+        Err(e) => e.into(),
+    }
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_before_anything_is_stored() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let too_long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+    let cases = [
+        (
+            req(&conv.id, "   ", 0.0, 10),
+            "message",
+            ErrorCode::InvalidInput,
+            "empty",
+        ),
+        (
+            req(&conv.id, &too_long, 0.0, 10),
+            "message",
+            ErrorCode::InvalidInput,
+            "16000",
+        ),
+        (
+            req(&conv.id, "hi", 2.5, 10),
+            "temperature",
+            ErrorCode::InvalidInput,
+            "between 0 and 2",
+        ),
+        (
+            req(&conv.id, "hi", 0.0, 0),
+            "max_tokens",
+            ErrorCode::InvalidInput,
+            "between 1 and 8192",
+        ),
+        (
+            req(&conv.id, "hi", 0.0, 8000),
+            "max_tokens",
+            ErrorCode::ContextLengthExceeded,
+            "4096",
+        ),
+    ];
+    for (request, field, code, text) in cases {
+        let e = rejected(&t, request).await;
+        assert_eq!(e.field.as_deref(), Some(field), "{e:?}");
+        assert_eq!(e.code, code, "{e:?}");
+        assert!(e.message.contains(text), "{e:?} should mention {text}");
+        assert_eq!(e.status(), 400);
+    }
+    // A prompt longer than the whole window blames the message: "a " is about one token
+    // per two characters, so 14,000 characters (under the 16,000 limit) exceed 4,096 tokens.
+    let e = rejected(&t, req(&conv.id, &"a ".repeat(7_000), 0.0, 10)).await;
+    assert_eq!(e.code, ErrorCode::ContextLengthExceeded);
+    assert_eq!(e.field.as_deref(), Some("message"), "{e:?}");
+
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    assert!(stored.messages.is_empty(), "nothing was stored");
+    assert_eq!(stored.title, "New chat");
+
+    let e = rejected(&t, req("no-such-conversation", "hi", 0.0, 10)).await;
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert_eq!(e.status(), 404);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_busy_and_stores_nothing() {
+    // A model instance with room for exactly one request.
+    let model = tokio::task::spawn_blocking(|| LocalModel::load(&model_config(0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = chat_with(Arc::new(model)).await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let other = t.chat.create_conversation().await.unwrap();
+    let mut first = Box::pin(
+        t.chat
+            .send(req(&conv.id, "Write a long poem about mountains.", 0.0, 400))
+            .await
+            .unwrap(),
+    );
+    first.next().await; // Started: the first request holds the only slot
+
+    let e = rejected(&t, req(&other.id, "hello?", 0.0, 10)).await;
+    assert_eq!(e.code, ErrorCode::Busy);
+    assert_eq!(e.status(), 503);
+    assert!(e.message.contains("busy"));
+    assert!(
+        t.chat
+            .get_conversation(&other.id)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+
+    drop(first);
+    settle(&t.chat).await;
+    // Once the worker has let go of the slot, the same request goes through.
+    let mut retry = None;
+    for _ in 0..200 {
+        match t.chat.send(req(&other.id, "hello?", 0.0, 10)).await {
+            Ok(events) => {
+                retry = Some(events);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let ok = collect(retry.expect("the slot is released after the stream is dropped")).await;
+    assert_eq!(done(&ok).status, MessageStatus::Complete);
+}
+
+#[tokio::test]
+async fn shutdown_marks_unfinished_answers_interrupted() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    let mut events = Box::pin(
+        t.chat
+            .send(req(
+                &conv.id,
+                "Write a very long story about a castle.",
+                0.0,
+                1500,
+            ))
+            .await
+            .unwrap(),
+    );
+    // Keep reading in the background, as a connected browser would.
+    let reader = tokio::spawn(async move { while events.next().await.is_some() {} });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.chat.shutdown(Duration::from_millis(100)).await;
+    reader.await.unwrap();
+
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    assert_eq!(stored.messages[1].status, MessageStatus::Interrupted);
+    assert!(stored.messages[1].error.as_deref().unwrap().contains("shut down"));
+}
+
+#[tokio::test]
+async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
+    use crate::server::storage::NewMessage;
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    // What a killed server leaves behind: an answer still marked streaming.
+    t.store
+        .insert_message(NewMessage {
+            id: "crashed".into(),
+            conversation_id: conv.id.clone(),
+            role: Role::Assistant,
+            content: "half an ans".into(),
+            status: MessageStatus::Streaming,
+            provider: Some("local".into()),
+            model: Some("m".into()),
+            temperature: Some(0.0),
+            max_tokens: Some(10),
+            now_ms: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.store.interrupt_streaming(2).await.unwrap(), 1);
+    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    assert_eq!(stored.messages[0].status, MessageStatus::Interrupted);
+    assert_eq!(
+        stored.messages[0].content, "half an ans",
+        "the partial text is kept"
+    );
+}

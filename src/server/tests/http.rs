@@ -1,0 +1,127 @@
+//! The whole application over real HTTP: router, server functions, SSR.
+
+use std::net::SocketAddr;
+
+use leptos::prelude::LeptosOptions;
+
+use crate::{
+    api::events::ChatEvent,
+    server::{config::Settings, startup},
+};
+
+struct App {
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.model_dir = super::support::model_path().parent().unwrap().to_path_buf();
+    settings.server.data_dir = dir.path().to_path_buf();
+    settings.local_model.threads = 2;
+    let options = LeptosOptions::builder().output_name("stoa").build();
+    let (router, _state) = startup::build(settings, options).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    App {
+        base: format!("http://{addr}"),
+        _dir: dir,
+    }
+}
+
+async fn call(app: &App, endpoint: &str, body: serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/{endpoint}", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn server_functions_stream_validate_and_render() {
+    let app = spawn_app().await;
+
+    // Every response carries a request id.
+    let home = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.headers().contains_key("x-request-id"));
+    assert!(home.text().await.unwrap().contains("What can I help with?"));
+
+    let created: serde_json::Value = call(&app, "conversations/create", serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Bad input: 400 naming the field, never a 500.
+    let bad = call(
+        &app,
+        "chat/send",
+        serde_json::json!({"req": {"conversation_id": id, "message": "hi", "params": {"temperature": 0.0, "max_tokens": 0}}}),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let err: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(err["field"], "max_tokens");
+    assert_eq!(err["code"], "invalid_input");
+
+    // A body that is not the contract at all is also the caller's fault.
+    let garbage = reqwest::Client::new()
+        .post(format!("{}/api/chat/send", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+
+    let missing = call(&app, "conversations/get", serde_json::json!({"id": "nope"})).await;
+    assert_eq!(missing.status(), 404);
+
+    // A real answer, as newline-delimited events over one chunked response.
+    let reply = call(
+        &app,
+        "chat/send",
+        serde_json::json!({"req": {"conversation_id": id, "message": "What is 2 + 2?", "params": {"temperature": 0.0, "max_tokens": 24}}}),
+    )
+    .await;
+    assert_eq!(reply.status(), 200);
+    let body = reply.text().await.unwrap();
+    let events: Vec<ChatEvent> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(matches!(events.first(), Some(ChatEvent::Started { .. })));
+    let Some(ChatEvent::Done { message }) = events.last() else {
+        panic!("ends with Done: {body}");
+    };
+
+    // The conversation page is rendered on the server with its history.
+    let page = reqwest::get(format!("{}/c/{id}", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("What is 2 + 2?"));
+    let first_words: String = message
+        .content
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        page.contains(&first_words) || page.contains(&leptos_escape(&first_words)),
+        "SSR page holds the answer {first_words:?}"
+    );
+}
+
+fn leptos_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,87 @@
+//! Shared set-up: one loaded model for the whole test binary, a fresh database per test.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+};
+
+use futures::{Stream, StreamExt};
+
+use crate::{
+    api::events::ChatEvent,
+    server::{
+        chat::ChatService,
+        config::{ChatSettings, DEFAULT_CHAT_MODEL_FILE, Settings},
+        llm::{
+            ChatProvider,
+            local::{LocalModel, LocalModelConfig},
+        },
+        storage::{Store, sqlite::SqliteStore},
+    },
+};
+
+pub fn model_path() -> PathBuf {
+    Settings::load()
+        .map(|s| s.chat_model_path())
+        .unwrap_or_else(|_| Settings::default().model_dir.join(DEFAULT_CHAT_MODEL_FILE))
+}
+
+pub fn model_config(queue_capacity: usize) -> LocalModelConfig {
+    LocalModelConfig {
+        path: model_path(),
+        context_size: 4096,
+        batch_size: 512,
+        threads: 2,
+        queue_capacity,
+        seed: 42,
+    }
+}
+
+/// The model, loaded once per test binary.
+pub fn shared_model() -> Arc<LocalModel> {
+    static MODEL: OnceLock<Arc<LocalModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            Arc::new(LocalModel::load(&model_config(16)).expect("the default model is fetched (make models)"))
+        })
+        .clone()
+}
+
+pub struct TestChat {
+    pub chat: ChatService,
+    pub store: Arc<dyn Store>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn chat_with(provider: Arc<dyn ChatProvider>) -> TestChat {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stoa.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let settings = ChatSettings {
+        persist_interval_ms: 50,
+        ..ChatSettings::default()
+    };
+    TestChat {
+        chat: ChatService::new(Arc::clone(&store), provider, settings),
+        store,
+        _dir: dir,
+    }
+}
+
+pub async fn chat() -> TestChat {
+    chat_with(shared_model()).await
+}
+
+/// Reads events until `Done`; returns them all.
+pub async fn collect(events: impl Stream<Item = ChatEvent>) -> Vec<ChatEvent> {
+    let mut events = std::pin::pin!(events);
+    let mut all = Vec::new();
+    while let Some(e) = events.next().await {
+        let done = matches!(e, ChatEvent::Done { .. });
+        all.push(e);
+        if done {
+            break;
+        }
+    }
+    all
+}

@@ -1,0 +1,9 @@
+//! Rendering: compiled for the browser (hydrate) and the server (SSR). No server-only
+//! imports here; data comes through the server functions in [`crate::api`].
+
+pub mod composer;
+pub mod conversation;
+pub mod layout;
+pub mod message;
+pub mod sidebar;
+pub mod state;

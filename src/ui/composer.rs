@@ -1,0 +1,214 @@
+//! The message box with its parameters. Validates with the contract's own rules before
+//! anything is sent, and shows each error (its own or the server's) next to its field.
+
+use leptos::{ev, prelude::*};
+
+use super::state::client_state;
+use crate::api::{
+    ApiError,
+    types::GenerationParams,
+    validation::{
+        FieldError, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, validate_max_tokens,
+        validate_message, validate_temperature,
+    },
+};
+
+/// Errors per field, as shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    fn get(&self, field: &str) -> Option<String> {
+        self.0.iter().find(|(f, _)| f == field).map(|(_, m)| m.clone())
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(field: &'static str, raw: &str) -> Result<T, FieldError> {
+    raw.trim().parse().map_err(|_| FieldError {
+        field,
+        message: format!("{field} must be a number"),
+    })
+}
+
+/// Everything wrong with the form, or the message and parameters to send.
+fn check(message: &str, temperature: &str, max_tokens: &str) -> Result<GenerationParams, Vec<FieldError>> {
+    let temperature =
+        parse_number::<f32>("temperature", temperature).and_then(|t| validate_temperature(t).map(|_| t));
+    let max_tokens =
+        parse_number::<u32>("max_tokens", max_tokens).and_then(|n| validate_max_tokens(n).map(|_| n));
+    match (validate_message(message), temperature, max_tokens) {
+        (Ok(()), Ok(temperature), Ok(max_tokens)) => Ok(GenerationParams {
+            temperature,
+            max_tokens,
+        }),
+        (m, t, n) => Err([m.err(), t.err(), n.err()].into_iter().flatten().collect()),
+    }
+}
+
+#[component]
+pub fn Composer(
+    /// The text being written; kept when sending fails.
+    draft: RwSignal<String>,
+    /// An answer is streaming: Send is disabled and Stop enabled.
+    streaming: Signal<bool>,
+    /// The server's rejection of the last send, shown next to its field.
+    server_error: RwSignal<Option<ApiError>>,
+    on_send: Callback<(String, GenerationParams)>,
+    on_stop: Callback<()>,
+) -> impl IntoView {
+    let params = client_state().params;
+    let initial = params.get_untracked();
+    let temperature = RwSignal::new(initial.temperature.to_string());
+    let max_tokens = RwSignal::new(initial.max_tokens.to_string());
+    let local_errors = RwSignal::new(FieldErrors::default());
+
+    let errors = Memo::new(move |_| {
+        let mut all = local_errors.get();
+        if let Some(e) = server_error.get() {
+            all.0.push((
+                e.field.clone().unwrap_or_else(|| "form".into()),
+                e.message.clone(),
+            ));
+        }
+        all
+    });
+    let error_for = move |field: &'static str| {
+        move || {
+            errors.get().get(field).map(|message| {
+                view! {
+                    <p class="field-error" data-field-error=field id=format!("{field}-error") role="alert">
+                        {message}
+                    </p>
+                }
+            })
+        }
+    };
+    let invalid = move |field: &'static str| move || errors.get().get(field).is_some().to_string();
+
+    let submit = move || {
+        if streaming.get_untracked() {
+            return;
+        }
+        let text = draft.get_untracked();
+        match check(&text, &temperature.get_untracked(), &max_tokens.get_untracked()) {
+            Err(errs) => {
+                local_errors.set(FieldErrors(
+                    errs.into_iter()
+                        .map(|e| (e.field.to_owned(), e.message))
+                        .collect(),
+                ));
+            }
+            Ok(p) => {
+                local_errors.set(FieldErrors::default());
+                server_error.set(None);
+                params.set(p);
+                on_send.run((text, p));
+            }
+        }
+    };
+    let on_keydown = move |e: ev::KeyboardEvent| {
+        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+            e.prevent_default();
+            submit();
+        }
+    };
+    let count = move || draft.with(|d| d.chars().count());
+
+    view! {
+        <form
+            class="composer"
+            on:submit=move |e: ev::SubmitEvent| {
+                e.prevent_default();
+                submit();
+            }
+        >
+            <label class="sr-only" for="message">
+                "Message"
+            </label>
+            <textarea
+                id="message"
+                name="message"
+                rows="3"
+                placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)"
+                aria-invalid=invalid("message")
+                aria-describedby="message-error"
+                prop:value=move || draft.get()
+                on:input=move |e| draft.set(event_target_value(&e))
+                on:keydown=on_keydown
+            ></textarea>
+            {error_for("message")}
+            {error_for("form")}
+            <div class="composer-bar">
+                <details class="params">
+                    <summary>"Parameters"</summary>
+                    <label>
+                        "Temperature "
+                        <input
+                            id="temperature"
+                            name="temperature"
+                            type="number"
+                            inputmode="decimal"
+                            step="0.1"
+                            min=TEMPERATURE_RANGE.0
+                            max=TEMPERATURE_RANGE.1
+                            aria-invalid=invalid("temperature")
+                            prop:value=move || temperature.get()
+                            on:input=move |e| temperature.set(event_target_value(&e))
+                        />
+                    </label>
+                    {error_for("temperature")}
+                    <label>
+                        "Max tokens "
+                        <input
+                            id="max_tokens"
+                            name="max_tokens"
+                            type="number"
+                            inputmode="numeric"
+                            step="1"
+                            min="1"
+                            max=MAX_TOKENS_LIMIT
+                            aria-invalid=invalid("max_tokens")
+                            prop:value=move || max_tokens.get()
+                            on:input=move |e| max_tokens.set(event_target_value(&e))
+                        />
+                    </label>
+                    {error_for("max_tokens")}
+                </details>
+                <span class="char-count" class:over=move || { count() > MAX_MESSAGE_CHARS }>
+                    {move || format!("{} / {MAX_MESSAGE_CHARS}", count())}
+                </span>
+                <button type="button" class="stop" disabled=move || !streaming.get() on:click=move |_| on_stop.run(())>
+                    "Stop"
+                </button>
+                <button type="submit" class="send" disabled=move || streaming.get()>
+                    "Send"
+                </button>
+            </div>
+        </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_every_field_error_before_sending() {
+        let errs = check("", "abc", "0").unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["message", "temperature", "max_tokens"]);
+        assert_eq!(errs[1].message, "temperature must be a number");
+    }
+
+    #[test]
+    fn parses_valid_input() {
+        let p = check("hello", " 0.5 ", "128").unwrap();
+        assert_eq!(
+            p,
+            GenerationParams {
+                temperature: 0.5,
+                max_tokens: 128
+            }
+        );
+    }
+}

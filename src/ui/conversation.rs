@@ -1,0 +1,227 @@
+//! The chat pages: a new chat, and a conversation with its history and live answer.
+
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+use super::{
+    composer::Composer,
+    message::{ChatMessage, MessageBubble},
+    state::{PendingSend, client_state},
+};
+use crate::api::{
+    ApiError,
+    chat::{send_message, stop_generation},
+    conversations::{create_conversation, get_conversation},
+    events::{ChatEvent, EventDecoder},
+    types::{ChatRequest, ConversationView, GenerationParams, MessageStatus},
+};
+
+/// `/`: an empty chat. The first message creates the conversation, then the conversation
+/// page sends it.
+#[component]
+pub fn NewChatPage() -> impl IntoView {
+    let state = client_state();
+    let draft = RwSignal::new(String::new());
+    let server_error = RwSignal::new(None::<ApiError>);
+    let creating = RwSignal::new(false);
+    let navigate = use_navigate();
+    let on_send = Callback::new(move |(message, params): (String, GenerationParams)| {
+        creating.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match create_conversation().await {
+                Ok(c) => {
+                    state.pending.set(Some(PendingSend {
+                        conversation_id: c.id.clone(),
+                        message,
+                        params,
+                    }));
+                    state.refresh_conversations();
+                    navigate(&format!("/c/{}", c.id), Default::default());
+                }
+                Err(e) => server_error.set(Some(e)),
+            }
+            creating.set(false);
+        });
+    });
+    view! {
+        <section class="chat">
+            <div class="messages empty-chat">
+                <h1>"What can I help with?"</h1>
+                <p class="muted">"Answers stream from the model named above. Conversations are saved."</p>
+            </div>
+            <Composer
+                draft
+                streaming=creating.into()
+                server_error
+                on_send
+                on_stop=Callback::new(|_| ())
+            />
+        </section>
+    }
+}
+
+/// `/c/:id`: a conversation.
+#[component]
+pub fn ConversationPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let conversation = Resource::new(move || id.get(), get_conversation);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted loading">"Loading conversation…"</p> }>
+            {move || Suspend::new(async move {
+                match conversation.await {
+                    Ok(c) => view! { <Conversation conversation=c /> }.into_any(),
+                    Err(e) => view! { <p class="error page-error">{e.message}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Conversation(conversation: ConversationView) -> impl IntoView {
+    let state = client_state();
+    let conversation_id = StoredValue::new(conversation.id.clone());
+    let messages = RwSignal::new(
+        conversation
+            .messages
+            .into_iter()
+            .map(ChatMessage::new)
+            .collect::<Vec<_>>(),
+    );
+    let draft = RwSignal::new(String::new());
+    let server_error = RwSignal::new(None::<ApiError>);
+    let streaming = RwSignal::new(false);
+    // The assistant message being written, for Stop.
+    let current = RwSignal::new(None::<ChatMessage>);
+    let list = NodeRef::<leptos::html::Div>::new();
+
+    let scroll_to_end = move || {
+        if let Some(el) = list.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    };
+
+    let send = move |message: String, params: GenerationParams| {
+        streaming.set(true);
+        let req = ChatRequest {
+            conversation_id: conversation_id.get_value(),
+            message: message.clone(),
+            params,
+        };
+        spawn_local(async move {
+            match send_message(req).await {
+                Err(e) => {
+                    // Nothing was stored: give the text back.
+                    draft.set(message);
+                    server_error.set(Some(e));
+                }
+                Ok(stream) => read_events(stream.into_inner(), messages, current, draft, scroll_to_end).await,
+            }
+            streaming.set(false);
+            current.set(None);
+            state.refresh_conversations();
+        });
+    };
+
+    // A message typed on the new-chat page is sent from here.
+    Effect::new(move |_| {
+        let id = conversation_id.get_value();
+        if let Some(p) = state.pending.get_untracked().filter(|p| p.conversation_id == id) {
+            state.pending.set(None);
+            send(p.message, p.params);
+        }
+    });
+    Effect::new(move |_| {
+        messages.track();
+        scroll_to_end();
+    });
+
+    let on_stop = Callback::new(move |_| {
+        if let Some(m) = current.get_untracked() {
+            spawn_local(async move {
+                let _ = stop_generation(m.key()).await;
+            });
+        }
+    });
+
+    view! {
+        <section class="chat">
+            <div class="messages" node_ref=list>
+                <For each=move || messages.get() key=|m| m.key() let:message>
+                    <MessageBubble message />
+                </For>
+            </div>
+            <Composer
+                draft
+                streaming=streaming.into()
+                server_error
+                on_send=Callback::new(move |(m, p)| send(m, p))
+                on_stop
+            />
+        </section>
+    }
+}
+
+/// Applies the events of one answer to the message list until the stream ends.
+async fn read_events(
+    stream: impl futures::Stream<Item = Result<String, ApiError>>,
+    messages: RwSignal<Vec<ChatMessage>>,
+    current: RwSignal<Option<ChatMessage>>,
+    draft: RwSignal<String>,
+    scroll_to_end: impl Fn() + Copy,
+) {
+    use futures::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let mut decoder = EventDecoder::default();
+    let mut finished = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                fail_current(current, &format!("the connection broke: {e}"));
+                return;
+            }
+        };
+        for event in decoder.push(&chunk) {
+            match event {
+                Ok(ChatEvent::Started {
+                    user_message,
+                    assistant_message,
+                }) => {
+                    draft.set(String::new());
+                    let assistant = ChatMessage::new(assistant_message);
+                    messages.update(|list| {
+                        list.push(ChatMessage::new(user_message));
+                        list.push(assistant);
+                    });
+                    current.set(Some(assistant));
+                }
+                Ok(ChatEvent::Token { text }) => {
+                    if let Some(m) = current.get_untracked() {
+                        m.content.update(|c| c.push_str(&text));
+                        scroll_to_end();
+                    }
+                }
+                Ok(ChatEvent::Done { message }) => {
+                    if let Some(m) = current.get_untracked() {
+                        m.apply(message);
+                    }
+                    finished = true;
+                }
+                Err(e) => leptos::logging::warn!("unreadable event: {e}"),
+            }
+        }
+    }
+    if !finished {
+        fail_current(current, "the answer ended unexpectedly");
+    }
+}
+
+fn fail_current(current: RwSignal<Option<ChatMessage>>, reason: &str) {
+    if let Some(m) = current.get_untracked() {
+        m.status.set(MessageStatus::Failed);
+        m.error.set(Some(reason.to_owned()));
+    }
+}

@@ -1,0 +1,109 @@
+//! One message on screen. Its text, status and usage are signals so that a streaming
+//! answer updates only itself, never the rest of the list.
+
+use leptos::prelude::*;
+
+use crate::api::types::{MessageStatus, MessageView, Role, Usage};
+
+#[derive(Clone, Copy)]
+pub struct ChatMessage {
+    pub id: StoredValue<String>,
+    pub role: Role,
+    pub content: RwSignal<String>,
+    pub status: RwSignal<MessageStatus>,
+    pub error: RwSignal<Option<String>>,
+    pub usage: RwSignal<Option<Usage>>,
+}
+
+impl ChatMessage {
+    pub fn new(m: MessageView) -> Self {
+        Self {
+            id: StoredValue::new(m.id),
+            role: m.role,
+            content: RwSignal::new(m.content),
+            status: RwSignal::new(m.status),
+            error: RwSignal::new(m.error),
+            usage: RwSignal::new(m.usage),
+        }
+    }
+
+    /// Takes the stored state of the message (at the end of a stream).
+    pub fn apply(&self, m: MessageView) {
+        self.content.set(m.content);
+        self.status.set(m.status);
+        self.error.set(m.error);
+        self.usage.set(m.usage);
+    }
+
+    pub fn key(&self) -> String {
+        self.id.get_value()
+    }
+}
+
+fn status_label(status: MessageStatus) -> Option<&'static str> {
+    match status {
+        MessageStatus::Complete => None,
+        MessageStatus::Streaming => Some("writing…"),
+        MessageStatus::Stopped => Some("stopped"),
+        MessageStatus::Failed => Some("failed"),
+        MessageStatus::Interrupted => Some("interrupted"),
+    }
+}
+
+fn usage_line(u: &Usage) -> String {
+    let mut parts = vec![
+        format!("{} · {}", u.provider, u.model),
+        format!(
+            "{} prompt + {} answer tokens",
+            u.prompt_tokens, u.completion_tokens
+        ),
+    ];
+    if let Some(ttft) = u.ttft_ms {
+        parts.push(format!("first token {ttft} ms"));
+    }
+    if let Some(tps) = u.tokens_per_second {
+        parts.push(format!("{tps:.1} tok/s"));
+    }
+    parts.join(" · ")
+}
+
+#[component]
+pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
+    let role = message.role.as_str();
+    let status = message.status;
+    let streaming = move || status.get() == MessageStatus::Streaming;
+    view! {
+        <article
+            class=format!("message message-{role}")
+            data-role=role
+            data-status=move || status.get().as_str()
+            aria-busy=move || streaming().to_string()
+        >
+            <div class="message-author">
+                {match message.role {
+                    Role::User => "You",
+                    Role::Assistant => "Stoa",
+                    Role::System => "System",
+                }}
+            </div>
+            <div class="message-content">{move || message.content.get()}</div>
+            {move || {
+                status_label(status.get())
+                    .map(|label| {
+                        view! {
+                            <div class=format!("message-status status-{}", status.get().as_str())>
+                                {label}
+                                {move || message.error.get().map(|e| format!(": {e}"))}
+                            </div>
+                        }
+                    })
+            }}
+            {move || {
+                (!streaming())
+                    .then(|| message.usage.get())
+                    .flatten()
+                    .map(|u| view! { <div class="message-usage">{usage_line(&u)}</div> })
+            }}
+        </article>
+    }
+}
