@@ -19,11 +19,11 @@ function required(name: string): string {
 export async function startServer(port: number, dataDir?: string): Promise<Server> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "stoa-e2e-"));
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(required("STOA_BIN"), [], {
+  const child: ChildProcess = spawn(required("E2E_STOA_BIN"), [], {
     env: {
       ...process.env,
       LEPTOS_OUTPUT_NAME: "stoa",
-      LEPTOS_SITE_ROOT: required("STOA_SITE_ROOT"),
+      LEPTOS_SITE_ROOT: required("E2E_SITE_ROOT"),
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_RELOAD_PORT: String(port + 1000),
       STOA_SERVER__DATA_DIR: dir,

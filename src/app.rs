@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{Route, Router, Routes},
     path,
 };
@@ -44,8 +45,10 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=path!("/") view=NewChatPage />
-                    <Route path=path!("/c/:id") view=ConversationPage />
+                    // Async SSR: the whole page, data included, is in the first HTML response,
+                    // so history renders without JavaScript (no streamed-in fragments).
+                    <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
+                    <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -40,7 +40,7 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db`; when unset, `stoa.db` in the data directory.
@@ -62,6 +62,8 @@ pub struct LocalModelSettings {
     pub queue_capacity: usize,
     /// Seed of the sampler, for reproducible answers at temperature > 0.
     pub seed: u32,
+    /// Penalty on tokens repeated within the last 64 (1.0 = off). Small models loop without it.
+    pub repeat_penalty: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,12 +115,6 @@ impl Default for ServerSettings {
     }
 }
 
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self { url: None }
-    }
-}
-
 impl Default for LocalModelSettings {
     fn default() -> Self {
         Self {
@@ -128,6 +124,7 @@ impl Default for LocalModelSettings {
             batch_size: 512,
             queue_capacity: 8,
             seed: 42,
+            repeat_penalty: 1.1,
         }
     }
 }
@@ -152,11 +149,11 @@ impl Default for LogSettings {
 
 impl Settings {
     /// Defaults, then the config file (if any), then `STOA_*` environment variables.
-    pub fn load() -> Result<Self, figment::Error> {
+    pub fn load() -> Result<Self, Box<figment::Error>> {
         let file = std::env::var_os("STOA_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("stoa.toml"));
-        Self::figment(&file).extract()
+        Ok(Self::figment(&file).extract()?)
     }
 
     fn figment(file: &Path) -> Figment {
@@ -197,6 +194,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -95,6 +95,7 @@ pub async fn build(
         threads: settings.threads(),
         queue_capacity: settings.local_model.queue_capacity,
         seed: settings.local_model.seed,
+        repeat_penalty: settings.local_model.repeat_penalty,
     };
     let provider: Arc<dyn ChatProvider> =
         Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);

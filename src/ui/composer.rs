@@ -115,8 +115,10 @@ pub fn Composer(
     let count = move || draft.with(|d| d.chars().count());
 
     view! {
+        // novalidate: the contract's own rules give the messages, not the browser's tooltips.
         <form
             class="composer"
+            novalidate
             on:submit=move |e: ev::SubmitEvent| {
                 e.prevent_default();
                 submit();

@@ -6,7 +6,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use super::{
     composer::Composer,
     message::{ChatMessage, MessageBubble},
-    state::{PendingSend, client_state},
+    state::{ClientState, PendingSend, client_state},
 };
 use crate::api::{
     ApiError,
@@ -117,7 +117,17 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     draft.set(message);
                     server_error.set(Some(e));
                 }
-                Ok(stream) => read_events(stream.into_inner(), messages, current, draft, scroll_to_end).await,
+                Ok(stream) => {
+                    read_events(
+                        stream.into_inner(),
+                        messages,
+                        current,
+                        draft,
+                        state,
+                        scroll_to_end,
+                    )
+                    .await
+                }
             }
             streaming.set(false);
             current.set(None);
@@ -170,6 +180,7 @@ async fn read_events(
     messages: RwSignal<Vec<ChatMessage>>,
     current: RwSignal<Option<ChatMessage>>,
     draft: RwSignal<String>,
+    state: ClientState,
     scroll_to_end: impl Fn() + Copy,
 ) {
     use futures::StreamExt;
@@ -197,6 +208,8 @@ async fn read_events(
                         list.push(assistant);
                     });
                     current.set(Some(assistant));
+                    // The first message names the conversation: show the new title.
+                    state.refresh_conversations();
                 }
                 Ok(ChatEvent::Token { text }) => {
                     if let Some(m) = current.get_untracked() {

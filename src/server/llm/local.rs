@@ -44,6 +44,8 @@ pub struct LocalModelConfig {
     pub threads: usize,
     pub queue_capacity: usize,
     pub seed: u32,
+    /// 1.0 disables the repetition penalty.
+    pub repeat_penalty: f32,
 }
 
 pub struct LocalModel {
@@ -94,6 +96,7 @@ impl LocalModel {
             n_batch: config.batch_size.clamp(16, context_window),
             threads: config.threads.max(1) as i32,
             seed: config.seed,
+            repeat_penalty: config.repeat_penalty,
         };
         // One job runs and `queue_capacity` wait; the semaphore makes the channel never block.
         let slots = config.queue_capacity + 1;

@@ -6,7 +6,10 @@ use leptos::prelude::LeptosOptions;
 
 use crate::{
     api::events::ChatEvent,
-    server::{config::Settings, startup},
+    server::{
+        config::{LocalModelSettings, ServerSettings, Settings},
+        startup,
+    },
 };
 
 struct App {
@@ -16,10 +19,19 @@ struct App {
 
 async fn spawn_app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.model_dir = super::support::model_path().parent().unwrap().to_path_buf();
-    settings.server.data_dir = dir.path().to_path_buf();
-    settings.local_model.threads = 2;
+    let defaults = Settings::default();
+    let settings = Settings {
+        model_dir: super::support::model_path().parent().unwrap().to_path_buf(),
+        server: ServerSettings {
+            data_dir: dir.path().to_path_buf(),
+            ..defaults.server.clone()
+        },
+        local_model: LocalModelSettings {
+            threads: 2,
+            ..defaults.local_model.clone()
+        },
+        ..defaults
+    };
     let options = LeptosOptions::builder().output_name("stoa").build();
     let (router, _state) = startup::build(settings, options).await.unwrap();
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -34,6 +34,7 @@ pub fn model_config(queue_capacity: usize) -> LocalModelConfig {
         threads: 2,
         queue_capacity,
         seed: 42,
+        repeat_penalty: 1.1,
     }
 }
 

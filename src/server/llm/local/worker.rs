@@ -31,6 +31,7 @@ pub(super) struct WorkerConfig {
     pub n_batch: u32,
     pub threads: i32,
     pub seed: u32,
+    pub repeat_penalty: f32,
 }
 
 /// Creates the context, reports readiness, then serves jobs until every sender is gone.
@@ -67,16 +68,23 @@ pub(super) fn run(
     tracing::debug!("local model worker stopped");
 }
 
-fn sampler(temperature: f32, seed: u32) -> LlamaSampler {
+/// Tokens the repetition penalty looks back over.
+const PENALTY_LAST_N: i32 = 64;
+
+fn sampler(n_vocab: i32, temperature: f32, config: &WorkerConfig) -> LlamaSampler {
+    // Small models loop ("a sea of words, a sea of words, …") without a repetition penalty,
+    // greedy decoding most of all; the penalty keeps greedy decoding deterministic.
+    let penalties = LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, config.repeat_penalty, 0.0, 0.0);
     if temperature <= 0.0 {
-        LlamaSampler::greedy()
+        LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()])
     } else {
         LlamaSampler::chain_simple([
+            penalties,
             LlamaSampler::top_k(40),
             LlamaSampler::top_p(0.95, 1),
             LlamaSampler::min_p(0.05, 1),
             LlamaSampler::temp(temperature),
-            LlamaSampler::dist(seed),
+            LlamaSampler::dist(config.seed),
         ])
     }
 }
@@ -123,7 +131,7 @@ fn generate(
             .map_err(|e| backend_err("prompt evaluation", e))?;
     }
 
-    let mut sampler = sampler(job.temperature, config.seed);
+    let mut sampler = sampler(model.n_vocab(), job.temperature, config);
     let mut utf8 = encoding_rs::UTF_8.new_decoder();
     let mut logits_index = batch.n_tokens() - 1;
     let mut completion = 0u32;
