@@ -1,4 +1,7 @@
-//! HTTP edge concerns shared by all routes.
+//! HTTP edge: Stoa's OpenAI-compatible API and concerns shared by all routes.
+
+pub mod openai;
+mod openai_wire;
 
 use axum::{
     body::Body,

@@ -119,6 +119,7 @@ fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
+        .merge(http::openai::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
         .layer(

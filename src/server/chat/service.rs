@@ -56,6 +56,10 @@ impl ChatService {
         }
     }
 
+    pub(super) fn provider(&self) -> &dyn ChatProvider {
+        self.provider.as_ref()
+    }
+
     pub fn model_info(&self) -> ModelInfo {
         let info = self.provider.info();
         ModelInfo {

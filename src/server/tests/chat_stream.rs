@@ -43,6 +43,20 @@ fn done(events: &[ChatEvent]) -> &MessageView {
     }
 }
 
+/// A new conversation with a long greedy answer under way; returns its id and the events.
+async fn long_answer(
+    t: &super::support::TestChat,
+    prompt: &str,
+    max_tokens: u32,
+) -> (
+    String,
+    std::pin::Pin<Box<dyn futures::Stream<Item = ChatEvent> + Send>>,
+) {
+    let conv = t.chat.create_conversation().await.unwrap();
+    let events = t.chat.send(req(&conv.id, prompt, 0.0, max_tokens)).await.unwrap();
+    (conv.id, Box::pin(events))
+}
+
 /// Waits (bounded) until no answer is running; a liveness check, not a timing assertion.
 async fn settle(chat: &crate::server::chat::ChatService) {
     for _ in 0..200 {
@@ -126,18 +140,7 @@ async fn greedy_answers_are_reproducible_and_history_is_in_the_prompt() {
 #[tokio::test]
 async fn stop_keeps_the_partial_answer_marked_stopped() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
-    let mut events = Box::pin(
-        t.chat
-            .send(req(
-                &conv.id,
-                "Tell me a very long story about a dragon.",
-                0.0,
-                1000,
-            ))
-            .await
-            .unwrap(),
-    );
+    let (conv_id, mut events) = long_answer(&t, "Tell me a very long story about a dragon.", 1000).await;
     let Some(ChatEvent::Started {
         assistant_message, ..
     }) = events.next().await
@@ -169,7 +172,7 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
     assert!(message.usage.unwrap().completion_tokens < 1000);
     assert!(!t.chat.stop(&assistant_message.id), "no longer running");
 
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
     assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
     assert_eq!(stored.messages[1].content, streamed);
 }
@@ -177,18 +180,7 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
 #[tokio::test]
 async fn dropping_the_stream_stops_decoding_and_frees_the_model() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
-    let mut events = Box::pin(
-        t.chat
-            .send(req(
-                &conv.id,
-                "Write a very long essay about the ocean.",
-                0.0,
-                1500,
-            ))
-            .await
-            .unwrap(),
-    );
+    let (conv_id, mut events) = long_answer(&t, "Write a very long essay about the ocean.", 1500).await;
     let mut seen = 0;
     while let Some(e) = events.next().await {
         if matches!(e, ChatEvent::Token { .. }) {
@@ -201,14 +193,14 @@ async fn dropping_the_stream_stops_decoding_and_frees_the_model() {
     drop(events); // the tab closed
     settle(&t.chat).await;
 
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
     let answer = &stored.messages[1];
     assert_eq!(answer.status, MessageStatus::Stopped);
     assert!(!answer.content.is_empty());
     assert!(answer.usage.as_ref().unwrap().completion_tokens < 1500);
 
     // The model is free again.
-    let next = collect(t.chat.send(req(&conv.id, "Say hi.", 0.0, 8)).await.unwrap()).await;
+    let next = collect(t.chat.send(req(&conv_id, "Say hi.", 0.0, 8)).await.unwrap()).await;
     assert_eq!(done(&next).status, MessageStatus::Complete);
 }
 
@@ -329,25 +321,14 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
 #[tokio::test]
 async fn shutdown_marks_unfinished_answers_interrupted() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
-    let mut events = Box::pin(
-        t.chat
-            .send(req(
-                &conv.id,
-                "Write a very long story about a castle.",
-                0.0,
-                1500,
-            ))
-            .await
-            .unwrap(),
-    );
+    let (conv_id, mut events) = long_answer(&t, "Write a very long story about a castle.", 1500).await;
     // Keep reading in the background, as a connected browser would.
     let reader = tokio::spawn(async move { while events.next().await.is_some() {} });
     tokio::time::sleep(Duration::from_millis(300)).await;
     t.chat.shutdown(Duration::from_millis(100)).await;
     reader.await.unwrap();
 
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
     assert_eq!(stored.messages[1].status, MessageStatus::Interrupted);
     assert!(stored.messages[1].error.as_deref().unwrap().contains("shut down"));
 }

@@ -137,3 +137,96 @@ fn leptos_escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[tokio::test]
+async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let model = models["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(model.contains("SmolLM2"));
+    let post = |body: serde_json::Value| {
+        client
+            .post(format!("{}/v1/chat/completions", app.base))
+            .json(&body)
+            .send()
+    };
+
+    let whole: serde_json::Value = post(serde_json::json!({
+        "model": model, "temperature": 0, "max_tokens": 16,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]
+    }))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(whole["object"], "chat.completion");
+    let content = whole["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    assert!(content.contains("Paris"), "{whole}");
+    assert!(whole["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    // Streaming gives the same greedy text, chunk by chunk, then [DONE].
+    let res = post(serde_json::json!({
+        "model": model, "temperature": 0, "max_tokens": 16, "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]
+    }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let body = res.text().await.unwrap();
+    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"));
+    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, content);
+    assert!(chunks.len() > 4, "several chunks");
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
+    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 16);
+
+    // Bad requests: OpenAI-style error objects naming the parameter, never a 500.
+    for (body, status, param) in [
+        (
+            serde_json::json!({"model": model, "temperature": 7, "messages": [{"role": "user", "content": "hi"}]}),
+            400,
+            "temperature",
+        ),
+        (
+            serde_json::json!({"model": "gpt-nope", "messages": [{"role": "user", "content": "hi"}]}),
+            404,
+            "model",
+        ),
+        (serde_json::json!({"model": model, "messages": []}), 400, "messages"),
+        (
+            serde_json::json!({"model": model, "max_tokens": 8000, "messages": [{"role": "user", "content": "hi"}]}),
+            400,
+            "max_tokens",
+        ),
+    ] {
+        let res = post(body).await.unwrap();
+        assert_eq!(res.status(), status);
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["param"], param, "{err}");
+    }
+    let garbage = client
+        .post(format!("{}/v1/chat/completions", app.base))
+        .header("content-type", "application/json")
+        .body("{\"model\": 3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+}

@@ -1,0 +1,103 @@
+//! Stateless completions for the OpenAI-compatible API: the caller sends the whole
+//! conversation, nothing is stored. Same rules as the chat: validated, counted against the
+//! context window and queued (or "busy") before any token is generated.
+
+use super::{ChatError, service::ChatService};
+use crate::{
+    api::{
+        ApiError,
+        validation::{MAX_MESSAGE_CHARS, validate_max_tokens, validate_temperature},
+    },
+    server::llm::{GenerationRequest, LlmError, PromptMessage, TokenStream},
+};
+
+/// Longest single message the API accepts, in characters (the context window usually
+/// binds first).
+pub const MAX_API_MESSAGE_CHARS: usize = 4 * MAX_MESSAGE_CHARS;
+/// Answer length when the caller does not say.
+const DEFAULT_MAX_TOKENS: u32 = 512;
+
+#[derive(Debug)]
+pub struct Completion {
+    pub model: String,
+    pub messages: Vec<PromptMessage>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// A started completion.
+pub struct Started {
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub tokens: TokenStream,
+}
+
+impl ChatService {
+    /// The models this server answers with, as `(id, context window)`.
+    pub fn models(&self) -> Vec<(String, u32)> {
+        let info = self.model_info();
+        vec![(info.model, info.context_window)]
+    }
+
+    pub async fn complete(&self, c: Completion) -> Result<Started, ChatError> {
+        let info = self.model_info();
+        if c.model != info.model {
+            return Err(ChatError::Invalid(
+                ApiError::new(
+                    crate::api::ErrorCode::NotFound,
+                    format!(
+                        "model '{}' does not exist; GET /v1/models lists '{}'",
+                        c.model, info.model
+                    ),
+                )
+                .with_field("model"),
+            ));
+        }
+        if c.messages.is_empty() {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "messages",
+                "messages must not be empty",
+            )));
+        }
+        for (i, m) in c.messages.iter().enumerate() {
+            let chars = m.content.chars().count();
+            if chars > MAX_API_MESSAGE_CHARS {
+                return Err(ChatError::Invalid(ApiError::invalid(
+                    format!("messages[{i}].content"),
+                    format!("message is {chars} characters long; the limit is {MAX_API_MESSAGE_CHARS}"),
+                )));
+            }
+        }
+        let temperature = c.temperature.unwrap_or(1.0);
+        validate_temperature(temperature).map_err(|e| ChatError::Invalid(e.into()))?;
+        if let Some(n) = c.max_tokens {
+            validate_max_tokens(n).map_err(|e| ChatError::Invalid(e.into()))?;
+        }
+        let prompt_tokens = self.provider().count_prompt_tokens(&c.messages)?;
+        let room = info.context_window.saturating_sub(prompt_tokens);
+        let max_tokens = match c.max_tokens {
+            Some(n) => n,
+            None if room == 0 => {
+                return Err(ChatError::Llm(LlmError::ContextOverflow {
+                    prompt_tokens,
+                    max_tokens: 1,
+                    context_window: info.context_window,
+                }));
+            }
+            None => DEFAULT_MAX_TOKENS.min(room),
+        };
+        let tokens = self
+            .provider()
+            .stream(GenerationRequest {
+                messages: c.messages,
+                temperature,
+                max_tokens,
+            })
+            .await?;
+        Ok(Started {
+            model: info.model,
+            prompt_tokens,
+            tokens,
+        })
+    }
+}

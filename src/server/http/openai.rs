@@ -1,0 +1,194 @@
+//! Stoa's OpenAI-compatible API: `GET /v1/models` and `POST /v1/chat/completions`
+//! (JSON, or SSE chunks ending in `[DONE]` with keep-alives and in-stream error events).
+//! Handlers only parse, call the chat service and shape the answer.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+use super::openai_wire::{ChatCompletionRequest, Usage, error_body};
+use crate::{
+    api::{ApiError, ErrorCode},
+    server::{
+        chat::{completion::Started, now_ms},
+        llm::{FinishReason, TokenEvent},
+        state::AppState,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat_completions))
+}
+
+fn error_response(e: ApiError) -> Response {
+    let (status, body) = error_body(&e);
+    let mut res = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response();
+    if e.code == ErrorCode::Busy {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    res
+}
+
+async fn models(State(state): State<AppState>) -> Json<Value> {
+    let created = now_ms() / 1000;
+    let data: Vec<Value> = state
+        .chat
+        .models()
+        .into_iter()
+        .map(|(id, context_window)| {
+            json!({"id": id, "object": "model", "created": created, "owned_by": "stoa",
+                   "context_window": context_window})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+fn finish_reason(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+    }
+}
+
+async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: ChatCompletionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("invalid JSON body: {e}"),
+            ));
+        }
+    };
+    let completion = match req.to_completion() {
+        Ok(c) => c,
+        Err(e) => return error_response(e),
+    };
+    let started = match state.chat.complete(completion).await {
+        Ok(s) => s,
+        Err(e) => return error_response(e.into()),
+    };
+    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    if req.stream {
+        let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+        Sse::new(sse_events(id, started, include_usage))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response()
+    } else {
+        whole(id, started).await
+    }
+}
+
+/// Non-streaming: the whole answer in one `chat.completion` object.
+async fn whole(id: String, started: Started) -> Response {
+    let Started {
+        model,
+        prompt_tokens,
+        mut tokens,
+    } = started;
+    let mut content = String::new();
+    while let Some(item) = tokens.next().await {
+        match item {
+            Ok(TokenEvent::Token(t)) => content.push_str(&t),
+            Ok(TokenEvent::Done {
+                completion_tokens,
+                finish,
+                ..
+            }) => {
+                return Json(json!({
+                    "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "finish_reason": finish_reason(finish)}],
+                    "usage": Usage::new(prompt_tokens, completion_tokens),
+                }))
+                .into_response();
+            }
+            Err(e) => return error_response(crate::server::chat::ChatError::Llm(e).into()),
+        }
+    }
+    error_response(ApiError::internal())
+}
+
+/// Streaming: a role chunk, content chunks, a finish chunk, an optional usage chunk,
+/// then `[DONE]`. A failure mid-answer is sent as an `{"error": …}` event and ends the
+/// stream (never retried: tokens were already sent). Dropping the response (client gone)
+/// drops the token stream, which stops decoding.
+fn sse_events(
+    id: String,
+    started: Started,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let created = now_ms() / 1000;
+    let Started {
+        model,
+        prompt_tokens,
+        tokens,
+    } = started;
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let first = Event::default().data(chunk(json!({"role": "assistant", "content": ""}), None).to_string());
+    let rest = tokens
+        .map(Some)
+        .chain(futures::stream::once(async { None }))
+        .scan(false, move |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let events: Vec<Event> = match item {
+                Some(Ok(TokenEvent::Token(t))) => {
+                    vec![Event::default().data(chunk(json!({"content": t}), None).to_string())]
+                }
+                Some(Ok(TokenEvent::Done {
+                    completion_tokens,
+                    finish,
+                    ..
+                })) => {
+                    *ended = true;
+                    let mut last = chunk(json!({}), Some(finish_reason(finish)));
+                    let mut out = vec![Event::default().data(last.to_string())];
+                    if include_usage {
+                        last["choices"] = json!([]);
+                        last["usage"] = json!(Usage::new(prompt_tokens, completion_tokens));
+                        out.push(Event::default().data(last.to_string()));
+                    }
+                    out.push(Event::default().data("[DONE]"));
+                    out
+                }
+                Some(Err(e)) => {
+                    *ended = true;
+                    let api: ApiError = crate::server::chat::ChatError::Llm(e).into();
+                    vec![Event::default().data(error_body(&api).1.to_string())]
+                }
+                None => {
+                    *ended = true;
+                    let api =
+                        ApiError::new(ErrorCode::Internal, "the model's stream ended without finishing");
+                    vec![Event::default().data(error_body(&api).1.to_string())]
+                }
+            };
+            futures::future::ready(Some(futures::stream::iter(events)))
+        })
+        .flatten();
+    futures::stream::once(async move { first }).chain(rest).map(Ok)
+}
