@@ -167,7 +167,10 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
     .await
     .unwrap();
     assert_eq!(whole["object"], "chat.completion");
-    let content = whole["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    let content = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(content.contains("Paris"), "{whole}");
     assert!(whole["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 
@@ -180,7 +183,12 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
     .await
     .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let body = res.text().await.unwrap();
     let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(data.last(), Some(&"[DONE]"));
@@ -209,7 +217,11 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
             404,
             "model",
         ),
-        (serde_json::json!({"model": model, "messages": []}), 400, "messages"),
+        (
+            serde_json::json!({"model": model, "messages": []}),
+            400,
+            "messages",
+        ),
         (
             serde_json::json!({"model": model, "max_tokens": 8000, "messages": [{"role": "user", "content": "hi"}]}),
             400,
