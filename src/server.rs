@@ -1,14 +1,17 @@
 //! Native-only code: configuration, storage, the local model, services and HTTP wiring.
-//! Domain modules (`chat`, `llm`, `storage`) never import leptos or axum; only
+//! Domain modules (`chat`, `embed`, `llm`, `storage`) never import leptos or axum; only
 //! `state` and `startup` touch the web frameworks.
 
 /// Orchestrates an answer: validate, persist, stream from a provider, persist again.
 pub mod chat;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
 pub mod config;
-/// HTTP edge: mapping server-function errors to their statuses.
+/// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (candle) is one.
+pub mod embed;
+/// HTTP edge: the OpenAI-compatible `/v1` API; mapping server-function errors to statuses.
 pub mod http;
-/// Chat model providers behind one trait; the embedded llama.cpp model is one of them.
+/// Chat model providers behind one trait (embedded llama.cpp, any OpenAI-compatible
+/// server through async-openai) and the router that picks, retries and falls back.
 pub mod llm;
 /// Builds the router and serves it until shut down.
 pub mod startup;

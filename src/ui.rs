@@ -5,5 +5,6 @@ pub mod composer;
 pub mod conversation;
 pub mod layout;
 pub mod message;
+pub mod models;
 pub mod sidebar;
 pub mod state;

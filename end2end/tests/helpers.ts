@@ -7,7 +7,8 @@ export async function openHydrated(page: Page, path = "/") {
 
 /** Types a message on the current page with the given parameters and sends it with Enter. */
 export async function send(page: Page, text: string, opts: { temperature?: number; maxTokens?: number } = {}) {
-  await page.locator("details.params summary").click();
+  const details = page.locator("details.params");
+  if ((await details.getAttribute("open")) === null) await details.locator("summary").click();
   await page.locator("#temperature").fill(String(opts.temperature ?? 0));
   await page.locator("#max_tokens").fill(String(opts.maxTokens ?? 64));
   await page.locator("#message").fill(text);

@@ -5,7 +5,7 @@ use server_fn::codec::Json;
 
 use super::{
     error::ApiError,
-    types::{ConversationSummary, ConversationView, ModelInfo},
+    types::{ConversationSummary, ConversationView, ModelList},
 };
 
 /// Conversations, most recently active first.
@@ -29,9 +29,9 @@ pub async fn get_conversation(id: String) -> Result<ConversationView, ApiError> 
     state()?.chat.get_conversation(&id).await.map_err(ApiError::from)
 }
 
-/// The model that answers, with its context window.
-#[server(endpoint = "models/current", input = Json)]
-pub async fn current_model() -> Result<ModelInfo, ApiError> {
+/// Models of every provider (available or not) and the default one.
+#[server(endpoint = "models/list", input = Json)]
+pub async fn list_models() -> Result<ModelList, ApiError> {
     use crate::server::state::state;
-    Ok(state()?.chat.model_info())
+    Ok(state()?.chat.model_list())
 }

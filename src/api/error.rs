@@ -20,6 +20,10 @@ pub enum ErrorCode {
     NotFound,
     /// The model's queue is full; try again shortly (503).
     Busy,
+    /// No provider could start an answer: unreachable, timed out, overloaded (503).
+    Unavailable,
+    /// The provider refused the request: bad API key, unknown model upstream (502).
+    UpstreamRejected,
     /// The server could not be reached or answered garbage (client side only).
     Transport,
     /// A fault on the server; details are in its log, not here (500).
@@ -74,8 +78,8 @@ impl ApiError {
         match self.code {
             ErrorCode::InvalidInput | ErrorCode::ContextLengthExceeded => 400,
             ErrorCode::NotFound => 404,
-            ErrorCode::Busy => 503,
-            ErrorCode::Transport => 502,
+            ErrorCode::Busy | ErrorCode::Unavailable => 503,
+            ErrorCode::Transport | ErrorCode::UpstreamRejected => 502,
             ErrorCode::Internal => 500,
         }
     }

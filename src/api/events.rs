@@ -13,6 +13,12 @@ pub enum ChatEvent {
         user_message: MessageView,
         assistant_message: MessageView,
     },
+    /// The answer has begun: who is writing it, and what happened on the way (fallback).
+    Answering {
+        provider: String,
+        model: String,
+        notice: Option<String>,
+    },
     /// The next piece of the answer.
     Token { text: String },
     /// The answer ended; the message as stored, with its final status, usage and timings.

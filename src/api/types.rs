@@ -102,6 +102,14 @@ pub struct ChatRequest {
     pub message: String,
     #[serde(default)]
     pub params: GenerationParams,
+    /// `provider/model` to answer with; when unset, the conversation's model (or the
+    /// default). The conversation remembers the choice.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// When the conversation no longer fits the model's context window, leave its oldest
+    /// messages out of the prompt (they stay stored) instead of refusing.
+    #[serde(default)]
+    pub trim_history: bool,
 }
 
 /// What a conversation list shows.
@@ -109,6 +117,8 @@ pub struct ChatRequest {
 pub struct ConversationSummary {
     pub id: String,
     pub title: String,
+    /// `provider/model` the conversation answers with, once chosen.
+    pub model: Option<String>,
     /// Unix milliseconds of the last message.
     pub updated_at: i64,
 }
@@ -136,6 +146,10 @@ pub struct MessageView {
     pub status: MessageStatus,
     /// Why a message failed, in words meant for the user.
     pub error: Option<String>,
+    /// What happened on the way that the user should know (a provider fell back,
+    /// old messages were left out of the prompt).
+    #[serde(default)]
+    pub notice: Option<String>,
     pub usage: Option<Usage>,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -146,14 +160,29 @@ pub struct MessageView {
 pub struct ConversationView {
     pub id: String,
     pub title: String,
+    /// `provider/model` the conversation answers with, once chosen.
+    pub model: Option<String>,
     pub messages: Vec<MessageView>,
 }
 
-/// What the UI needs to know about the model that answers.
+/// A model a user can pick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// `provider/model`.
+    pub id: String,
     pub provider: String,
     pub model: String,
     /// Context window in tokens (prompt + answer).
     pub context_window: u32,
+    /// Runs inside Stoa (the embedded model).
+    pub local: bool,
+    /// Its provider answered its last request or health check.
+    pub available: bool,
+}
+
+/// The models to pick from, and the one new conversations use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelList {
+    pub default: Option<String>,
+    pub models: Vec<ModelInfo>,
 }

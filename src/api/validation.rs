@@ -68,6 +68,19 @@ pub fn validate_max_tokens(n: u32) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Longest model id (`provider/model`) accepted.
+pub const MAX_MODEL_ID_CHARS: usize = 200;
+
+pub fn validate_model_id(id: &str) -> Result<(), FieldError> {
+    if id.trim().is_empty() || id.chars().count() > MAX_MODEL_ID_CHARS {
+        return Err(FieldError {
+            field: "model",
+            message: format!("model must be a model id of 1 to {MAX_MODEL_ID_CHARS} characters"),
+        });
+    }
+    Ok(())
+}
+
 impl GenerationParams {
     /// Every broken rule, in field order.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -86,6 +99,7 @@ impl ChatRequest {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors: Vec<FieldError> = validate_message(&self.message).err().into_iter().collect();
         errors.extend(self.params.validate());
+        errors.extend(self.model.as_deref().and_then(|m| validate_model_id(m).err()));
         errors
     }
 
@@ -107,6 +121,8 @@ mod tests {
             conversation_id: "c".into(),
             message: message.into(),
             params: GenerationParams::default(),
+            model: None,
+            trim_history: false,
         }
     }
 

@@ -25,8 +25,12 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub local_model: LocalModelSettings,
+    pub embedding: EmbeddingSettings,
     pub chat: ChatSettings,
     pub log: LogSettings,
+    /// OpenAI-compatible providers (`[[providers]]` tables in the config file).
+    pub providers: Vec<ProviderSettings>,
+    pub routing: RoutingSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +54,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalModelSettings {
+    /// Serve the embedded model (provider `local`). Off only makes sense with providers.
+    pub enabled: bool,
     /// Any chat GGUF; when unset, the default model in `model_dir`.
     pub path: Option<PathBuf>,
     /// Context window in tokens (prompt + answer), at most the model's trained length.
@@ -64,6 +70,24 @@ pub struct LocalModelSettings {
     pub seed: u32,
     /// Penalty on tokens repeated within the last 64 (1.0 = off). Small models loop without it.
     pub repeat_penalty: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    /// Load the local embedding model (for `/v1/embeddings` and documents).
+    pub enabled: bool,
+    /// A sentence-transformers BERT directory; when unset, all-MiniLM-L6-v2 in `model_dir`.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +108,103 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// One OpenAI-compatible provider (OpenAI, vLLM, llama.cpp server, Ollama, another Stoa…).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// Unique name; its models are offered as `<name>/<model>`.
+    pub name: String,
+    /// Base URL of the API, up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the API key. The key itself is never
+    /// read from a file, logged or returned by any API.
+    pub api_key_env: Option<String>,
+    /// Models to offer; empty means discover them from `GET <base_url>/models`.
+    pub models: Vec<ModelSetting>,
+    /// Time to open a connection.
+    pub connect_timeout_secs: u64,
+    /// Time from the request to the first token; past it the next provider is tried.
+    pub first_token_timeout_secs: u64,
+    /// Longest silence between two chunks of an answer once it has started.
+    pub idle_timeout_secs: u64,
+    /// Answers in flight at once; beyond that the provider counts as busy.
+    pub max_concurrent: usize,
+    /// Extra attempts, with exponential backoff, when the provider fails before the first token.
+    pub retries: u32,
+    /// Provider (or `local`) that answers when this one fails before the first token.
+    pub fallback: Option<String>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            base_url: String::new(),
+            api_key_env: None,
+            models: Vec::new(),
+            connect_timeout_secs: 5,
+            first_token_timeout_secs: 60,
+            idle_timeout_secs: 120,
+            max_concurrent: 16,
+            retries: 1,
+            fallback: None,
+        }
+    }
+}
+
+/// A provider's model: a name, or a name with its context window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelSetting {
+    Id(String),
+    Spec {
+        id: String,
+        /// Tokens of prompt + answer; when unset, known OpenAI models' sizes, what the
+        /// provider's `/models` reports, or 8192.
+        context_window: Option<u32>,
+    },
+}
+
+impl ModelSetting {
+    pub fn id(&self) -> &str {
+        match self {
+            ModelSetting::Id(id) | ModelSetting::Spec { id, .. } => id,
+        }
+    }
+
+    pub fn context_window(&self) -> Option<u32> {
+        match self {
+            ModelSetting::Id(_) => None,
+            ModelSetting::Spec { context_window, .. } => *context_window,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// Model of new conversations, as `provider/model`; when unset the local model, or the
+    /// first provider's first model.
+    pub default_model: Option<String>,
+    /// Provider that answers when the local model is busy or fails before its first token.
+    pub local_fallback: Option<String>,
+    /// Seconds between health checks of remote providers.
+    pub probe_interval_secs: u64,
+    /// First wait between retries; doubled at each further attempt.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        Self {
+            default_model: None,
+            local_fallback: None,
+            probe_interval_secs: 30,
+            retry_backoff_ms: 250,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -99,8 +220,11 @@ impl Default for Settings {
             server: ServerSettings::default(),
             database: DatabaseSettings::default(),
             local_model: LocalModelSettings::default(),
+            embedding: EmbeddingSettings::default(),
             chat: ChatSettings::default(),
             log: LogSettings::default(),
+            providers: Vec::new(),
+            routing: RoutingSettings::default(),
         }
     }
 }
@@ -118,6 +242,7 @@ impl Default for ServerSettings {
 impl Default for LocalModelSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             path: None,
             context_size: 4096,
             threads: 0,
@@ -170,6 +295,14 @@ impl Settings {
             .unwrap_or_else(|| self.model_dir.join(DEFAULT_CHAT_MODEL_FILE))
     }
 
+    /// The embedding model directory actually used.
+    pub fn embedding_model_dir(&self) -> PathBuf {
+        self.embedding.path.clone().unwrap_or_else(|| {
+            self.model_dir
+                .join(crate::server::embed::local::DEFAULT_EMBEDDING_MODEL_DIR)
+        })
+    }
+
     /// The database URL actually used.
     pub fn database_url(&self) -> String {
         self.database
@@ -186,10 +319,65 @@ impl Settings {
         }
     }
 
-    /// The settings as printed at start. Nothing here is secret yet; provider API keys
-    /// (a later addition) are redacted by their type's `Serialize`.
+    /// The settings as printed at start. They hold no secrets: providers name the
+    /// environment variable of their API key, never the key.
     pub fn redacted(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks what the types cannot: provider names, URLs and fallback chains.
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = vec![crate::server::llm::local::LOCAL_PROVIDER.to_owned()];
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = format!("providers[{i}]");
+            let valid_name = !p.name.is_empty()
+                && p.name.len() <= 40
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_name {
+                return Err(format!(
+                    "{at}.name must be 1 to 40 letters, digits, '-' or '_' (got '{}')",
+                    p.name
+                ));
+            }
+            if names.contains(&p.name) {
+                return Err(format!("{at}.name '{}' is used twice (or is reserved)", p.name));
+            }
+            names.push(p.name.clone());
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                return Err(format!(
+                    "{at}.base_url must start with http:// or https:// (got '{}')",
+                    p.base_url
+                ));
+            }
+            if p.max_concurrent == 0 {
+                return Err(format!("{at}.max_concurrent must be at least 1"));
+            }
+            if p.retries > 5 {
+                return Err(format!("{at}.retries is at most 5 (got {})", p.retries));
+            }
+        }
+        let fallbacks = std::iter::once((
+            crate::server::llm::local::LOCAL_PROVIDER,
+            self.routing.local_fallback.as_deref(),
+        ))
+        .chain(
+            self.providers
+                .iter()
+                .map(|p| (p.name.as_str(), p.fallback.as_deref())),
+        );
+        for (from, to) in fallbacks {
+            if let Some(to) = to
+                && !names.iter().any(|n| n == to)
+            {
+                return Err(format!(
+                    "the fallback of '{from}' is '{to}', which is not a provider (known: {})",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

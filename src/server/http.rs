@@ -1,5 +1,7 @@
-//! HTTP edge: Stoa's OpenAI-compatible API and concerns shared by all routes.
+//! HTTP edge: Stoa's OpenAI-compatible API (`/v1`: models, chat completions, embeddings)
+//! and concerns shared by all routes.
 
+mod embeddings;
 pub mod openai;
 mod openai_wire;
 
@@ -36,7 +38,7 @@ pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
         parts
             .headers
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if error.code == ErrorCode::Busy {
+        if matches!(error.code, ErrorCode::Busy | ErrorCode::Unavailable) {
             parts
                 .headers
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -1,11 +1,14 @@
-//! Chat model providers. The chat service talks to a [`ChatProvider`]; the embedded
-//! llama.cpp model ([`local::LocalModel`]) is one implementation, OpenAI-compatible HTTP
-//! providers are another kind of the same trait.
+//! Chat model providers. The chat service asks the [`router::Router`] for a model; it
+//! holds every [`ChatProvider`]: the embedded llama.cpp model ([`local::LocalModel`]) and
+//! any number of OpenAI-compatible servers ([`openai::OpenAiProvider`]).
 
 pub mod local;
+pub mod openai;
 mod provider;
+pub mod router;
+pub mod tokens;
 
 pub use provider::{
-    ChatProvider, FinishReason, GenerationRequest, LlmError, PromptMessage, ProviderInfo, TokenEvent,
+    ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
     TokenStream,
 };

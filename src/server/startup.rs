@@ -4,9 +4,10 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, http::HeaderName};
+use axum::http::HeaderName;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -15,10 +16,12 @@ use tower_http::{
 use super::{
     chat::ChatService,
     config::Settings,
+    embed::{Embedder, local::LocalEmbedder},
     http,
     llm::{
-        ChatProvider,
         local::{LocalModel, LocalModelConfig},
+        openai::OpenAiProvider,
+        router::{self, Entry, Router},
     },
     state::AppState,
     storage::{Store, sqlite::SqliteStore},
@@ -72,7 +75,8 @@ pub async fn run() -> Result<(), StartupError> {
 pub async fn build(
     settings: Settings,
     leptos_options: LeptosOptions,
-) -> Result<(Router, AppState), StartupError> {
+) -> Result<(axum::Router, AppState), StartupError> {
+    settings.check()?;
     std::fs::create_dir_all(&settings.server.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -88,21 +92,62 @@ pub async fn build(
         );
     }
 
-    let model_config = LocalModelConfig {
-        path: settings.chat_model_path(),
-        context_size: settings.local_model.context_size,
-        batch_size: settings.local_model.batch_size,
-        threads: settings.threads(),
-        queue_capacity: settings.local_model.queue_capacity,
-        seed: settings.local_model.seed,
-        repeat_penalty: settings.local_model.repeat_penalty,
+    let mut entries = Vec::new();
+    let mut local = None;
+    if settings.local_model.enabled {
+        let model_config = LocalModelConfig {
+            path: settings.chat_model_path(),
+            context_size: settings.local_model.context_size,
+            batch_size: settings.local_model.batch_size,
+            threads: settings.threads(),
+            queue_capacity: settings.local_model.queue_capacity,
+            seed: settings.local_model.seed,
+            repeat_penalty: settings.local_model.repeat_penalty,
+        };
+        let model = Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
+        local = Some(Arc::clone(&model));
+        // The local model is not retried: it fails only when busy or broken.
+        entries.push(Entry::new(model, settings.routing.local_fallback.clone(), 0));
+    }
+    for p in &settings.providers {
+        let provider = OpenAiProvider::new(p)?;
+        tracing::info!(provider = %p.name, base_url = %p.base_url, "provider configured");
+        entries.push(Entry::new(Arc::new(provider), p.fallback.clone(), p.retries));
+    }
+    if entries.is_empty() {
+        return Err("no model to answer with: enable [local_model] or configure [[providers]]".into());
+    }
+    let models = Arc::new(Router::new(
+        entries,
+        settings.routing.default_model.clone(),
+        Duration::from_millis(settings.routing.retry_backoff_ms),
+    ));
+    // Discovers model lists and health before the first request; later checks run in the
+    // background.
+    models.probe_all().await;
+    if let Some(id) = &settings.routing.default_model
+        && let Err(e) = models.resolve(id)
+    {
+        tracing::warn!(default_model = %id, error = %e, "the default model is not available yet");
+    }
+    router::spawn_probes(
+        Arc::clone(&models),
+        Duration::from_secs(settings.routing.probe_interval_secs.max(1)),
+        CancellationToken::new(),
+    );
+
+    let embedder: Option<Arc<dyn Embedder>> = if settings.embedding.enabled {
+        let dir = settings.embedding_model_dir();
+        Some(Arc::new(
+            tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
+        ))
+    } else {
+        None
     };
-    let provider: Arc<dyn ChatProvider> =
-        Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
 
     let chat = Arc::new(ChatService::new(
         Arc::clone(&store),
-        provider,
+        models,
         settings.chat.clone(),
     ));
     let state = AppState {
@@ -110,14 +155,16 @@ pub async fn build(
         settings: Arc::new(settings),
         store,
         chat,
+        local,
+        embedder,
     };
     Ok((router(state.clone()), state))
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState) -> axum::Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    Router::new()
+    axum::Router::new()
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
         .merge(http::openai::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::{LeptosOptions, use_context};
 
-use super::{chat::ChatService, config::Settings, storage::Store};
+use super::{chat::ChatService, config::Settings, embed::Embedder, llm::local::LocalModel, storage::Store};
 use crate::api::ApiError;
 
 /// Shared by every request (cheap to clone).
@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Conversations and answers.
     pub chat: Arc<ChatService>,
+    /// The embedded model, when enabled (also reachable through the chat service's router).
+    pub local: Option<Arc<LocalModel>>,
+    /// The embedding model, when enabled.
+    pub embedder: Option<Arc<dyn Embedder>>,
 }
 
 /// The state, from inside a server function.

@@ -4,4 +4,5 @@
 
 mod chat_stream;
 mod http;
+mod providers;
 mod support;

@@ -3,7 +3,10 @@
 
 use leptos::{ev, prelude::*};
 
-use super::state::client_state;
+use super::{
+    models::ModelPicker,
+    state::{Outgoing, client_state},
+};
 use crate::api::{
     ApiError,
     types::GenerationParams,
@@ -53,10 +56,13 @@ pub fn Composer(
     streaming: Signal<bool>,
     /// The server's rejection of the last send, shown next to its field.
     server_error: RwSignal<Option<ApiError>>,
-    on_send: Callback<(String, GenerationParams)>,
+    /// The model to answer with (`provider/model`).
+    model: RwSignal<Option<String>>,
+    on_send: Callback<Outgoing>,
     on_stop: Callback<()>,
 ) -> impl IntoView {
     let params = client_state().params;
+    let trim_history = client_state().trim_history;
     let initial = params.get_untracked();
     let temperature = RwSignal::new(initial.temperature.to_string());
     let max_tokens = RwSignal::new(initial.max_tokens.to_string());
@@ -102,7 +108,12 @@ pub fn Composer(
                 local_errors.set(FieldErrors::default());
                 server_error.set(None);
                 params.set(p);
-                on_send.run((text, p));
+                on_send.run(Outgoing {
+                    message: text,
+                    params: p,
+                    model: model.get_untracked(),
+                    trim_history: trim_history.get_untracked(),
+                });
             }
         }
     };
@@ -139,6 +150,7 @@ pub fn Composer(
                 on:keydown=on_keydown
             ></textarea>
             {error_for("message")}
+            {error_for("model")}
             {error_for("form")}
             <div class="composer-bar">
                 <details class="params">
@@ -175,7 +187,18 @@ pub fn Composer(
                         />
                     </label>
                     {error_for("max_tokens")}
+                    <label class="check">
+                        <input
+                            id="trim_history"
+                            name="trim_history"
+                            type="checkbox"
+                            prop:checked=move || trim_history.get()
+                            on:change=move |e| trim_history.set(event_target_checked(&e))
+                        />
+                        " Leave out the oldest messages when the chat outgrows the model's context"
+                    </label>
                 </details>
+                <ModelPicker selected=model />
                 <span class="char-count" class:over=move || { count() > MAX_MESSAGE_CHARS }>
                     {move || format!("{} / {MAX_MESSAGE_CHARS}", count())}
                 </span>

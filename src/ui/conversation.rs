@@ -6,14 +6,14 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use super::{
     composer::Composer,
     message::{ChatMessage, MessageBubble},
-    state::{ClientState, PendingSend, client_state},
+    state::{ClientState, Outgoing, PendingSend, client_state},
 };
 use crate::api::{
     ApiError,
     chat::{send_message, stop_generation},
     conversations::{create_conversation, get_conversation},
     events::{ChatEvent, EventDecoder},
-    types::{ChatRequest, ConversationView, GenerationParams, MessageStatus},
+    types::{ChatRequest, ConversationView, MessageStatus},
 };
 
 /// `/`: an empty chat. The first message creates the conversation, then the conversation
@@ -25,7 +25,7 @@ pub fn NewChatPage() -> impl IntoView {
     let server_error = RwSignal::new(None::<ApiError>);
     let creating = RwSignal::new(false);
     let navigate = use_navigate();
-    let on_send = Callback::new(move |(message, params): (String, GenerationParams)| {
+    let on_send = Callback::new(move |outgoing: Outgoing| {
         creating.set(true);
         let navigate = navigate.clone();
         spawn_local(async move {
@@ -33,8 +33,7 @@ pub fn NewChatPage() -> impl IntoView {
                 Ok(c) => {
                     state.pending.set(Some(PendingSend {
                         conversation_id: c.id.clone(),
-                        message,
-                        params,
+                        outgoing,
                     }));
                     state.refresh_conversations();
                     navigate(&format!("/c/{}", c.id), Default::default());
@@ -48,12 +47,13 @@ pub fn NewChatPage() -> impl IntoView {
         <section class="chat">
             <div class="messages empty-chat">
                 <h1>"What can I help with?"</h1>
-                <p class="muted">"Answers stream from the model named above. Conversations are saved."</p>
+                <p class="muted">"Pick a model below; answers stream as they are written. Conversations are saved."</p>
             </div>
             <Composer
                 draft
                 streaming=creating.into()
                 server_error
+                model=state.model
                 on_send
                 on_stop=Callback::new(|_| ())
             />
@@ -93,6 +93,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let server_error = RwSignal::new(None::<ApiError>);
     let streaming = RwSignal::new(false);
+    let model = RwSignal::new(conversation.model.clone());
     // The assistant message being written, for Stop.
     let current = RwSignal::new(None::<ChatMessage>);
     let list = NodeRef::<leptos::html::Div>::new();
@@ -103,12 +104,18 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
         }
     };
 
-    let send = move |message: String, params: GenerationParams| {
+    let send = move |outgoing: Outgoing| {
         streaming.set(true);
+        let message = outgoing.message.clone();
+        if outgoing.model.is_some() {
+            model.set(outgoing.model.clone());
+        }
         let req = ChatRequest {
             conversation_id: conversation_id.get_value(),
-            message: message.clone(),
-            params,
+            message: outgoing.message,
+            params: outgoing.params,
+            model: outgoing.model,
+            trim_history: outgoing.trim_history,
         };
         spawn_local(async move {
             match send_message(req).await {
@@ -140,7 +147,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
         let id = conversation_id.get_value();
         if let Some(p) = state.pending.get_untracked().filter(|p| p.conversation_id == id) {
             state.pending.set(None);
-            send(p.message, p.params);
+            send(p.outgoing);
         }
     });
     Effect::new(move |_| {
@@ -167,7 +174,8 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                 draft
                 streaming=streaming.into()
                 server_error
-                on_send=Callback::new(move |(m, p)| send(m, p))
+                model
+                on_send=Callback::new(send)
                 on_stop
             />
         </section>
@@ -210,6 +218,16 @@ async fn read_events(
                     current.set(Some(assistant));
                     // The first message names the conversation: show the new title.
                     state.refresh_conversations();
+                }
+                Ok(ChatEvent::Answering {
+                    provider,
+                    model,
+                    notice,
+                }) => {
+                    if let Some(m) = current.get_untracked() {
+                        m.answering.set(Some(format!("{provider}/{model}")));
+                        m.notice.set(notice);
+                    }
                 }
                 Ok(ChatEvent::Token { text }) => {
                     if let Some(m) = current.get_untracked() {

@@ -12,7 +12,10 @@ pub struct ChatMessage {
     pub content: RwSignal<String>,
     pub status: RwSignal<MessageStatus>,
     pub error: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<String>>,
     pub usage: RwSignal<Option<Usage>>,
+    /// `provider/model` writing the answer, known once it has begun.
+    pub answering: RwSignal<Option<String>>,
 }
 
 impl ChatMessage {
@@ -23,6 +26,8 @@ impl ChatMessage {
             content: RwSignal::new(m.content),
             status: RwSignal::new(m.status),
             error: RwSignal::new(m.error),
+            notice: RwSignal::new(m.notice),
+            answering: RwSignal::new(m.usage.as_ref().map(|u| format!("{}/{}", u.provider, u.model))),
             usage: RwSignal::new(m.usage),
         }
     }
@@ -32,6 +37,9 @@ impl ChatMessage {
         self.content.set(m.content);
         self.status.set(m.status);
         self.error.set(m.error);
+        self.notice.set(m.notice);
+        self.answering
+            .set(m.usage.as_ref().map(|u| format!("{}/{}", u.provider, u.model)));
         self.usage.set(m.usage);
     }
 
@@ -77,6 +85,7 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
             class=format!("message message-{role}")
             data-role=role
             data-status=move || status.get().as_str()
+            data-model=move || message.answering.get()
             aria-busy=move || streaming().to_string()
         >
             <div class="message-author">
@@ -88,11 +97,23 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
             </div>
             <div class="message-content">{move || message.content.get()}</div>
             {move || {
+                message
+                    .notice
+                    .get()
+                    .map(|n| view! { <div class="message-notice" role="note">{n}</div> })
+            }}
+            {move || {
                 status_label(status.get())
                     .map(|label| {
                         view! {
                             <div class=format!("message-status status-{}", status.get().as_str())>
                                 {label}
+                                {move || {
+                                    (status.get() == MessageStatus::Streaming)
+                                        .then(|| message.answering.get())
+                                        .flatten()
+                                        .map(|m| format!(" ({m})"))
+                                }}
                                 {move || message.error.get().map(|e| format!(": {e}"))}
                             </div>
                         }

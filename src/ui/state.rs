@@ -4,13 +4,22 @@ use leptos::prelude::*;
 
 use crate::api::types::GenerationParams;
 
+/// What the composer sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub message: String,
+    pub params: GenerationParams,
+    /// `provider/model`; `None` lets the server choose (conversation's model or default).
+    pub model: Option<String>,
+    pub trim_history: bool,
+}
+
 /// A message typed on the new-chat page, handed to the conversation page after the
 /// conversation was created, so it is sent from there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingSend {
     pub conversation_id: String,
-    pub message: String,
-    pub params: GenerationParams,
+    pub outgoing: Outgoing,
 }
 
 #[derive(Clone, Copy)]
@@ -20,6 +29,11 @@ pub struct ClientState {
     pub pending: RwSignal<Option<PendingSend>>,
     /// Sampling parameters, kept across conversations in this tab.
     pub params: RwSignal<GenerationParams>,
+    /// Leave old messages out of the prompt when a chat outgrows the model's window
+    /// (on by default, as in other chat apps; each answer says when it happened).
+    pub trim_history: RwSignal<bool>,
+    /// Model picked for new chats in this tab.
+    pub model: RwSignal<Option<String>>,
 }
 
 impl ClientState {
@@ -28,6 +42,8 @@ impl ClientState {
             conversations_version: RwSignal::new(0),
             pending: RwSignal::new(None),
             params: RwSignal::new(GenerationParams::default()),
+            trim_history: RwSignal::new(true),
+            model: RwSignal::new(None),
         }
     }
 

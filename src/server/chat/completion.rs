@@ -8,7 +8,7 @@ use crate::{
         ApiError,
         validation::{MAX_MESSAGE_CHARS, validate_max_tokens, validate_temperature},
     },
-    server::llm::{GenerationRequest, LlmError, PromptMessage, TokenStream},
+    server::llm::{GenerationRequest, PromptMessage, TokenStream},
 };
 
 /// Longest single message the API accepts, in characters (the context window usually
@@ -33,26 +33,12 @@ pub struct Started {
 }
 
 impl ChatService {
-    /// The models this server answers with, as `(id, context window)`.
-    pub fn models(&self) -> Vec<(String, u32)> {
-        let info = self.model_info();
-        vec![(info.model, info.context_window)]
-    }
-
+    /// Resolves, validates, counts and opens the answer: on success the first token has
+    /// arrived (so failures before it, after retries and fallbacks, are plain HTTP errors).
     pub async fn complete(&self, c: Completion) -> Result<Started, ChatError> {
-        let info = self.model_info();
-        if c.model != info.model {
-            return Err(ChatError::Invalid(
-                ApiError::new(
-                    crate::api::ErrorCode::NotFound,
-                    format!(
-                        "model '{}' does not exist; GET /v1/models lists '{}'",
-                        c.model, info.model
-                    ),
-                )
-                .with_field("model"),
-            ));
-        }
+        let primary = self.router().resolve(&c.model).map_err(|message| {
+            ChatError::Invalid(ApiError::new(crate::api::ErrorCode::NotFound, message).with_field("model"))
+        })?;
         if c.messages.is_empty() {
             return Err(ChatError::Invalid(ApiError::invalid(
                 "messages",
@@ -73,31 +59,25 @@ impl ChatService {
         if let Some(n) = c.max_tokens {
             validate_max_tokens(n).map_err(|e| ChatError::Invalid(e.into()))?;
         }
-        let prompt_tokens = self.provider().count_prompt_tokens(&c.messages)?;
-        let room = info.context_window.saturating_sub(prompt_tokens);
+        let prompt_tokens = primary.count_prompt_tokens(&c.messages)?;
+        let room = primary.model.context_window.saturating_sub(prompt_tokens);
         let max_tokens = match c.max_tokens {
             Some(n) => n,
-            None if room == 0 => {
-                return Err(ChatError::Llm(LlmError::ContextOverflow {
-                    prompt_tokens,
-                    max_tokens: 1,
-                    context_window: info.context_window,
-                }));
-            }
-            None => DEFAULT_MAX_TOKENS.min(room),
+            None => DEFAULT_MAX_TOKENS.min(room).max(1),
         };
-        let tokens = self
-            .provider()
-            .stream(GenerationRequest {
-                messages: c.messages,
-                temperature,
-                max_tokens,
-            })
-            .await?;
+        primary.check_fits(prompt_tokens, max_tokens)?;
+        let request = GenerationRequest {
+            model: primary.model.id.clone(),
+            messages: c.messages,
+            temperature,
+            max_tokens,
+        };
+        let chain = self.router().chain(primary);
+        let opened = self.router().open(&chain, &request, None).await?;
         Ok(Started {
-            model: info.model,
-            prompt_tokens,
-            tokens,
+            model: opened.target.id(),
+            prompt_tokens: opened.prompt_tokens,
+            tokens: opened.tokens,
         })
     }
 }

@@ -52,9 +52,15 @@ impl From<ChatError> for ApiError {
                 )
                 .with_field(field)
             }
-            ChatError::Llm(
-                other @ (LlmError::Template(_) | LlmError::Backend(_) | LlmError::Unavailable(_)),
-            ) => {
+            ChatError::Llm(e @ LlmError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "no provider could answer");
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            ChatError::Llm(e @ LlmError::Rejected(_)) => {
+                tracing::warn!(error = %e, "a provider rejected the request");
+                ApiError::new(ErrorCode::UpstreamRejected, e.to_string())
+            }
+            ChatError::Llm(other @ (LlmError::Template(_) | LlmError::Backend(_))) => {
                 tracing::error!(error = %other, "model error");
                 ApiError::new(ErrorCode::Internal, other.to_string())
             }

@@ -16,7 +16,10 @@ use super::views;
 use crate::{
     api::{events::ChatEvent, types::MessageStatus},
     server::{
-        llm::{LlmError, TokenEvent, TokenStream},
+        llm::{
+            GenerationRequest, LlmError, TokenEvent, TokenStream,
+            router::{Router, Target},
+        },
         storage::{MessageFinish, Store, records::UsageRecord},
     },
 };
@@ -65,10 +68,14 @@ pub struct Generation {
     pub store: Arc<dyn Store>,
     pub running: Arc<Running>,
     pub message_id: String,
-    pub provider: String,
-    pub model: String,
-    pub prompt_tokens: u32,
-    pub tokens: TokenStream,
+    pub router: Arc<Router>,
+    /// Targets to try in order until one produces a first token.
+    pub chain: Vec<Target>,
+    pub request: GenerationRequest,
+    /// Already started on `chain[0]`, if it could be.
+    pub started: Option<TokenStream>,
+    /// Old messages were left out of the prompt.
+    pub trim_notice: Option<String>,
     pub events: mpsc::Sender<ChatEvent>,
     pub stop: CancellationToken,
     /// Cancelled when the server shuts down and the grace period is over.
@@ -90,16 +97,88 @@ fn now_ms() -> i64 {
     super::service::now_ms()
 }
 
+/// Who ended up answering.
+struct Answer {
+    provider: String,
+    model: String,
+    prompt_tokens: u32,
+    notice: Option<String>,
+}
+
+/// Text and timings received so far.
+struct Progress {
+    content: String,
+    pieces: u32,
+    first_token: Option<Instant>,
+    last_token: Instant,
+}
+
+fn join_notices(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Generation {
     pub async fn run(mut self) {
         let started = Instant::now();
-        let mut content = String::new();
-        let mut pieces = 0u32;
-        let mut first_token: Option<Instant> = None;
-        let mut last_token = started;
+        let mut progress = Progress {
+            content: String::new(),
+            pieces: 0,
+            first_token: None,
+            last_token: started,
+        };
+        // Until the first token: retries and fallbacks (see `Router::open`). Stop, shutdown
+        // or a closed listener drop the attempt, which closes any upstream connection.
+        let first_attempt = self.started.take();
+        let opened = {
+            let open = self.router.open(&self.chain, &self.request, first_attempt);
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => Err(Outcome::Stopped),
+                _ = self.shutdown.cancelled() => Err(Outcome::Interrupted),
+                _ = self.events.closed() => Err(Outcome::Stopped),
+                opened = open => opened.map_err(Outcome::Failed),
+            }
+        };
+        let (answer, outcome) = match opened {
+            Ok(o) => {
+                let answer = Answer {
+                    provider: o.target.provider_name().to_owned(),
+                    model: o.target.model.id.clone(),
+                    prompt_tokens: o.prompt_tokens,
+                    notice: join_notices(self.trim_notice.take(), o.notice),
+                };
+                let _ = self
+                    .events
+                    .send(ChatEvent::Answering {
+                        provider: answer.provider.clone(),
+                        model: answer.model.clone(),
+                        notice: answer.notice.clone(),
+                    })
+                    .await;
+                let outcome = self.relay(o.tokens, &mut progress).await;
+                (answer, outcome)
+            }
+            Err(outcome) => {
+                let primary = &self.chain[0];
+                let answer = Answer {
+                    provider: primary.provider_name().to_owned(),
+                    model: primary.model.id.clone(),
+                    prompt_tokens: 0,
+                    notice: self.trim_notice.take(),
+                };
+                (answer, outcome)
+            }
+        };
+        self.finish(answer, outcome, progress, started).await;
+    }
+
+    /// Forwards tokens to the listener and persists them in batches until the answer ends.
+    async fn relay(&mut self, mut tokens: TokenStream, p: &mut Progress) -> Outcome {
         let mut last_persist = Instant::now();
         let mut persisted_len = 0usize;
-
         let outcome = loop {
             tokio::select! {
                 biased;
@@ -107,21 +186,21 @@ impl Generation {
                 _ = self.shutdown.cancelled() => break Outcome::Interrupted,
                 // The listener left (tab closed, connection dropped): stop, keep the text.
                 _ = self.events.closed() => break Outcome::Stopped,
-                item = self.tokens.next() => match item {
+                item = tokens.next() => match item {
                     Some(Ok(TokenEvent::Token(text))) => {
                         let now = Instant::now();
-                        first_token.get_or_insert(now);
-                        last_token = now;
-                        pieces += 1;
-                        content.push_str(&text);
+                        p.first_token.get_or_insert(now);
+                        p.last_token = now;
+                        p.pieces += 1;
+                        p.content.push_str(&text);
                         if self.events.send(ChatEvent::Token { text }).await.is_err() {
                             break Outcome::Stopped;
                         }
-                        if last_persist.elapsed() >= self.persist_every && content.len() != persisted_len {
-                            if let Err(e) = self.store.update_message_content(&self.message_id, &content, now_ms()).await {
+                        if last_persist.elapsed() >= self.persist_every && p.content.len() != persisted_len {
+                            if let Err(e) = self.store.update_message_content(&self.message_id, &p.content, now_ms()).await {
                                 tracing::warn!(error = %e, "could not persist a partial answer");
                             }
-                            persisted_len = content.len();
+                            persisted_len = p.content.len();
                             last_persist = Instant::now();
                         }
                     }
@@ -133,46 +212,58 @@ impl Generation {
                 },
             }
         };
-        // Dropping the provider stream first cancels decoding right away.
-        drop(std::mem::replace(
-            &mut self.tokens,
-            Box::pin(futures::stream::empty()),
-        ));
+        // Dropping the provider stream cancels decoding (or the upstream request) right away.
+        drop(tokens);
+        outcome
+    }
 
+    /// Stores the final text, status, usage and timings, and tells the listener.
+    async fn finish(self, answer: Answer, outcome: Outcome, p: Progress, started: Instant) {
         let (status, error, prompt_tokens, completion_tokens) = match outcome {
             Outcome::Complete {
                 prompt_tokens,
                 completion_tokens,
-            } => (MessageStatus::Complete, None, prompt_tokens, completion_tokens),
-            Outcome::Stopped => (MessageStatus::Stopped, None, self.prompt_tokens, pieces),
+            } => (
+                MessageStatus::Complete,
+                None,
+                // Some servers do not report usage; then our own count stands.
+                if prompt_tokens > 0 {
+                    prompt_tokens
+                } else {
+                    answer.prompt_tokens
+                },
+                completion_tokens,
+            ),
+            Outcome::Stopped => (MessageStatus::Stopped, None, answer.prompt_tokens, p.pieces),
             Outcome::Interrupted => (
                 MessageStatus::Interrupted,
                 Some("the server shut down while this answer was being written".to_owned()),
-                self.prompt_tokens,
-                pieces,
+                answer.prompt_tokens,
+                p.pieces,
             ),
             Outcome::Failed(e) => {
                 tracing::warn!(error = %e, message_id = %self.message_id, "answer failed");
                 (
                     MessageStatus::Failed,
                     Some(e.to_string()),
-                    self.prompt_tokens,
-                    pieces,
+                    answer.prompt_tokens,
+                    p.pieces,
                 )
             }
         };
-        let ttft = first_token.map(|t| t.duration_since(started));
-        let tokens_per_second = first_token.and_then(|first| {
-            let secs = last_token.duration_since(first).as_secs_f32();
+        let ttft = p.first_token.map(|t| t.duration_since(started));
+        let tokens_per_second = p.first_token.and_then(|first| {
+            let secs = p.last_token.duration_since(first).as_secs_f32();
             (completion_tokens > 1 && secs > 0.0).then(|| (completion_tokens - 1) as f32 / secs)
         });
         let finish = MessageFinish {
-            content,
+            content: p.content,
             status,
             error,
+            notice: answer.notice,
             usage: UsageRecord {
-                provider: Some(self.provider.clone()),
-                model: Some(self.model.clone()),
+                provider: Some(answer.provider),
+                model: Some(answer.model),
                 prompt_tokens: Some(prompt_tokens),
                 completion_tokens: Some(completion_tokens),
                 ttft_ms: ttft.map(|d| d.as_millis() as u64),
@@ -188,6 +279,7 @@ impl Generation {
                 tracing::info!(
                     message_id = %record.id,
                     status = record.status.as_str(),
+                    provider = record.usage.provider.as_deref().unwrap_or("-"),
                     completion_tokens,
                     ttft_ms = ttft.map(|d| d.as_millis() as u64),
                     tokens_per_second,

@@ -2,7 +2,10 @@
 
 use crate::{
     api::types::{MessageStatus, Role},
-    server::{llm::PromptMessage, storage::MessageRecord},
+    server::{
+        llm::{LlmError, PromptMessage, router::Target},
+        storage::MessageRecord,
+    },
 };
 
 /// Title given to a conversation until its first message names it.
@@ -12,32 +15,122 @@ const TITLE_CHARS: usize = 60;
 /// The prompt: optional system prompt, earlier turns, then the new user message.
 /// Answers that produced no text (failed before the first token) are left out; stopped
 /// and interrupted partial answers stay, since the user saw them.
+#[cfg(test)]
 pub fn build(
     system_prompt: Option<&str>,
     history: &[MessageRecord],
     user_message: &str,
 ) -> Vec<PromptMessage> {
-    let mut messages = Vec::with_capacity(history.len() + 2);
-    if let Some(system) = system_prompt.filter(|s| !s.trim().is_empty()) {
-        messages.push(PromptMessage {
-            role: Role::System,
-            content: system.to_owned(),
-        });
+    Turns::new(system_prompt, history, user_message).assemble(0)
+}
+
+/// A prompt that fits the target's context window.
+#[derive(Debug)]
+pub struct Fitted {
+    pub messages: Vec<PromptMessage>,
+    /// Set when old messages were left out.
+    pub notice: Option<String>,
+}
+
+/// The prompt for `target`, counted with its tokenizer. When it does not fit with
+/// `max_tokens` and `trim` is allowed, the oldest turns are left out (as few as possible,
+/// and never leaving an answer without its question); otherwise a context overflow error.
+pub fn fit(
+    system_prompt: Option<&str>,
+    history: &[MessageRecord],
+    user_message: &str,
+    trim: bool,
+    max_tokens: u32,
+    target: &Target,
+) -> Result<Fitted, LlmError> {
+    let turns = Turns::new(system_prompt, history, user_message);
+    let count = |skip: usize| target.count_prompt_tokens(&turns.assemble(skip));
+    let whole = count(0)?;
+    let overflow = match target.check_fits(whole, max_tokens) {
+        Ok(()) => {
+            return Ok(Fitted {
+                messages: turns.assemble(0),
+                notice: None,
+            });
+        }
+        Err(e) => e,
+    };
+    let n = turns.history.len();
+    if !trim || n == 0 {
+        return Err(overflow);
     }
-    messages.extend(
-        history
+    let fits = |skip: usize| -> Result<Option<u32>, LlmError> {
+        let tokens = count(skip)?;
+        Ok(target.check_fits(tokens, max_tokens).is_ok().then_some(tokens))
+    };
+    if fits(n)?.is_none() {
+        // Even the new message alone is too long.
+        return Err(target.check_fits(count(n)?, max_tokens).unwrap_err());
+    }
+    // Smallest number of leading turns to leave out (token counts grow with the prompt).
+    let (mut lo, mut hi) = (1, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid)?.is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let mut skip = lo;
+    while skip < n && turns.history[skip].role == Role::Assistant {
+        skip += 1;
+    }
+    Ok(Fitted {
+        messages: turns.assemble(skip),
+        notice: Some(format!(
+            "the {skip} oldest messages were left out of the prompt to fit {}'s context window of {} tokens",
+            target.id(),
+            target.model.context_window
+        )),
+    })
+}
+
+/// The parts of a prompt, before assembly.
+struct Turns {
+    system: Option<PromptMessage>,
+    history: Vec<PromptMessage>,
+    user: PromptMessage,
+}
+
+impl Turns {
+    fn new(system_prompt: Option<&str>, history: &[MessageRecord], user_message: &str) -> Self {
+        Self {
+            system: system_prompt
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| PromptMessage {
+                    role: Role::System,
+                    content: s.to_owned(),
+                }),
+            history: history
+                .iter()
+                .filter(|m| !m.content.trim().is_empty() && m.status != MessageStatus::Streaming)
+                .map(|m| PromptMessage {
+                    role: m.role,
+                    content: m.content.clone(),
+                })
+                .collect(),
+            user: PromptMessage {
+                role: Role::User,
+                content: user_message.to_owned(),
+            },
+        }
+    }
+
+    /// System prompt, the turns after the first `skip`, the new message.
+    fn assemble(&self, skip: usize) -> Vec<PromptMessage> {
+        self.system
             .iter()
-            .filter(|m| !m.content.trim().is_empty() && m.status != MessageStatus::Streaming)
-            .map(|m| PromptMessage {
-                role: m.role,
-                content: m.content.clone(),
-            }),
-    );
-    messages.push(PromptMessage {
-        role: Role::User,
-        content: user_message.to_owned(),
-    });
-    messages
+            .chain(&self.history[skip.min(self.history.len())..])
+            .chain(std::iter::once(&self.user))
+            .cloned()
+            .collect()
+    }
 }
 
 /// A title from the first message: its first line, cut at a word boundary.
@@ -71,6 +164,7 @@ mod tests {
             content: content.into(),
             status,
             error: None,
+            notice: None,
             usage: UsageRecord::default(),
             temperature: None,
             max_tokens: None,

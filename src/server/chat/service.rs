@@ -11,13 +11,17 @@ use super::{
 };
 use crate::{
     api::{
+        ApiError,
         events::ChatEvent,
-        types::{ChatRequest, ConversationSummary, ConversationView, MessageStatus, ModelInfo, Role},
+        types::{ChatRequest, ConversationSummary, ConversationView, MessageStatus, ModelList, Role},
         validation::MAX_TITLE_CHARS,
     },
     server::{
         config::ChatSettings,
-        llm::{ChatProvider, GenerationRequest},
+        llm::{
+            GenerationRequest,
+            router::{Router, Target},
+        },
         storage::{NewMessage, Store, StoreError},
     },
 };
@@ -37,7 +41,7 @@ fn new_id() -> String {
 
 pub struct ChatService {
     store: Arc<dyn Store>,
-    provider: Arc<dyn ChatProvider>,
+    router: Arc<Router>,
     settings: ChatSettings,
     running: Arc<Running>,
     tasks: TaskTracker,
@@ -45,10 +49,10 @@ pub struct ChatService {
 }
 
 impl ChatService {
-    pub fn new(store: Arc<dyn Store>, provider: Arc<dyn ChatProvider>, settings: ChatSettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, router: Arc<Router>, settings: ChatSettings) -> Self {
         Self {
             store,
-            provider,
+            router,
             settings,
             running: Arc::default(),
             tasks: TaskTracker::new(),
@@ -56,16 +60,14 @@ impl ChatService {
         }
     }
 
-    pub(super) fn provider(&self) -> &dyn ChatProvider {
-        self.provider.as_ref()
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
     }
 
-    pub fn model_info(&self) -> ModelInfo {
-        let info = self.provider.info();
-        ModelInfo {
-            provider: info.provider,
-            model: info.model,
-            context_window: info.context_window,
+    pub fn model_list(&self) -> ModelList {
+        ModelList {
+            default: self.router.default_id(),
+            models: self.router.models(),
         }
     }
 
@@ -92,13 +94,26 @@ impl ChatService {
         Ok(ConversationView {
             id: conversation.id,
             title: conversation.title,
+            model: conversation.model,
             messages: messages.into_iter().map(views::message).collect(),
         })
     }
 
+    /// The model a request asks for (or its conversation's, or the default).
+    fn target(&self, requested: Option<&str>, remembered: Option<&str>) -> Result<Target, ChatError> {
+        let id = requested
+            .or(remembered)
+            .map(str::to_owned)
+            .or_else(|| self.router.default_id())
+            .ok_or_else(|| ChatError::Invalid(ApiError::invalid("model", "no model is available")))?;
+        self.router
+            .resolve(&id)
+            .map_err(|message| ChatError::Invalid(ApiError::invalid("model", message)))
+    }
+
     /// Validates, stores the user message, starts the answer and returns its events:
-    /// `Started`, then `Token`s, then `Done`. Every rejection happens before the store
-    /// is touched and before the model is asked for anything.
+    /// `Started`, `Answering`, `Token`s, then `Done`. Every rejection happens before the
+    /// store is touched and before any provider is asked for anything.
     #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
     pub async fn send(
         &self,
@@ -110,19 +125,31 @@ impl ChatService {
             .get_conversation(&req.conversation_id)
             .await
             .map_err(not_found("conversation"))?;
+        let primary = self.target(req.model.as_deref(), conversation.model.as_deref())?;
         let history = self.store.list_messages(&conversation.id).await?;
-        let messages = prompt::build(self.settings.system_prompt.as_deref(), &history, &req.message);
-        let prompt_tokens = self.provider.count_prompt_tokens(&messages)?;
-        // Checks the context window and takes a queue slot (or fails "busy"); generation
-        // itself starts only when the stream is first polled, after the message is stored.
-        let tokens = self
-            .provider
-            .stream(GenerationRequest {
-                messages,
-                temperature: req.params.temperature,
-                max_tokens: req.params.max_tokens,
-            })
-            .await?;
+        let fitted = prompt::fit(
+            self.settings.system_prompt.as_deref(),
+            &history,
+            &req.message,
+            req.trim_history,
+            req.params.max_tokens,
+            &primary,
+        )?;
+        let request = GenerationRequest {
+            model: primary.model.id.clone(),
+            messages: fitted.messages,
+            temperature: req.params.temperature,
+            max_tokens: req.params.max_tokens,
+        };
+        let chain = self.router.chain(primary.clone());
+        // Takes a queue slot on the primary (or fails "busy" before anything is stored,
+        // unless another provider can take over); the request itself goes out only when
+        // the stream is first polled, after the message is stored.
+        let started = match primary.start(&request).await {
+            Ok(stream) => Some(stream),
+            Err(e) if e.is_retryable() && chain.len() > 1 => None,
+            Err(e) => return Err(e.into()),
+        };
 
         let now = now_ms();
         let user_message = self
@@ -147,7 +174,12 @@ impl ChatService {
                 .collect();
             self.store.rename_conversation(&conversation.id, &title).await?;
         }
-        let info = self.provider.info();
+        let model_id = primary.id();
+        if conversation.model.as_deref() != Some(model_id.as_str()) {
+            self.store
+                .set_conversation_model(&conversation.id, &model_id)
+                .await?;
+        }
         let assistant = self
             .store
             .insert_message(NewMessage {
@@ -156,8 +188,8 @@ impl ChatService {
                 role: Role::Assistant,
                 content: String::new(),
                 status: MessageStatus::Streaming,
-                provider: Some(info.provider.clone()),
-                model: Some(info.model.clone()),
+                provider: Some(primary.provider_name().to_owned()),
+                model: Some(primary.model.id.clone()),
                 temperature: Some(req.params.temperature),
                 max_tokens: Some(req.params.max_tokens),
                 now_ms: now,
@@ -165,20 +197,21 @@ impl ChatService {
             .await?;
 
         let (events, receiver) = mpsc::channel(1024);
-        let started = ChatEvent::Started {
+        let started_event = ChatEvent::Started {
             user_message: views::message(user_message),
             assistant_message: views::message(assistant.clone()),
         };
-        events.try_send(started).expect("a new channel has room");
+        events.try_send(started_event).expect("a new channel has room");
         let generation = Generation {
             store: Arc::clone(&self.store),
             running: Arc::clone(&self.running),
             stop: self.running.register(&assistant.id),
             message_id: assistant.id,
-            provider: info.provider,
-            model: info.model,
-            prompt_tokens,
-            tokens,
+            router: Arc::clone(&self.router),
+            chain,
+            request,
+            started,
+            trim_notice: fitted.notice,
             events,
             shutdown: self.shutdown.clone(),
             persist_every: Duration::from_millis(self.settings.persist_interval_ms),

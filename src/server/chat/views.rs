@@ -9,6 +9,7 @@ pub fn summary(c: ConversationRecord) -> ConversationSummary {
     ConversationSummary {
         id: c.id,
         title: c.title,
+        model: c.model,
         updated_at: c.updated_at,
     }
 }
@@ -33,6 +34,7 @@ pub fn message(m: MessageRecord) -> MessageView {
         content: m.content,
         status: m.status,
         error: m.error,
+        notice: m.notice,
         usage,
         created_at: m.created_at,
     }

@@ -23,7 +23,7 @@ use crate::{
     api::{ApiError, ErrorCode},
     server::{
         chat::{completion::Started, now_ms},
-        llm::{FinishReason, TokenEvent},
+        llm::{FinishReason, TokenEvent, local::LOCAL_PROVIDER},
         state::AppState,
     },
 };
@@ -32,16 +32,17 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(super::embeddings::create))
 }
 
-fn error_response(e: ApiError) -> Response {
+pub(super) fn error_response(e: ApiError) -> Response {
     let (status, body) = error_body(&e);
     let mut res = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         Json(body),
     )
         .into_response();
-    if e.code == ErrorCode::Busy {
+    if matches!(e.code, ErrorCode::Busy | ErrorCode::Unavailable) {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -52,12 +53,18 @@ async fn models(State(state): State<AppState>) -> Json<Value> {
     let created = now_ms() / 1000;
     let data: Vec<Value> = state
         .chat
-        .models()
+        .model_list()
+        .models
         .into_iter()
-        .map(|(id, context_window)| {
-            json!({"id": id, "object": "model", "created": created, "owned_by": "stoa",
-                   "context_window": context_window})
+        .filter(|m| m.available)
+        .map(|m| {
+            json!({"id": m.id, "object": "model", "created": created, "owned_by": m.provider,
+                   "context_window": m.context_window})
         })
+        .chain(state.embedder.iter().map(|e| {
+            json!({"id": format!("{LOCAL_PROVIDER}/{}", e.model()), "object": "model", "created": created,
+                   "owned_by": LOCAL_PROVIDER, "type": "embedding", "dimensions": e.dimensions()})
+        }))
         .collect();
     Json(json!({"object": "list", "data": data}))
 }

@@ -112,6 +112,8 @@ pub fn error_body(e: &ApiError) -> (u16, Value) {
         }
         ErrorCode::NotFound => ("invalid_request_error", Value::Null),
         ErrorCode::Busy => ("server_error", json!("overloaded")),
+        ErrorCode::Unavailable => ("server_error", json!("provider_unavailable")),
+        ErrorCode::UpstreamRejected => ("server_error", json!("upstream_rejected")),
         ErrorCode::Transport | ErrorCode::Internal => ("server_error", Value::Null),
     };
     // The chat UI's field is "message"; the API's is "messages".

@@ -24,7 +24,10 @@ use self::{
     template::ChatTemplate,
     worker::{Job, WorkerConfig},
 };
-use super::{ChatProvider, GenerationRequest, LlmError, PromptMessage, ProviderInfo, TokenStream};
+use super::{ChatProvider, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenStream};
+
+/// The local provider's name in model ids (`local/<model>`).
+pub const LOCAL_PROVIDER: &str = "local";
 
 /// llama.cpp's backend may be initialised once per process.
 fn backend() -> &'static LlamaBackend {
@@ -55,7 +58,8 @@ pub struct LocalModel {
     bos_text: String,
     jobs: mpsc::Sender<Job>,
     permits: Arc<Semaphore>,
-    info: ProviderInfo,
+    spec: ModelSpec,
+    slots: usize,
 }
 
 impl LocalModel {
@@ -111,20 +115,26 @@ impl LocalModel {
             .recv()
             .map_err(|_| LlmError::Unavailable("the model thread died while starting".into()))??;
 
-        let info = ProviderInfo {
-            provider: "local".into(),
-            model: model_name(path),
+        let spec = ModelSpec {
+            id: model_name(path),
             context_window,
         };
-        tracing::info!(model = %info.model, context_window, threads = worker_config.threads, "local model loaded");
+        tracing::info!(model = %spec.id, context_window, threads = worker_config.threads, "local model loaded");
         Ok(Self {
             model,
             template,
             bos_text,
             jobs,
             permits: Arc::new(Semaphore::new(slots)),
-            info,
+            spec,
+            slots,
         })
+    }
+
+    /// Requests running or queued right now (a queue-depth gauge, and how tests see that a
+    /// dropped stream really freed the model).
+    pub fn in_flight(&self) -> usize {
+        self.slots - self.permits.available_permits()
     }
 
     fn tokenize(&self, messages: &[PromptMessage]) -> Result<Vec<LlamaToken>, LlmError> {
@@ -146,18 +156,26 @@ fn model_name(path: &Path) -> String {
 
 #[async_trait]
 impl ChatProvider for LocalModel {
-    fn info(&self) -> ProviderInfo {
-        self.info.clone()
+    fn name(&self) -> &str {
+        LOCAL_PROVIDER
     }
 
-    fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<u32, LlmError> {
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    fn models(&self) -> Vec<ModelSpec> {
+        vec![self.spec.clone()]
+    }
+
+    fn count_prompt_tokens(&self, _model: &str, messages: &[PromptMessage]) -> Result<u32, LlmError> {
         Ok(self.tokenize(messages)?.len() as u32)
     }
 
     async fn stream(&self, request: GenerationRequest) -> Result<TokenStream, LlmError> {
         let tokens = self.tokenize(&request.messages)?;
         let prompt_tokens = tokens.len() as u32;
-        let context_window = self.info.context_window;
+        let context_window = self.spec.context_window;
         if prompt_tokens.saturating_add(request.max_tokens) > context_window {
             return Err(LlmError::ContextOverflow {
                 prompt_tokens,

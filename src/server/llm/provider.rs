@@ -15,6 +15,8 @@ pub struct PromptMessage {
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerationRequest {
+    /// The provider's own name of the model (without the `provider/` prefix).
+    pub model: String,
     pub messages: Vec<PromptMessage>,
     /// 0 means greedy decoding.
     pub temperature: f32,
@@ -42,15 +44,15 @@ pub enum TokenEvent {
     },
 }
 
-/// Dropping the stream cancels the generation promptly.
+/// Dropping the stream cancels the generation promptly (local decoding stops, the
+/// upstream HTTP connection is closed).
 pub type TokenStream = Pin<Box<dyn Stream<Item = Result<TokenEvent, LlmError>> + Send>>;
 
+/// A model a provider serves.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProviderInfo {
-    /// Provider name as shown to users, e.g. `local`.
-    pub provider: String,
-    /// Model name, e.g. `SmolLM2-135M-Instruct.Q4_1`.
-    pub model: String,
+pub struct ModelSpec {
+    /// The provider's name for it, e.g. `SmolLM2-135M-Instruct.Q4_1` or `gpt-4o-mini`.
+    pub id: String,
     /// Tokens of prompt + answer the model can hold.
     pub context_window: u32,
 }
@@ -70,24 +72,50 @@ pub enum LlmError {
     },
     #[error("could not build the prompt: {0}")]
     Template(String),
+    /// The model failed while answering.
     #[error("the model failed: {0}")]
     Backend(String),
-    #[error("the model is unavailable: {0}")]
+    /// Could not get an answer started: connection refused, timeout, HTTP 5xx or 429,
+    /// model not loaded. Worth retrying or asking another provider.
+    #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The provider refused the request (HTTP 4xx other than 429: bad key, unknown
+    /// model, invalid parameter). Retrying will not help.
+    #[error("the provider rejected the request: {0}")]
+    Rejected(String),
 }
 
-/// A source of chat completions.
+impl LlmError {
+    /// Failures another attempt (or another provider) may not have.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LlmError::Busy | LlmError::Unavailable(_))
+    }
+}
+
+/// A source of chat completions: the embedded model, or an OpenAI-compatible server.
 #[async_trait]
 pub trait ChatProvider: Send + Sync + 'static {
-    /// Who answers, and the size of its context window.
-    fn info(&self) -> ProviderInfo;
+    /// Unique name, the `provider` in model ids `provider/model`.
+    fn name(&self) -> &str;
 
-    /// Prompt tokens the messages take once rendered with the model's chat template,
-    /// counted with the model's own tokenizer.
-    fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<u32, LlmError>;
+    /// Whether it runs in this process.
+    fn is_local(&self) -> bool;
 
-    /// Starts generating. Errors that can be known up front (busy, prompt too long) are
-    /// returned here, before any token; the stream ends with [`TokenEvent::Done`] or an error.
-    /// Nothing is generated until the stream is first polled.
+    /// The models it serves right now; the first is its default.
+    fn models(&self) -> Vec<ModelSpec>;
+
+    /// Prompt tokens the messages take for `model`: the model's own tokenizer where it is
+    /// known, otherwise an estimate that errs on the high side.
+    fn count_prompt_tokens(&self, model: &str, messages: &[PromptMessage]) -> Result<u32, LlmError>;
+
+    /// Starts generating. Errors that can be known without I/O (busy, prompt too long) are
+    /// returned here; everything else comes out of the stream, which ends with
+    /// [`TokenEvent::Done`] or an error. Nothing happens until the stream is first polled.
     async fn stream(&self, request: GenerationRequest) -> Result<TokenStream, LlmError>;
+
+    /// Checks the provider is reachable (and refreshes its model list where it is
+    /// discovered). The local model is always ready.
+    async fn probe(&self) -> Result<(), LlmError> {
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@ use crate::api::types::{MessageStatus, Role};
 pub struct ConversationRecord {
     pub id: String,
     pub title: String,
+    /// `provider/model` chosen for the conversation.
+    pub model: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -30,6 +32,7 @@ pub struct MessageRecord {
     pub content: String,
     pub status: MessageStatus,
     pub error: Option<String>,
+    pub notice: Option<String>,
     pub usage: UsageRecord,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
@@ -56,6 +59,7 @@ pub struct MessageFinish {
     pub content: String,
     pub status: MessageStatus,
     pub error: Option<String>,
+    pub notice: Option<String>,
     pub usage: UsageRecord,
     pub now_ms: i64,
 }

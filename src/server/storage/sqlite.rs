@@ -40,9 +40,21 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Sets one column of a conversation (`column` is a name from this file, never input).
+    async fn update_conversation(&self, column: &str, id: &str, value: &str) -> Result<(), StoreError> {
+        let sql = format!("UPDATE conversations SET {column} = ? WHERE id = ?");
+        let done = sqlx::query(&sql).bind(value).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, provider, model, \
+const CONVERSATION_COLUMNS: &str = "id, title, model, created_at, updated_at";
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, notice, provider, model, \
      prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
      max_tokens, created_at, updated_at";
 
@@ -50,6 +62,7 @@ fn conversation_from_row(row: &SqliteRow) -> Result<ConversationRecord, StoreErr
     Ok(ConversationRecord {
         id: row.try_get("id")?,
         title: row.try_get("title")?,
+        model: row.try_get("model")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -72,6 +85,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
         status: MessageStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         error: row.try_get("error")?,
+        notice: row.try_get("notice")?,
         usage: UsageRecord {
             provider: row.try_get("provider")?,
             model: row.try_get("model")?,
@@ -110,24 +124,26 @@ impl Store for SqliteStore {
         Ok(ConversationRecord {
             id: id.to_owned(),
             title: title.to_owned(),
+            model: None,
             created_at: now_ms,
             updated_at: now_ms,
         })
     }
 
     async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, title, created_at, updated_at FROM conversations \
-             ORDER BY updated_at DESC, id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
     async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError> {
-        let row = sqlx::query("SELECT id, title, created_at, updated_at FROM conversations WHERE id = ?")
+        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?");
+        let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -136,15 +152,11 @@ impl Store for SqliteStore {
     }
 
     async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE conversations SET title = ? WHERE id = ?")
-            .bind(title)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.update_conversation("title", id, title).await
+    }
+
+    async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError> {
+        self.update_conversation("model", id, model).await
     }
 
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
@@ -203,7 +215,7 @@ impl Store for SqliteStore {
 
     async fn finish_message(&self, id: &str, f: MessageFinish) -> Result<MessageRecord, StoreError> {
         let sql = format!(
-            "UPDATE messages SET content = ?, status = ?, error = ?, provider = COALESCE(?, provider), \
+            "UPDATE messages SET content = ?, status = ?, error = ?, notice = ?, provider = COALESCE(?, provider), \
              model = COALESCE(?, model), prompt_tokens = ?, completion_tokens = ?, ttft_ms = ?, \
              tokens_per_second = ?, duration_ms = ?, updated_at = ? WHERE id = ? RETURNING {MESSAGE_COLUMNS}"
         );
@@ -211,6 +223,7 @@ impl Store for SqliteStore {
             .bind(&f.content)
             .bind(f.status.as_str())
             .bind(&f.error)
+            .bind(&f.notice)
             .bind(&f.usage.provider)
             .bind(&f.usage.model)
             .bind(f.usage.prompt_tokens.map(i64::from))

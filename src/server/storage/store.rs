@@ -33,6 +33,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError>;
 
+    /// Remembers the `provider/model` a conversation answers with.
+    async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError>;
+
     /// A conversation's messages, oldest first.
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError>;
 

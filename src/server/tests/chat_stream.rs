@@ -12,7 +12,7 @@ use crate::{
         types::{ChatRequest, GenerationParams, MessageStatus, MessageView, Role},
         validation::MAX_MESSAGE_CHARS,
     },
-    server::llm::local::LocalModel,
+    server::{llm::local::LocalModel, storage::NewMessage},
 };
 
 fn req(conversation_id: &str, message: &str, temperature: f32, max_tokens: u32) -> ChatRequest {
@@ -23,6 +23,8 @@ fn req(conversation_id: &str, message: &str, temperature: f32, max_tokens: u32) 
             temperature,
             max_tokens,
         },
+        model: None,
+        trim_history: false,
     }
 }
 
@@ -163,6 +165,7 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
                 last = Some(message);
                 break;
             }
+            ChatEvent::Answering { provider, .. } => assert_eq!(provider, "local"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -268,6 +271,69 @@ async fn invalid_requests_are_rejected_before_anything_is_stored() {
     let e = rejected(&t, req("no-such-conversation", "hi", 0.0, 10)).await;
     assert_eq!(e.code, ErrorCode::NotFound);
     assert_eq!(e.status(), 404);
+
+    let mut unknown_model = req(&conv.id, "hi", 0.0, 10);
+    unknown_model.model = Some("nowhere/gpt-9".into());
+    let e = rejected(&t, unknown_model).await;
+    assert_eq!(e.field.as_deref(), Some("model"), "{e:?}");
+    assert_eq!(e.status(), 400);
+    assert!(
+        t.chat
+            .get_conversation(&conv.id)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    // Eight long turns, about 9,600 tokens: more than the 4,096-token window.
+    for i in 0..16 {
+        let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        t.store
+            .insert_message(NewMessage {
+                id: uuid::Uuid::now_v7().to_string(),
+                conversation_id: conv.id.clone(),
+                role,
+                content: format!("turn {i}: {}", "a ".repeat(600)),
+                status: MessageStatus::Complete,
+                provider: None,
+                model: None,
+                temperature: None,
+                max_tokens: None,
+                now_ms: i,
+            })
+            .await
+            .unwrap();
+    }
+    let e = rejected(&t, req(&conv.id, "And now?", 0.0, 16)).await;
+    assert_eq!(e.code, ErrorCode::ContextLengthExceeded, "{e:?}");
+
+    let mut allowed = req(&conv.id, "And now?", 0.0, 16);
+    allowed.trim_history = true;
+    let events = collect(t.chat.send(allowed).await.unwrap()).await;
+    let answer = done(&events);
+    assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
+    let notice = answer.notice.as_deref().expect("the trim is reported");
+    assert!(notice.contains("oldest messages were left out"), "{notice}");
+    let left_out: usize = notice
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!((2..16).contains(&left_out), "{notice}");
+    assert_eq!(left_out % 2, 0, "never an answer without its question: {notice}");
+    let usage = answer.usage.as_ref().unwrap();
+    assert!(usage.prompt_tokens + 16 <= 4096, "{usage:?}");
+    // Nothing was deleted: the prompt left turns out, the history keeps them.
+    assert_eq!(
+        t.chat.get_conversation(&conv.id).await.unwrap().messages.len(),
+        18
+    );
 }
 
 #[tokio::test]

@@ -1,49 +1,7 @@
 //! The whole application over real HTTP: router, server functions, SSR.
 
-use std::net::SocketAddr;
-
-use leptos::prelude::LeptosOptions;
-
-use crate::{
-    api::events::ChatEvent,
-    server::{
-        config::{LocalModelSettings, ServerSettings, Settings},
-        startup,
-    },
-};
-
-struct App {
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn spawn_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let defaults = Settings::default();
-    let settings = Settings {
-        model_dir: super::support::model_path().parent().unwrap().to_path_buf(),
-        server: ServerSettings {
-            data_dir: dir.path().to_path_buf(),
-            ..defaults.server.clone()
-        },
-        local_model: LocalModelSettings {
-            threads: 2,
-            ..defaults.local_model.clone()
-        },
-        ..defaults
-    };
-    let options = LeptosOptions::builder().output_name("stoa").build();
-    let (router, _state) = startup::build(settings, options).await.unwrap();
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    App {
-        base: format!("http://{addr}"),
-        _dir: dir,
-    }
-}
+use super::support::{App, spawn_app};
+use crate::api::events::ChatEvent;
 
 async fn call(app: &App, endpoint: &str, body: serde_json::Value) -> reqwest::Response {
     reqwest::Client::new()
@@ -202,8 +160,10 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
         .collect();
     assert_eq!(streamed, content);
     assert!(chunks.len() > 4, "several chunks");
-    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
-    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 16);
+    let finish = &chunks[chunks.len() - 2]["choices"][0]["finish_reason"];
+    assert_eq!(finish, &whole["choices"][0]["finish_reason"]);
+    assert!(finish == "stop" || finish == "length", "{finish}");
+    assert_eq!(chunks.last().unwrap()["usage"], whole["usage"]);
 
     // Bad requests: OpenAI-style error objects naming the parameter, never a 500.
     for (body, status, param) in [
@@ -241,4 +201,119 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 400);
+}
+
+#[tokio::test]
+async fn embeddings_are_unit_vectors_that_rank_meaning_and_reject_bad_input() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        client
+            .post(format!("{}/v1/embeddings", app.base))
+            .json(&body)
+            .send()
+    };
+    let model = "local/all-MiniLM-L6-v2";
+    let texts = [
+        "How do I reset my password?",
+        "I forgot my login credentials",
+        "The stock market fell sharply today",
+    ];
+    let res: serde_json::Value = post(serde_json::json!({"model": model, "input": texts}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vectors: Vec<Vec<f32>> = res["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    assert!(vectors.iter().all(|v| v.len() == 384));
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for v in &vectors {
+        assert!((dot(v, v) - 1.0).abs() < 1e-4, "unit length");
+    }
+    let (related, unrelated) = (dot(&vectors[0], &vectors[1]), dot(&vectors[0], &vectors[2]));
+    assert!(related > unrelated + 0.3, "{related} vs {unrelated}");
+    assert!(res["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+    assert_eq!(res["model"], model);
+
+    // base64 (what the official Python client asks for) carries the same floats.
+    let b64: serde_json::Value =
+        post(serde_json::json!({"model": model, "input": texts[0], "encoding_format": "base64"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert!(
+        (dot(&decoded, &vectors[0]) - 1.0).abs() < 1e-4,
+        "same text, same vector"
+    );
+
+    let too_long = "word ".repeat(400);
+    for (body, status, param) in [
+        (serde_json::json!({"model": model, "input": []}), 400, "input"),
+        (
+            serde_json::json!({"model": model, "input": [[1, 2, 3]]}),
+            400,
+            "input",
+        ),
+        (
+            serde_json::json!({"model": model, "input": ["ok", too_long]}),
+            400,
+            "input[1]",
+        ),
+        (
+            serde_json::json!({"model": model, "input": ["ok", " "]}),
+            400,
+            "input[1]",
+        ),
+        (
+            serde_json::json!({"model": model, "input": "x", "dimensions": 10}),
+            400,
+            "dimensions",
+        ),
+        (
+            serde_json::json!({"model": model, "input": "x", "encoding_format": "hex"}),
+            400,
+            "encoding_format",
+        ),
+        (
+            serde_json::json!({"model": "text-embedding-3-small", "input": "x"}),
+            404,
+            "model",
+        ),
+    ] {
+        let res = post(body).await.unwrap();
+        assert_eq!(res.status(), status);
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["param"], param, "{err}");
+    }
+
+    // /v1/models lists the embedding model, marked as such.
+    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = models["data"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|m| m["id"] == model && m["type"] == "embedding")
+    );
 }

@@ -1,11 +1,14 @@
 //! Shared set-up: one loaded model for the whole test binary, a fresh database per test.
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     sync::{Arc, OnceLock},
+    time::Duration,
 };
 
 use futures::{Stream, StreamExt};
+use leptos::prelude::LeptosOptions;
 
 use crate::{
     api::events::ChatEvent,
@@ -15,7 +18,10 @@ use crate::{
         llm::{
             ChatProvider,
             local::{LocalModel, LocalModelConfig},
+            router::{Entry, Router},
         },
+        startup,
+        state::AppState,
         storage::{Store, sqlite::SqliteStore},
     },
 };
@@ -54,6 +60,15 @@ pub struct TestChat {
     pub _dir: tempfile::TempDir,
 }
 
+/// A router over one provider, as configured by default (no retries, no fallback).
+pub fn router_of(provider: Arc<dyn ChatProvider>) -> Arc<Router> {
+    Arc::new(Router::new(
+        vec![Entry::new(provider, None, 0)],
+        None,
+        Duration::from_millis(10),
+    ))
+}
+
 pub async fn chat_with(provider: Arc<dyn ChatProvider>) -> TestChat {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("stoa.db").display());
@@ -63,7 +78,7 @@ pub async fn chat_with(provider: Arc<dyn ChatProvider>) -> TestChat {
         ..ChatSettings::default()
     };
     TestChat {
-        chat: ChatService::new(Arc::clone(&store), provider, settings),
+        chat: ChatService::new(Arc::clone(&store), router_of(provider), settings),
         store,
         _dir: dir,
     }
@@ -85,4 +100,41 @@ pub async fn collect(events: impl Stream<Item = ChatEvent>) -> Vec<ChatEvent> {
         }
     }
     all
+}
+
+/// A whole Stoa (router, server functions, `/v1`) on a loopback port with its own data
+/// directory.
+pub struct App {
+    pub base: String,
+    pub state: AppState,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> App {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted by `adjust` first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        model_dir: model_path().parent().unwrap().to_path_buf(),
+        ..Settings::default()
+    };
+    settings.server.data_dir = dir.path().to_path_buf();
+    settings.local_model.threads = 2;
+    settings.chat.persist_interval_ms = 50;
+    adjust(&mut settings);
+    let options = LeptosOptions::builder().output_name("stoa").build();
+    let (router, state) = startup::build(settings, options).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    App {
+        base: format!("http://{addr}"),
+        state,
+        _dir: dir,
+    }
 }

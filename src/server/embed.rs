@@ -1,0 +1,46 @@
+//! Text embeddings: the [`Embedder`] trait, and the embedded all-MiniLM-L6-v2 model
+//! ([`local::LocalEmbedder`], candle BERT on the CPU). Used by `/v1/embeddings` and, with
+//! documents, by ingestion and retrieval.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmbedError {
+    #[error("input {index} is {tokens} tokens long; the embedding model takes at most {limit}")]
+    TooLong {
+        index: usize,
+        tokens: usize,
+        limit: usize,
+    },
+    #[error("input {index} is empty")]
+    Empty { index: usize },
+    #[error("the embedding model is unavailable: {0}")]
+    Unavailable(String),
+    #[error("embedding failed: {0}")]
+    Backend(String),
+}
+
+/// Vectors in input order, and the tokens they took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub tokens: u32,
+}
+
+#[async_trait]
+pub trait Embedder: Send + Sync + 'static {
+    /// Model name, e.g. `all-MiniLM-L6-v2`.
+    fn model(&self) -> &str;
+
+    /// Length of every vector.
+    fn dimensions(&self) -> usize;
+
+    /// Longest input, in the model's tokens.
+    fn max_tokens(&self) -> usize;
+
+    /// Unit-length vectors (cosine similarity is a dot product), one per input.
+    /// Fails as a whole, before any work, when an input is empty or too long.
+    async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError>;
+}

@@ -1,0 +1,151 @@
+//! `POST /v1/embeddings` (OpenAI-compatible) over the local embedding model.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::openai::error_response;
+use crate::{
+    api::{ApiError, ErrorCode},
+    server::{embed::EmbedError, llm::local::LOCAL_PROVIDER, state::AppState},
+};
+
+/// Inputs per request. OpenAI allows 2048; on a CPU that is minutes of work, so Stoa
+/// takes fewer and says so.
+pub const MAX_INPUTS: usize = 256;
+
+#[derive(Debug, Deserialize)]
+struct EmbeddingRequest {
+    model: String,
+    input: Value,
+    encoding_format: Option<String>,
+    dimensions: Option<usize>,
+}
+
+fn invalid(param: impl Into<String>, message: impl Into<String>) -> Response {
+    error_response(ApiError::invalid(param, message))
+}
+
+fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
+    let texts = match input {
+        Value::String(s) => vec![s],
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Value::Array(_) => {
+            return Err(ApiError::invalid(
+                "input",
+                "input must be a string or a list of strings; token arrays are not supported",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "input",
+                "input must be a string or a list of strings",
+            ));
+        }
+    };
+    if texts.is_empty() {
+        return Err(ApiError::invalid("input", "input must not be an empty list"));
+    }
+    if texts.len() > MAX_INPUTS {
+        return Err(ApiError::invalid(
+            "input",
+            format!("input has {} items; the limit is {MAX_INPUTS}", texts.len()),
+        ));
+    }
+    Ok(texts)
+}
+
+pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: EmbeddingRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("invalid JSON body: {e}"),
+            ));
+        }
+    };
+    let Some(embedder) = state.embedder.clone() else {
+        return error_response(ApiError::new(
+            ErrorCode::Unavailable,
+            "no embedding model is loaded",
+        ));
+    };
+    let name = embedder.model();
+    let qualified = format!("{LOCAL_PROVIDER}/{name}");
+    if req.model != qualified && req.model != name {
+        return error_response(
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "embedding model '{}' does not exist; this server has '{qualified}'",
+                    req.model
+                ),
+            )
+            .with_field("model"),
+        );
+    }
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return invalid(
+                "encoding_format",
+                format!("encoding_format '{other}' is not supported; use float or base64"),
+            );
+        }
+    };
+    if let Some(d) = req.dimensions.filter(|d| *d != embedder.dimensions()) {
+        return invalid(
+            "dimensions",
+            format!("{qualified} gives {} dimensions, not {d}", embedder.dimensions()),
+        );
+    }
+    let texts = match inputs(req.input) {
+        Ok(t) => t,
+        Err(e) => return error_response(e),
+    };
+    let embedded = match embedder.embed(texts).await {
+        Ok(e) => e,
+        Err(e @ (EmbedError::TooLong { index, .. } | EmbedError::Empty { index })) => {
+            return invalid(format!("input[{index}]"), e.to_string());
+        }
+        Err(e @ EmbedError::Unavailable(_)) => {
+            return error_response(ApiError::new(ErrorCode::Unavailable, e.to_string()));
+        }
+        Err(e @ EmbedError::Backend(_)) => {
+            tracing::error!(error = %e, "embedding failed");
+            return error_response(ApiError::internal());
+        }
+    };
+    let data: Vec<Value> = embedded
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": qualified,
+        "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
+    }))
+    .into_response()
+}

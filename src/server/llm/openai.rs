@@ -1,0 +1,377 @@
+//! Any OpenAI-compatible server as a provider, through `async-openai`: OpenAI itself,
+//! vLLM, llama.cpp server, Ollama, LM Studio, OpenRouter, or another Stoa.
+//!
+//! Streams only. Failures before the first token come out as [`LlmError::Unavailable`]
+//! (retryable: connection, timeout, 5xx, 429) or [`LlmError::Rejected`] (other 4xx);
+//! dropping the stream drops the HTTP response, which closes the upstream connection.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_openai::{
+    Client,
+    config::OpenAIConfig,
+    error::OpenAIError,
+    types::chat::{
+        ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+        ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, ChatCompletionStreamOptions,
+        CreateChatCompletionRequest, FinishReason as WireFinish,
+    },
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::{
+    ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
+    TokenStream,
+    tokens::{Counter, known_context_window},
+};
+use crate::{api::types::Role, server::config::ProviderSettings};
+
+/// Context window assumed when neither the config, the model's name nor the provider says.
+const DEFAULT_CONTEXT_WINDOW: u32 = 8192;
+
+pub struct OpenAiProvider {
+    name: String,
+    base_url: String,
+    client: Client<OpenAIConfig>,
+    /// The same HTTP client, for the model listing (read raw to see context sizes).
+    http: reqwest::Client,
+    api_key: Option<String>,
+    configured: Vec<(String, Option<u32>)>,
+    models: RwLock<Vec<ModelSpec>>,
+    permits: Arc<Semaphore>,
+    first_token_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl OpenAiProvider {
+    /// Builds the client. The API key is read here from the named environment variable.
+    pub fn new(settings: &ProviderSettings) -> Result<Self, String> {
+        let api_key = match &settings.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!(
+                    "provider '{}': the environment variable {var} (api_key_env) is not set",
+                    settings.name
+                )
+            })?),
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(settings.idle_timeout_secs))
+            .build()
+            .map_err(|e| format!("provider '{}': {e}", settings.name))?;
+        let base_url = settings.base_url.trim_end_matches('/').to_owned();
+        let config = OpenAIConfig::new()
+            .with_api_base(&base_url)
+            .with_api_key(api_key.clone().unwrap_or_default());
+        let configured: Vec<(String, Option<u32>)> = settings
+            .models
+            .iter()
+            .map(|m| (m.id().to_owned(), m.context_window()))
+            .collect();
+        let models = configured
+            .iter()
+            .map(|(id, window)| spec(id, *window, None))
+            .collect();
+        Ok(Self {
+            name: settings.name.clone(),
+            base_url,
+            client: Client::with_config(config).with_http_client(http.clone()),
+            http,
+            api_key,
+            configured,
+            models: RwLock::new(models),
+            permits: Arc::new(Semaphore::new(settings.max_concurrent)),
+            first_token_timeout: Duration::from_secs(settings.first_token_timeout_secs),
+            idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
+        })
+    }
+
+    /// `GET /models`, raw, so sizes that servers add (`context_window`, vLLM's
+    /// `max_model_len`, llama.cpp's `meta.n_ctx_train`) are seen.
+    async fn list_models(&self) -> Result<Vec<(String, Option<u32>)>, LlmError> {
+        let mut request = self.http.get(format!("{}/models", self.base_url));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request
+            .timeout(self.first_token_timeout)
+            .send()
+            .await
+            .map_err(|e| LlmError::Unavailable(describe_reqwest(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(status.as_u16(), "listing models failed".into()));
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| LlmError::Unavailable(format!("unreadable model list: {e}")))?;
+        let listed = body["data"].as_array().cloned().unwrap_or_default();
+        Ok(listed
+            .iter()
+            .filter(|m| is_chat_model(m))
+            .filter_map(|m| {
+                let id = m["id"].as_str()?.to_owned();
+                let window = ["context_window", "max_model_len", "context_length"]
+                    .iter()
+                    .find_map(|k| m[k].as_u64())
+                    .or_else(|| m["meta"]["n_ctx_train"].as_u64())
+                    .map(|n| n.min(u32::MAX as u64) as u32);
+                Some((id, window))
+            })
+            .collect())
+    }
+
+    fn wire_request(&self, request: &GenerationRequest) -> CreateChatCompletionRequest {
+        let messages = request.messages.iter().map(wire_message).collect();
+        #[allow(deprecated)] // `max_tokens` is what most OpenAI-compatible servers read
+        CreateChatCompletionRequest {
+            model: request.model.clone(),
+            messages,
+            temperature: Some(request.temperature),
+            max_tokens: Some(request.max_tokens),
+            stream: Some(true),
+            stream_options: Some(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Model lists mix chat models with embedding, speech and image models and do not say
+/// which is which (Stoa's own marks embedding models with `type`); names tell the rest.
+fn is_chat_model(m: &Value) -> bool {
+    const NOT_CHAT: [&str; 10] = [
+        "embed",
+        "whisper",
+        "tts",
+        "dall-e",
+        "moderation",
+        "transcribe",
+        "image",
+        "audio",
+        "realtime",
+        "rerank",
+    ];
+    let id = m["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+    m["type"].as_str().is_none_or(|t| t == "chat") && !NOT_CHAT.iter().any(|n| id.contains(n))
+}
+
+fn spec(id: &str, configured: Option<u32>, reported: Option<u32>) -> ModelSpec {
+    ModelSpec {
+        id: id.to_owned(),
+        context_window: configured
+            .or(reported)
+            .or_else(|| known_context_window(id))
+            .unwrap_or(DEFAULT_CONTEXT_WINDOW),
+    }
+}
+
+fn wire_message(m: &PromptMessage) -> ChatCompletionRequestMessage {
+    let text = m.content.clone();
+    match m.role {
+        Role::System => ChatCompletionRequestSystemMessage::from(text).into(),
+        Role::User => ChatCompletionRequestUserMessage::from(text).into(),
+        Role::Assistant => ChatCompletionRequestAssistantMessage::from(text).into(),
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's message carries the URL but never headers, so no key can leak here.
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn status_error(status: u16, message: String) -> LlmError {
+    let text = format!("HTTP {status}: {message}");
+    if status == 429 || status == 408 || status >= 500 {
+        LlmError::Unavailable(text)
+    } else {
+        LlmError::Rejected(text)
+    }
+}
+
+fn map_error(e: OpenAIError) -> LlmError {
+    match e {
+        OpenAIError::Reqwest(e) => LlmError::Unavailable(describe_reqwest(&e)),
+        OpenAIError::ApiError(api) => status_error(api.status_code.as_u16(), api.api_error.message),
+        OpenAIError::StreamError(e) => LlmError::Unavailable(format!("the answer stream broke: {e}")),
+        OpenAIError::JSONDeserialize(e, _) => LlmError::Backend(format!("unreadable answer: {e}")),
+        other => LlmError::Backend(other.to_string()),
+    }
+}
+
+/// State of one answer's stream while chunks are mapped to [`TokenEvent`]s.
+struct Progress {
+    pieces: u32,
+    finish: Option<FinishReason>,
+    usage: Option<(u32, u32)>,
+    ended: bool,
+}
+
+#[async_trait]
+impl ChatProvider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    fn models(&self) -> Vec<ModelSpec> {
+        self.models.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn count_prompt_tokens(&self, model: &str, messages: &[PromptMessage]) -> Result<u32, LlmError> {
+        Ok(Counter::for_model(model).count(messages))
+    }
+
+    async fn stream(&self, request: GenerationRequest) -> Result<TokenStream, LlmError> {
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| LlmError::Busy)?;
+        let wire = self.wire_request(&request);
+        let client = self.client.clone();
+        let first_token_timeout = self.first_token_timeout;
+        let idle = self.idle_timeout;
+        // Lazy: the request goes out on the first poll, after the caller stored what it must.
+        let opened = futures::stream::once(async move {
+            let started = tokio::time::timeout(first_token_timeout, client.chat().create_stream(wire)).await;
+            match started {
+                Err(_) => Err(LlmError::Unavailable(format!(
+                    "no answer within {}s",
+                    first_token_timeout.as_secs()
+                ))),
+                Ok(Err(e)) => Err(map_error(e)),
+                Ok(Ok(chunks)) => Ok(chunks),
+            }
+        });
+        let tokens = opened
+            .map(move |opened| {
+                let chunks = match opened {
+                    Ok(chunks) => chunks,
+                    Err(e) => return futures::stream::iter(vec![Err(e)]).boxed(),
+                };
+                let progress = Progress {
+                    pieces: 0,
+                    finish: None,
+                    usage: None,
+                    ended: false,
+                };
+                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| async move {
+                    if p.ended {
+                        return None;
+                    }
+                    loop {
+                        let next = match tokio::time::timeout(idle, chunks.next()).await {
+                            Err(_) => Some(Err(LlmError::Unavailable(format!(
+                                "the provider went silent for {}s",
+                                idle.as_secs()
+                            )))),
+                            Ok(None) => None,
+                            Ok(Some(Err(e))) => Some(Err(map_error(e))),
+                            Ok(Some(Ok(chunk))) => {
+                                if let Some(u) = &chunk.usage {
+                                    p.usage = Some((u.prompt_tokens, u.completion_tokens));
+                                }
+                                let mut text = String::new();
+                                for choice in chunk.choices {
+                                    if let Some(t) = choice.delta.content {
+                                        text.push_str(&t);
+                                    }
+                                    if let Some(f) = choice.finish_reason {
+                                        p.finish = Some(match f {
+                                            WireFinish::Length => FinishReason::Length,
+                                            _ => FinishReason::Stop,
+                                        });
+                                    }
+                                }
+                                if text.is_empty() {
+                                    continue;
+                                }
+                                p.pieces += 1;
+                                Some(Ok(TokenEvent::Token(text)))
+                            }
+                        };
+                        return match next {
+                            Some(Err(e)) => {
+                                p.ended = true;
+                                Some((Err(e), (chunks, p)))
+                            }
+                            Some(ok) => Some((ok, (chunks, p))),
+                            // `[DONE]` or the end of the body: finished only if a finish
+                            // reason came; otherwise the connection was cut mid-answer.
+                            None => {
+                                p.ended = true;
+                                let item = match p.finish {
+                                    Some(finish) => {
+                                        let (prompt_tokens, completion_tokens) =
+                                            p.usage.unwrap_or((0, p.pieces));
+                                        Ok(TokenEvent::Done {
+                                            prompt_tokens,
+                                            completion_tokens,
+                                            finish,
+                                        })
+                                    }
+                                    None => Err(LlmError::Unavailable(
+                                        "the provider closed the stream before the answer was finished"
+                                            .into(),
+                                    )),
+                                };
+                                Some((item, (chunks, p)))
+                            }
+                        };
+                    }
+                })
+                .boxed()
+            })
+            .flatten()
+            // The permit lives as long as the stream.
+            .map(move |item| {
+                let _held = &permit;
+                item
+            });
+        Ok(Box::pin(tokens))
+    }
+
+    async fn probe(&self) -> Result<(), LlmError> {
+        let listed = self.list_models().await?;
+        let models: Vec<ModelSpec> = if self.configured.is_empty() {
+            listed.iter().map(|(id, w)| spec(id, None, *w)).collect()
+        } else {
+            self.configured
+                .iter()
+                .map(|(id, window)| {
+                    let reported = listed.iter().find(|(l, _)| l == id).and_then(|(_, w)| *w);
+                    spec(id, *window, reported)
+                })
+                .collect()
+        };
+        if let Ok(mut current) = self.models.write() {
+            *current = models;
+        }
+        Ok(())
+    }
+}
