@@ -7,7 +7,7 @@ import { lastAssistant, openHydrated, send } from "./helpers";
 
 // Two real Stoa processes: B's provider "upstream" is A's OpenAI-compatible /v1, with B's
 // own embedded model as the fallback.
-test("pick a model served by another Stoa; when it dies, the local model takes over", async ({ page }) => {
+test("pick a model served by another Stoa; when it dies mid-answer the answer fails, then the local model takes over", async ({ page }) => {
   test.setTimeout(120_000);
   const a = await startServer(3200);
   const config = join(mkdtempSync(join(tmpdir(), "stoa-e2e-config-")), "stoa.toml");
@@ -45,8 +45,20 @@ test("pick a model served by another Stoa; when it dies, the local model takes o
     await expect(answer.locator(".message-notice")).toHaveCount(0);
     await page.screenshot({ path: "test-results/provider-picked.png" });
 
-    // A dies. The conversation keeps its model; the next answer falls back, and says so.
+    // A dies in the middle of an answer: B ends it as failed, keeps the partial text and
+    // does not retry it elsewhere (tokens were already shown).
+    await send(page, "Write a very long story about a lighthouse keeper and the sea.", { maxTokens: 600 });
+    const cut = lastAssistant(page);
+    await expect
+      .poll(async () => ((await cut.locator(".message-content").textContent()) ?? "").length)
+      .toBeGreaterThan(40);
     await a.kill();
+    await expect(cut).toHaveAttribute("data-status", "failed", { timeout: 30_000 });
+    await expect(cut.locator(".message-status")).toContainText("failed");
+    expect(((await cut.locator(".message-content").textContent()) ?? "").length).toBeGreaterThan(40);
+    await expect(cut).toHaveAttribute("data-model", remoteId!);
+
+    // The conversation keeps its model; the next answer falls back, and says so.
     await send(page, "And the capital of Italy?", { maxTokens: 40 });
     const second = lastAssistant(page);
     await expect(second).toHaveAttribute("data-status", "complete", { timeout: 45_000 });

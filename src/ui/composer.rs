@@ -195,7 +195,7 @@ pub fn Composer(
                             prop:checked=move || trim_history.get()
                             on:change=move |e| trim_history.set(event_target_checked(&e))
                         />
-                        " Leave out the oldest messages when the chat outgrows the model's context"
+                        " Drop the oldest messages when the chat gets too long"
                     </label>
                 </details>
                 <ModelPicker selected=model />

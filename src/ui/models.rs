@@ -44,11 +44,12 @@ fn ModelSelect(list: ModelList, selected: RwSignal<Option<String>>) -> impl Into
                 .filter(|m| m.provider == provider)
                 .map(|m| {
                     let id = m.id.clone();
+                    // The closed select shows no group, so the label names the provider.
                     let label = format!(
-                        "{}{}{}",
+                        "{} ({}){}",
                         m.model,
-                        if m.local { " (local)" } else { "" },
-                        if m.available { "" } else { " (unavailable)" }
+                        if m.local { "local" } else { m.provider.as_str() },
+                        if m.available { "" } else { ", unavailable" }
                     );
                     let is_selected = {
                         let id = id.clone();

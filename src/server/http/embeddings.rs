@@ -10,7 +10,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::openai::error_response;
+use super::openai::{error_response, parse_body};
 use crate::{
     api::{ApiError, ErrorCode},
     server::{embed::EmbedError, llm::local::LOCAL_PROVIDER, state::AppState},
@@ -65,14 +65,9 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
 }
 
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: EmbeddingRequest = match serde_json::from_slice(&body) {
+    let req: EmbeddingRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("invalid JSON body: {e}"),
-            ));
-        }
+        Err(e) => return error_response(e),
     };
     let Some(embedder) = state.embedder.clone() else {
         return error_response(ApiError::new(

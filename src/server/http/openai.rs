@@ -49,6 +49,12 @@ pub(super) fn error_response(e: ApiError) -> Response {
     res
 }
 
+/// The JSON body, or a 400 saying why it is not one (never axum's plain-text rejection).
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("invalid JSON body: {e}")))
+}
+
 async fn models(State(state): State<AppState>) -> Json<Value> {
     let created = now_ms() / 1000;
     let data: Vec<Value> = state
@@ -77,14 +83,9 @@ fn finish_reason(f: FinishReason) -> &'static str {
 }
 
 async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: ChatCompletionRequest = match serde_json::from_slice(&body) {
+    let req: ChatCompletionRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("invalid JSON body: {e}"),
-            ));
-        }
+        Err(e) => return error_response(e),
     };
     let completion = match req.to_completion() {
         Ok(c) => c,

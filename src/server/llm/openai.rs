@@ -193,14 +193,17 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    // reqwest's message carries the URL but never headers, so no key can leak here.
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
+    let host = e
+        .url()
+        .and_then(|u| Some(format!(" to {}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_default();
+    // The innermost cause says what happened ("Connection refused"); reqwest's own text
+    // repeats the URL. Neither ever holds headers, so no key can leak here.
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
     }
-    text
+    format!("{kind}{host}: {root}")
 }
 
 fn status_error(status: u16, message: String) -> LlmError {

@@ -42,14 +42,10 @@ async fn server_functions_stream_validate_and_render() {
     assert_eq!(err["code"], "invalid_input");
 
     // A body that is not the contract at all is also the caller's fault.
-    let garbage = reqwest::Client::new()
-        .post(format!("{}/api/chat/send", app.base))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 400);
+    assert_eq!(
+        post_raw(&format!("{}/api/chat/send", app.base), "{not json").await,
+        400
+    );
 
     let missing = call(&app, "conversations/get", serde_json::json!({"id": "nope"})).await;
     assert_eq!(missing.status(), 404);
@@ -89,6 +85,31 @@ async fn server_functions_stream_validate_and_render() {
     );
 }
 
+async fn v1_models(app: &App) -> serde_json::Value {
+    let res = reqwest::get(format!("{}/v1/models", app.base)).await.unwrap();
+    res.json().await.unwrap()
+}
+
+/// Status of a POST of `body` sent as JSON, whatever it holds.
+async fn post_raw(url: &str, body: &'static str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// An OpenAI-style error object with this status, naming this parameter.
+async fn expect_openai_error(res: reqwest::Response, status: u16, param: &str) {
+    assert_eq!(res.status(), status);
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["param"], param, "{err}");
+}
+
 fn leptos_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -100,12 +121,7 @@ fn leptos_escape(s: &str) -> String {
 async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
-    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = v1_models(&app).await;
     let model = models["data"][0]["id"].as_str().unwrap().to_owned();
     assert!(model.contains("SmolLM2"));
     let post = |body: serde_json::Value| {
@@ -188,19 +204,10 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
             "max_tokens",
         ),
     ] {
-        let res = post(body).await.unwrap();
-        assert_eq!(res.status(), status);
-        let err: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(err["error"]["param"], param, "{err}");
+        expect_openai_error(post(body).await.unwrap(), status, param).await;
     }
-    let garbage = client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .header("content-type", "application/json")
-        .body("{\"model\": 3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 400);
+    let url = format!("{}/v1/chat/completions", app.base);
+    assert_eq!(post_raw(&url, "{\"model\": 3").await, 400);
 }
 
 #[tokio::test]
@@ -297,19 +304,11 @@ async fn embeddings_are_unit_vectors_that_rank_meaning_and_reject_bad_input() {
             "model",
         ),
     ] {
-        let res = post(body).await.unwrap();
-        assert_eq!(res.status(), status);
-        let err: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(err["error"]["param"], param, "{err}");
+        expect_openai_error(post(body).await.unwrap(), status, param).await;
     }
 
     // /v1/models lists the embedding model, marked as such.
-    let models: serde_json::Value = reqwest::get(format!("{}/v1/models", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = v1_models(&app).await;
     let listed = models["data"].as_array().unwrap();
     assert!(
         listed
