@@ -18,7 +18,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval clean-data
 
 run: setup
 	cargo leptos build --release
@@ -48,6 +48,10 @@ lint:
 	cargo fmt --check
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features ssr --lib --bins --tests -- -D warnings
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+
+# The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
+eval:
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo run --features ssr --bin stoa -- eval-rag $${K:-4}
 
 # Unit tests and server integration tests (real SQLite in temp dirs, real model).
 test-rust:

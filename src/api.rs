@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod conversations;
+pub mod documents;
 pub mod error;
 pub mod events;
 pub mod types;

@@ -10,6 +10,7 @@ use leptos_router::{
 
 use crate::ui::{
     conversation::{ConversationPage, NewChatPage},
+    documents::DocumentsPage,
     layout::Layout,
     state::ClientState,
 };
@@ -49,6 +50,7 @@ pub fn App() -> impl IntoView {
                     // so history renders without JavaScript (no streamed-in fragments).
                     <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
                     <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
+                    <Route path=path!("/documents") view=DocumentsPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -1,9 +1,17 @@
-//! The `stoa` server binary: load settings, start telemetry, serve.
+//! The `stoa` binary: `stoa` serves; `stoa eval-rag [k]` prints the retrieval evaluation.
 
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match stoa::server::startup::run().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None => stoa::server::startup::run().await,
+        Some("eval-rag") => stoa::server::startup::eval_rag(args.get(1).map(String::as_str)).await,
+        Some(other) => {
+            Err(format!("unknown command '{other}'; use no argument to serve, or eval-rag [k]").into())
+        }
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("stoa: {err:#}");

@@ -13,6 +13,8 @@ pub mod http;
 /// Chat model providers behind one trait (embedded llama.cpp, any OpenAI-compatible
 /// server through async-openai) and the router that picks, retries and falls back.
 pub mod llm;
+/// Documents: ingestion (extract, chunk, embed, index) and hybrid retrieval with citations.
+pub mod rag;
 /// Builds the router and serves it until shut down.
 pub mod startup;
 /// The one shared application state and the server-function context helpers.

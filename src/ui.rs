@@ -3,6 +3,7 @@
 
 pub mod composer;
 pub mod conversation;
+pub mod documents;
 pub mod layout;
 pub mod message;
 pub mod models;

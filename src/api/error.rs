@@ -18,6 +18,8 @@ pub enum ErrorCode {
     ContextLengthExceeded,
     /// No such conversation or message (404).
     NotFound,
+    /// An uploaded file is over the size limit (413).
+    PayloadTooLarge,
     /// The model's queue is full; try again shortly (503).
     Busy,
     /// No provider could start an answer: unreachable, timed out, overloaded (503).
@@ -78,6 +80,7 @@ impl ApiError {
         match self.code {
             ErrorCode::InvalidInput | ErrorCode::ContextLengthExceeded => 400,
             ErrorCode::NotFound => 404,
+            ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Busy | ErrorCode::Unavailable => 503,
             ErrorCode::Transport | ErrorCode::UpstreamRejected => 502,
             ErrorCode::Internal => 500,

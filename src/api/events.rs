@@ -10,8 +10,8 @@ use super::types::MessageView;
 pub enum ChatEvent {
     /// The user message is stored and the assistant message exists (status streaming).
     Started {
-        user_message: MessageView,
-        assistant_message: MessageView,
+        user_message: Box<MessageView>,
+        assistant_message: Box<MessageView>,
     },
     /// The answer has begun: who is writing it, and what happened on the way (fallback).
     Answering {

@@ -150,6 +150,9 @@ pub struct MessageView {
     /// old messages were left out of the prompt).
     #[serde(default)]
     pub notice: Option<String>,
+    /// Passages of the user's documents the answer was given, numbered as cited.
+    #[serde(default)]
+    pub citations: Vec<super::documents::Citation>,
     pub usage: Option<Usage>,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -162,6 +165,9 @@ pub struct ConversationView {
     pub title: String,
     /// `provider/model` the conversation answers with, once chosen.
     pub model: Option<String>,
+    /// Collections its answers may draw on; empty means all documents.
+    #[serde(default)]
+    pub collections: Vec<String>,
     pub messages: Vec<MessageView>,
 }
 

@@ -10,4 +10,4 @@ mod service;
 mod views;
 
 pub use error::ChatError;
-pub use service::{ChatService, now_ms};
+pub use service::{ChatService, Rag, now_ms};

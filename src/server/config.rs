@@ -26,6 +26,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub local_model: LocalModelSettings,
     pub embedding: EmbeddingSettings,
+    pub rag: RagSettings,
     pub chat: ChatSettings,
     pub log: LogSettings,
     /// OpenAI-compatible providers (`[[providers]]` tables in the config file).
@@ -87,6 +88,44 @@ impl Default for EmbeddingSettings {
             enabled: true,
             path: None,
         }
+    }
+}
+
+/// Documents and retrieval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RagSettings {
+    /// Largest uploaded file, in megabytes.
+    pub max_upload_mb: u32,
+    /// Chunk length in tokens of the embedding model (at most its limit of 256).
+    pub chunk_tokens: u32,
+    /// Tokens repeated from the end of one chunk at the start of the next.
+    pub chunk_overlap: u32,
+    /// Candidates taken from each of keyword and vector search.
+    pub candidates: u32,
+    /// Passages given to the model.
+    pub top_k: u32,
+    /// Cosine similarity a passage needs to be used; below it the answer says the
+    /// documents do not cover the question.
+    pub min_similarity: f32,
+}
+
+impl Default for RagSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_mb: 20,
+            chunk_tokens: 200,
+            chunk_overlap: 40,
+            candidates: 20,
+            top_k: 4,
+            min_similarity: 0.3,
+        }
+    }
+}
+
+impl RagSettings {
+    pub fn max_upload_bytes(&self) -> usize {
+        self.max_upload_mb as usize * 1_048_576
     }
 }
 
@@ -221,6 +260,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             local_model: LocalModelSettings::default(),
             embedding: EmbeddingSettings::default(),
+            rag: RagSettings::default(),
             chat: ChatSettings::default(),
             log: LogSettings::default(),
             providers: Vec::new(),
@@ -376,6 +416,19 @@ impl Settings {
                     names.join(", ")
                 ));
             }
+        }
+        let rag = &self.rag;
+        if rag.chunk_tokens < 32 || rag.chunk_tokens > 256 {
+            return Err(format!(
+                "rag.chunk_tokens must be 32 to 256 (got {})",
+                rag.chunk_tokens
+            ));
+        }
+        if rag.chunk_overlap >= rag.chunk_tokens / 2 {
+            return Err("rag.chunk_overlap must be under half of rag.chunk_tokens".into());
+        }
+        if rag.top_k == 0 || rag.top_k > rag.candidates {
+            return Err("rag.top_k must be 1 to rag.candidates".into());
         }
         Ok(())
     }

@@ -40,6 +40,27 @@ pub trait Embedder: Send + Sync + 'static {
     /// Longest input, in the model's tokens.
     fn max_tokens(&self) -> usize;
 
+    /// Tokens `text` takes for this model (special tokens included).
+    fn count_tokens(&self, text: &str) -> usize;
+
+    /// The longest prefix of `text` (whole words) that fits [`Self::max_tokens`].
+    fn truncate(&self, text: &str) -> String {
+        if self.count_tokens(text) <= self.max_tokens() {
+            return text.to_owned();
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let (mut lo, mut hi) = (0, words.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if self.count_tokens(&words[..mid].join(" ")) <= self.max_tokens() {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        words[..lo].join(" ")
+    }
+
     /// Unit-length vectors (cosine similarity is a dot product), one per input.
     /// Fails as a whole, before any work, when an input is empty or too long.
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError>;

@@ -14,7 +14,7 @@ use tower_http::{
 };
 
 use super::{
-    chat::ChatService,
+    chat::{ChatService, Rag},
     config::Settings,
     embed::{Embedder, local::LocalEmbedder},
     http,
@@ -23,8 +23,9 @@ use super::{
         openai::OpenAiProvider,
         router::{self, Entry, Router},
     },
+    rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
     state::AppState,
-    storage::{Store, sqlite::SqliteStore},
+    storage::{DocumentStore, Store, sqlite::SqliteStore},
     telemetry,
 };
 use crate::app::{App, shell};
@@ -71,6 +72,22 @@ pub async fn run() -> Result<(), StartupError> {
     Ok(())
 }
 
+/// `stoa eval-rag [k]`: the retrieval evaluation of `bench/rag-eval`, printed.
+pub async fn eval_rag(k: Option<&str>) -> Result<(), StartupError> {
+    let settings = Settings::load()?;
+    let k: usize = k
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| "k must be a number")?
+        .unwrap_or(4);
+    let dir = settings.embedding_model_dir();
+    let embedder: Arc<dyn Embedder> =
+        Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??);
+    let report = crate::server::rag::eval::run(std::path::Path::new("bench/rag-eval"), embedder, k).await?;
+    print!("{report}");
+    Ok(())
+}
+
 /// Opens storage, loads the model and builds the router. Used by `run` and by tests.
 pub async fn build(
     settings: Settings,
@@ -83,7 +100,16 @@ pub async fn build(
             settings.server.data_dir.display()
         )
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.database_url()).await?);
+    let sqlite = Arc::new(SqliteStore::open(&settings.database_url()).await?);
+    let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
+    let documents: Arc<dyn DocumentStore> = sqlite;
+    let failed = documents.fail_unfinished_documents(super::chat::now_ms()).await?;
+    if failed > 0 {
+        tracing::warn!(
+            count = failed,
+            "documents left unfinished by the last run are marked failed"
+        );
+    }
     let interrupted = store.interrupt_streaming(super::chat::now_ms()).await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -145,11 +171,29 @@ pub async fn build(
         None
     };
 
-    let chat = Arc::new(ChatService::new(
-        Arc::clone(&store),
-        models,
-        settings.chat.clone(),
-    ));
+    let mut chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
+    let mut ingest = None;
+    if let Some(embedder) = &embedder {
+        let index = Arc::new(VectorIndex::new(documents.chunk_vectors().await?));
+        tracing::info!(chunks = index.len(), "vector index loaded");
+        ingest = Some(IngestService::start(
+            Arc::clone(&documents),
+            Arc::clone(embedder),
+            Arc::clone(&index),
+            settings.rag.clone(),
+        ));
+        let retriever = Retriever::new(
+            Arc::clone(&documents),
+            Arc::clone(embedder),
+            index,
+            settings.rag.clone(),
+        );
+        chat = chat.with_rag(Rag {
+            documents,
+            retriever: Arc::new(retriever),
+        });
+    }
+    let chat = Arc::new(chat);
     let state = AppState {
         leptos_options,
         settings: Arc::new(settings),
@@ -157,6 +201,7 @@ pub async fn build(
         chat,
         local,
         embedder,
+        ingest,
     };
     Ok((router(state.clone()), state))
 }

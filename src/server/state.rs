@@ -5,8 +5,11 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::{LeptosOptions, use_context};
 
-use super::{chat::ChatService, config::Settings, embed::Embedder, llm::local::LocalModel, storage::Store};
-use crate::api::ApiError;
+use super::{
+    chat::ChatService, config::Settings, embed::Embedder, llm::local::LocalModel, rag::ingest::IngestService,
+    storage::Store,
+};
+use crate::api::{ApiError, ErrorCode};
 
 /// Shared by every request (cheap to clone).
 #[derive(Clone, FromRef)]
@@ -23,6 +26,20 @@ pub struct AppState {
     pub local: Option<Arc<LocalModel>>,
     /// The embedding model, when enabled.
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// Document ingestion (needs the embedding model).
+    pub ingest: Option<Arc<IngestService>>,
+}
+
+impl AppState {
+    /// Document ingestion, or a 503 saying why there is none.
+    pub fn ingest(&self) -> Result<&Arc<IngestService>, ApiError> {
+        self.ingest.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "documents need the embedding model, which is disabled ([embedding] enabled = false)",
+            )
+        })
+    }
 }
 
 /// The state, from inside a server function.

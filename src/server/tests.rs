@@ -3,6 +3,7 @@
 //! fetched by `make models`).
 
 mod chat_stream;
+mod documents;
 mod http;
 mod providers;
 mod support;

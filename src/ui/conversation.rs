@@ -210,9 +210,9 @@ async fn read_events(
                     assistant_message,
                 }) => {
                     draft.set(String::new());
-                    let assistant = ChatMessage::new(assistant_message);
+                    let assistant = ChatMessage::new(*assistant_message);
                     messages.update(|list| {
-                        list.push(ChatMessage::new(user_message));
+                        list.push(ChatMessage::new(*user_message));
                         list.push(assistant);
                     });
                     current.set(Some(assistant));

@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 
-use crate::api::types::{MessageStatus, MessageView, Role, Usage};
+use crate::api::{
+    documents::Citation,
+    types::{MessageStatus, MessageView, Role, Usage},
+};
 
 #[derive(Clone, Copy)]
 pub struct ChatMessage {
@@ -16,6 +19,8 @@ pub struct ChatMessage {
     pub usage: RwSignal<Option<Usage>>,
     /// `provider/model` writing the answer, known once it has begun.
     pub answering: RwSignal<Option<String>>,
+    /// Passages of the user's documents the answer was given.
+    pub citations: RwSignal<Vec<Citation>>,
 }
 
 impl ChatMessage {
@@ -27,6 +32,7 @@ impl ChatMessage {
             status: RwSignal::new(m.status),
             error: RwSignal::new(m.error),
             notice: RwSignal::new(m.notice),
+            citations: RwSignal::new(m.citations),
             answering: RwSignal::new(m.usage.as_ref().map(|u| format!("{}/{}", u.provider, u.model))),
             usage: RwSignal::new(m.usage),
         }
@@ -38,6 +44,7 @@ impl ChatMessage {
         self.status.set(m.status);
         self.error.set(m.error);
         self.notice.set(m.notice);
+        self.citations.set(m.citations);
         self.answering
             .set(m.usage.as_ref().map(|u| format!("{}/{}", u.provider, u.model)));
         self.usage.set(m.usage);
@@ -97,6 +104,10 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
             </div>
             <div class="message-content">{move || message.content.get()}</div>
             {move || {
+                let citations = message.citations.get();
+                (!citations.is_empty()).then(|| view! { <Citations citations /> })
+            }}
+            {move || {
                 message
                     .notice
                     .get()
@@ -126,5 +137,32 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
                     .map(|u| view! { <div class="message-usage">{usage_line(&u)}</div> })
             }}
         </article>
+    }
+}
+
+/// Sources as chips `[n] Document › Section`; each opens its passage (works without
+/// JavaScript: a `<details>` element).
+#[component]
+fn Citations(citations: Vec<Citation>) -> impl IntoView {
+    view! {
+        <div class="citations" role="list" aria-label="Sources">
+            {citations
+                .into_iter()
+                .map(|c| {
+                    let section = c.heading.clone().map(|h| format!(" › {h}")).unwrap_or_default();
+                    view! {
+                        <details class="citation" role="listitem" data-citation=c.n>
+                            <summary class="chip">{format!("[{}] {}{section}", c.n, c.document_title)}</summary>
+                            <blockquote class="passage">
+                                <div class="passage-source">
+                                    {format!("{} · passage {}{section}", c.document_title, c.position + 1)}
+                                </div>
+                                <p class="passage-text">{c.text}</p>
+                            </blockquote>
+                        </details>
+                    }
+                })
+                .collect_view()}
+        </div>
     }
 }

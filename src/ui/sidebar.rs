@@ -20,6 +20,9 @@ pub fn Sidebar() -> impl IntoView {
             <A href="/" attr:class="new-chat">
                 "+ New chat"
             </A>
+            <A href="/documents" attr:class="documents-link">
+                "Documents"
+            </A>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match conversations.await {

@@ -74,8 +74,8 @@ pub struct Generation {
     pub request: GenerationRequest,
     /// Already started on `chain[0]`, if it could be.
     pub started: Option<TokenStream>,
-    /// Old messages were left out of the prompt.
-    pub trim_notice: Option<String>,
+    /// What the user should know before the answer (history trimmed, no relevant passage).
+    pub notice: Option<String>,
     pub events: mpsc::Sender<ChatEvent>,
     pub stop: CancellationToken,
     /// Cancelled when the server shuts down and the grace period is over.
@@ -148,7 +148,7 @@ impl Generation {
                     provider: o.target.provider_name().to_owned(),
                     model: o.target.model.id.clone(),
                     prompt_tokens: o.prompt_tokens,
-                    notice: join_notices(self.trim_notice.take(), o.notice),
+                    notice: join_notices(self.notice.take(), o.notice),
                 };
                 let _ = self
                     .events
@@ -167,7 +167,7 @@ impl Generation {
                     provider: primary.provider_name().to_owned(),
                     model: primary.model.id.clone(),
                     prompt_tokens: 0,
-                    notice: self.trim_notice.take(),
+                    notice: self.notice.take(),
                 };
                 (answer, outcome)
             }

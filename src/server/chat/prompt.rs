@@ -165,6 +165,7 @@ mod tests {
             status,
             error: None,
             notice: None,
+            citations: Vec::new(),
             usage: UsageRecord::default(),
             temperature: None,
             max_tokens: None,

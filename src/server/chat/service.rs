@@ -12,6 +12,7 @@ use super::{
 use crate::{
     api::{
         ApiError,
+        documents::Citation,
         events::ChatEvent,
         types::{ChatRequest, ConversationSummary, ConversationView, MessageStatus, ModelList, Role},
         validation::MAX_TITLE_CHARS,
@@ -22,7 +23,8 @@ use crate::{
             GenerationRequest,
             router::{Router, Target},
         },
-        storage::{NewMessage, Store, StoreError},
+        rag::retrieve::{Retriever, context_prompt},
+        storage::{DocumentStore, NewMessage, Store, StoreError},
     },
 };
 
@@ -39,9 +41,16 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Retrieval for answers grounded in the user's documents.
+pub struct Rag {
+    pub documents: Arc<dyn DocumentStore>,
+    pub retriever: Arc<Retriever>,
+}
+
 pub struct ChatService {
     store: Arc<dyn Store>,
     router: Arc<Router>,
+    rag: Option<Rag>,
     settings: ChatSettings,
     running: Arc<Running>,
     tasks: TaskTracker,
@@ -53,11 +62,73 @@ impl ChatService {
         Self {
             store,
             router,
+            rag: None,
             settings,
             running: Arc::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Answers draw on the user's documents from now on.
+    pub fn with_rag(mut self, rag: Rag) -> Self {
+        self.rag = Some(rag);
+        self
+    }
+
+    /// Limits a conversation's answers to these collections (empty: all documents).
+    pub async fn set_collections(
+        &self,
+        conversation_id: &str,
+        collection_ids: &[String],
+    ) -> Result<(), ChatError> {
+        let rag = self.rag.as_ref().ok_or_else(|| {
+            ChatError::Invalid(ApiError::invalid("collection_ids", "documents are not enabled"))
+        })?;
+        self.store
+            .get_conversation(conversation_id)
+            .await
+            .map_err(not_found("conversation"))?;
+        let known = rag.documents.list_collections().await?;
+        if let Some(unknown) = collection_ids
+            .iter()
+            .find(|id| !known.iter().any(|c| &c.id == *id))
+        {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "collection_ids",
+                format!("collection '{unknown}' does not exist"),
+            )));
+        }
+        rag.documents
+            .set_conversation_collections(conversation_id, collection_ids)
+            .await?;
+        Ok(())
+    }
+
+    /// Passages of the conversation's documents for `question`, and the system prompt
+    /// part that carries them (or says nothing relevant was found).
+    async fn ground(&self, conversation_id: &str, question: &str) -> Result<Grounding, ChatError> {
+        let Some(rag) = &self.rag else {
+            return Ok(Grounding::default());
+        };
+        let scope = rag.documents.conversation_collections(conversation_id).await?;
+        let scope = (!scope.is_empty()).then_some(scope.as_slice());
+        let retrieval = rag.retriever.retrieve(question, scope).await.map_err(|e| {
+            tracing::error!(error = %e, "retrieval failed");
+            ChatError::Invalid(ApiError::internal())
+        })?;
+        let notice = (retrieval.searched && retrieval.citations.is_empty()).then(|| {
+            format!(
+                "no passage of your documents is relevant to this question (best similarity {:.2}, needed {:.2})",
+                retrieval.best.unwrap_or(0.0),
+                rag.retriever.min_similarity()
+            )
+        });
+        Ok(Grounding {
+            context: context_prompt(&retrieval),
+            citations: retrieval.citations,
+            notice,
+        })
     }
 
     pub fn router(&self) -> &Arc<Router> {
@@ -91,10 +162,15 @@ impl ChatService {
             .await
             .map_err(not_found("conversation"))?;
         let messages = self.store.list_messages(id).await?;
+        let collections = match &self.rag {
+            Some(rag) => rag.documents.conversation_collections(id).await?,
+            None => Vec::new(),
+        };
         Ok(ConversationView {
             id: conversation.id,
             title: conversation.title,
             model: conversation.model,
+            collections,
             messages: messages.into_iter().map(views::message).collect(),
         })
     }
@@ -127,8 +203,15 @@ impl ChatService {
             .map_err(not_found("conversation"))?;
         let primary = self.target(req.model.as_deref(), conversation.model.as_deref())?;
         let history = self.store.list_messages(&conversation.id).await?;
+        let grounding = self.ground(&conversation.id, &req.message).await?;
+        let system = [self.settings.system_prompt.clone(), grounding.context]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let fitted = prompt::fit(
-            self.settings.system_prompt.as_deref(),
+            Some(system.as_str()),
             &history,
             &req.message,
             req.trim_history,
@@ -164,6 +247,7 @@ impl ChatService {
                 model: None,
                 temperature: None,
                 max_tokens: None,
+                citations: Vec::new(),
                 now_ms: now,
             })
             .await?;
@@ -192,14 +276,15 @@ impl ChatService {
                 model: Some(primary.model.id.clone()),
                 temperature: Some(req.params.temperature),
                 max_tokens: Some(req.params.max_tokens),
+                citations: grounding.citations,
                 now_ms: now,
             })
             .await?;
 
         let (events, receiver) = mpsc::channel(1024);
         let started_event = ChatEvent::Started {
-            user_message: views::message(user_message),
-            assistant_message: views::message(assistant.clone()),
+            user_message: Box::new(views::message(user_message)),
+            assistant_message: Box::new(views::message(assistant.clone())),
         };
         events.try_send(started_event).expect("a new channel has room");
         let generation = Generation {
@@ -211,7 +296,10 @@ impl ChatService {
             chain,
             request,
             started,
-            trim_notice: fitted.notice,
+            notice: [grounding.notice, fitted.notice]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a}; {b}")),
             events,
             shutdown: self.shutdown.clone(),
             persist_every: Duration::from_millis(self.settings.persist_interval_ms),
@@ -250,6 +338,14 @@ impl ChatService {
             Err(e) => tracing::error!(error = %e, "could not mark unfinished answers"),
         }
     }
+}
+
+/// What retrieval adds to an answer.
+#[derive(Default)]
+struct Grounding {
+    context: Option<String>,
+    citations: Vec<Citation>,
+    notice: Option<String>,
 }
 
 fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {

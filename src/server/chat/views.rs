@@ -35,6 +35,7 @@ pub fn message(m: MessageRecord) -> MessageView {
         status: m.status,
         error: m.error,
         notice: m.notice,
+        citations: m.citations,
         usage,
         created_at: m.created_at,
     }

@@ -143,6 +143,13 @@ impl Embedder for LocalEmbedder {
         MAX_TOKENS
     }
 
+    fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().len())
+            .unwrap_or(usize::MAX)
+    }
+
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {
         let tokenized = self.tokenize(&texts)?;
         let tokens = tokenized.iter().map(Vec::len).sum::<usize>() as u32;

@@ -105,7 +105,7 @@ impl ChatCompletionRequest {
 /// `{"error": {...}}` as OpenAI sends it, with the HTTP status for it.
 pub fn error_body(e: &ApiError) -> (u16, Value) {
     let (kind, code) = match e.code {
-        ErrorCode::InvalidInput => ("invalid_request_error", Value::Null),
+        ErrorCode::InvalidInput | ErrorCode::PayloadTooLarge => ("invalid_request_error", Value::Null),
         ErrorCode::ContextLengthExceeded => ("invalid_request_error", json!("context_length_exceeded")),
         ErrorCode::NotFound if e.field.as_deref() == Some("model") => {
             ("invalid_request_error", json!("model_not_found"))

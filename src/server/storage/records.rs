@@ -1,6 +1,9 @@
 //! Storage-shaped records.
 
-use crate::api::types::{MessageStatus, Role};
+use crate::api::{
+    documents::Citation,
+    types::{MessageStatus, Role},
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationRecord {
@@ -33,6 +36,7 @@ pub struct MessageRecord {
     pub status: MessageStatus,
     pub error: Option<String>,
     pub notice: Option<String>,
+    pub citations: Vec<Citation>,
     pub usage: UsageRecord,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
@@ -51,6 +55,8 @@ pub struct NewMessage {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Sources handed to the model (answers only).
+    pub citations: Vec<Citation>,
     pub now_ms: i64,
 }
 

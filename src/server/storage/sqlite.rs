@@ -41,6 +41,10 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Sets one column of a conversation (`column` is a name from this file, never input).
     async fn update_conversation(&self, column: &str, id: &str, value: &str) -> Result<(), StoreError> {
         let sql = format!("UPDATE conversations SET {column} = ? WHERE id = ?");
@@ -54,7 +58,7 @@ impl SqliteStore {
 
 const CONVERSATION_COLUMNS: &str = "id, title, model, created_at, updated_at";
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, notice, provider, model, \
+const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, notice, citations, provider, model, \
      prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
      max_tokens, created_at, updated_at";
 
@@ -86,6 +90,12 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         error: row.try_get("error")?,
         notice: row.try_get("notice")?,
+        citations: match row.try_get::<Option<String>, _>("citations")? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("citations: {e}")))?
+            }
+            None => Vec::new(),
+        },
         usage: UsageRecord {
             provider: row.try_get("provider")?,
             model: row.try_get("model")?,
@@ -182,7 +192,7 @@ impl Store for SqliteStore {
         }
         let sql = format!(
             "INSERT INTO messages (id, conversation_id, role, content, status, provider, model, \
-             temperature, max_tokens, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             temperature, max_tokens, citations, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -195,6 +205,7 @@ impl Store for SqliteStore {
             .bind(&m.model)
             .bind(m.temperature.map(f64::from))
             .bind(m.max_tokens.map(i64::from))
+            .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
             .bind(m.now_ms)
             .bind(m.now_ms)
             .fetch_one(&mut *tx)

@@ -305,6 +305,7 @@ async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
                 model: None,
                 temperature: None,
                 max_tokens: None,
+                citations: Vec::new(),
                 now_ms: i,
             })
             .await
@@ -416,6 +417,7 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
             model: Some("m".into()),
             temperature: Some(0.0),
             max_tokens: Some(10),
+            citations: Vec::new(),
             now_ms: 1,
         })
         .await

@@ -1,0 +1,58 @@
+import { test, expect } from "@playwright/test";
+import { join } from "node:path";
+import { startServer } from "../server";
+import { lastAssistant, openHydrated, send } from "./helpers";
+
+const fixtures = join(__dirname, "..", "..", "src", "server", "tests", "fixtures");
+
+test("upload documents, watch them become ready, and get an answer that cites them", async ({ page }) => {
+  test.setTimeout(120_000);
+  // Its own server: the documents must not ground the answers of other tests.
+  const server = await startServer(3400);
+  try {
+    await run(page, server.url);
+  } finally {
+    await server.stop();
+  }
+});
+
+async function run(page: import("@playwright/test").Page, base: string) {
+  await openHydrated(page, base + "/documents");
+  await page.setInputFiles("#file", [
+    join(fixtures, "handbook.md"),
+    join(fixtures, "lighthouse.pdf"),
+    { name: "minutes.docx", mimeType: "application/octet-stream", buffer: Buffer.from("PK\u0003\u0004") },
+  ]);
+  await page.getByRole("button", { name: "Upload" }).click();
+
+  // Each file has its own outcome: the unsupported one is refused, the others go in.
+  await expect(page.locator('.outcome[data-file="minutes.docx"]')).toHaveClass(/error/);
+  await expect(page.locator('.outcome[data-file="minutes.docx"]')).toContainText(".docx are not supported");
+  await expect(page.locator('.outcome[data-file="handbook.md"]')).toContainText("accepted");
+  for (const file of ["handbook.md", "lighthouse.pdf"]) {
+    const row = page.locator(`tr.document[data-file="${file}"]`);
+    await expect(row).toHaveAttribute("data-status", "ready", { timeout: 60_000 });
+    await expect(row.locator(".doc-status")).toContainText("passages");
+  }
+  await page.screenshot({ path: "test-results/documents.png" });
+
+  // A question the handbook answers: the answer comes with its source.
+  await page.locator(".new-chat").click();
+  await send(page, "How many days of paid holiday do employees get?", { maxTokens: 40 });
+  const answer = lastAssistant(page);
+  await expect(answer).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const chip = answer.locator(".citation").first();
+  await expect(chip.locator("summary")).toContainText("[1] handbook › Employee Handbook > Holidays");
+  await expect(chip.locator(".passage")).toBeHidden();
+  await chip.locator("summary").click();
+  await expect(chip.locator(".passage-text")).toContainText("27 days of paid holiday");
+  await expect(chip.locator(".passage-source")).toContainText("handbook · passage");
+  await page.screenshot({ path: "test-results/citation.png" });
+
+  // The PDF is searchable too.
+  await send(page, "Where are the replacement bulbs for the lamp kept?", { maxTokens: 40 });
+  const second = lastAssistant(page);
+  await expect(second).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await second.locator(".citation summary").first().click();
+  await expect(second.locator(".citation .passage-text").first()).toContainText("east cellar");
+}

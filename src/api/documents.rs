@@ -1,0 +1,235 @@
+//! Documents and collections: types shared by the UI and the server, their validation,
+//! and the server functions (upload is multipart).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use server_fn::codec::{Json, MultipartData, MultipartFormData};
+
+use super::error::ApiError;
+
+/// Where a document is in the ingestion pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatus {
+    Queued,
+    Extracting,
+    /// `progress_done` of `progress_total` chunks embedded.
+    Embedding,
+    /// Searchable.
+    Ready,
+    /// Not searchable; `error` says why.
+    Failed,
+}
+
+impl DocumentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentStatus::Queued => "queued",
+            DocumentStatus::Extracting => "extracting",
+            DocumentStatus::Embedding => "embedding",
+            DocumentStatus::Ready => "ready",
+            DocumentStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DocumentStatus::Queued,
+            DocumentStatus::Extracting,
+            DocumentStatus::Embedding,
+            DocumentStatus::Ready,
+            DocumentStatus::Failed,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, DocumentStatus::Ready | DocumentStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentView {
+    pub id: String,
+    pub title: String,
+    pub file_name: String,
+    pub media_type: String,
+    pub collection: Option<String>,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub status: DocumentStatus,
+    pub progress_done: u32,
+    pub progress_total: u32,
+    pub error: Option<String>,
+    pub chunk_count: u32,
+    pub size_bytes: u64,
+    pub created_at: i64,
+}
+
+/// Optional facts about uploaded files, sent as the multipart field `metadata` (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentMetadata {
+    /// Title of the document (only with a single file); default: from the file.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Where it came from: a URL or a note.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Collection name; created when new.
+    #[serde(default)]
+    pub collection: Option<String>,
+}
+
+pub const MAX_DOCUMENT_TITLE_CHARS: usize = 200;
+pub const MAX_SOURCE_CHARS: usize = 2000;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 40;
+pub const MAX_COLLECTION_NAME_CHARS: usize = 80;
+/// Files per upload request.
+pub const MAX_FILES_PER_UPLOAD: usize = 20;
+
+impl DocumentMetadata {
+    /// The first broken rule, naming the field (`metadata.tags[2]`).
+    pub fn check(&self) -> Result<(), ApiError> {
+        let too_long = |field: &str, value: &str, max: usize| {
+            let n = value.chars().count();
+            (n > max).then(|| {
+                ApiError::invalid(
+                    format!("metadata.{field}"),
+                    format!("{field} is {n} characters long; the limit is {max}"),
+                )
+            })
+        };
+        if let Some(e) = self
+            .title
+            .as_deref()
+            .and_then(|t| too_long("title", t, MAX_DOCUMENT_TITLE_CHARS))
+        {
+            return Err(e);
+        }
+        if let Some(e) = self
+            .source
+            .as_deref()
+            .and_then(|s| too_long("source", s, MAX_SOURCE_CHARS))
+        {
+            return Err(e);
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(ApiError::invalid(
+                "metadata.tags",
+                format!("{} tags given; the limit is {MAX_TAGS}", self.tags.len()),
+            ));
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            let ok = !tag.is_empty()
+                && tag.chars().count() <= MAX_TAG_CHARS
+                && tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '));
+            if !ok {
+                return Err(ApiError::invalid(
+                    format!("metadata.tags[{i}]"),
+                    format!("a tag is 1 to {MAX_TAG_CHARS} letters, digits, spaces, '-' or '_'"),
+                ));
+            }
+        }
+        if let Some(name) = &self.collection {
+            check_collection_name(name).map_err(|e| e.with_field("metadata.collection"))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn check_collection_name(name: &str) -> Result<(), ApiError> {
+    let n = name.trim().chars().count();
+    if n == 0 || n > MAX_COLLECTION_NAME_CHARS {
+        return Err(ApiError::invalid(
+            "name",
+            format!("a collection name is 1 to {MAX_COLLECTION_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// What became of one uploaded file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadOutcome {
+    pub file_name: String,
+    /// The stored document (an earlier one when the same content was uploaded before).
+    pub document: Option<DocumentView>,
+    /// The same content was already in this collection; nothing new was stored.
+    pub duplicate: bool,
+    /// Why this file was refused; other files of the upload are not affected.
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionView {
+    pub id: String,
+    pub name: String,
+    pub document_count: u32,
+}
+
+/// A source an answer was given, shown as a chip `[n]` that opens the passage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    pub n: u32,
+    pub document_id: String,
+    pub document_title: String,
+    pub chunk_id: i64,
+    /// Position of the passage in its document (0 = first chunk).
+    pub position: u32,
+    pub heading: Option<String>,
+    pub text: String,
+    /// Cosine similarity to the question.
+    pub score: f32,
+}
+
+/// Uploads files (multipart fields `file`, repeated) with optional `metadata` (JSON).
+/// Each file is validated on its own; its document is then processed in the background.
+#[server(endpoint = "documents/upload", input = MultipartFormData)]
+pub async fn upload_documents(data: MultipartData) -> Result<Vec<UploadOutcome>, ApiError> {
+    use crate::server::state::state;
+    let multipart = data
+        .into_inner()
+        .ok_or_else(|| ApiError::invalid("file", "the request is not multipart/form-data"))?;
+    state()?.ingest()?.upload(multipart).await
+}
+
+/// Every document, newest first, with its progress.
+#[server(endpoint = "documents/list", input = Json)]
+pub async fn list_documents() -> Result<Vec<DocumentView>, ApiError> {
+    use crate::server::state::state;
+    state()?.ingest()?.list().await
+}
+
+/// Deletes a document with its chunks and vectors.
+#[server(endpoint = "documents/delete", input = Json)]
+pub async fn delete_document(id: String) -> Result<(), ApiError> {
+    use crate::server::state::state;
+    state()?.ingest()?.delete(&id).await
+}
+
+#[server(endpoint = "collections/list", input = Json)]
+pub async fn list_collections() -> Result<Vec<CollectionView>, ApiError> {
+    use crate::server::state::state;
+    state()?.ingest()?.collections().await
+}
+
+/// The collections a conversation searches; empty means all documents.
+#[server(endpoint = "conversations/collections", input = Json)]
+pub async fn set_conversation_collections(
+    conversation_id: String,
+    collection_ids: Vec<String>,
+) -> Result<(), ApiError> {
+    use crate::server::state::state;
+    state()?
+        .chat
+        .set_collections(&conversation_id, &collection_ids)
+        .await
+        .map_err(ApiError::from)
+}

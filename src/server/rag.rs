@@ -1,0 +1,10 @@
+//! Documents and retrieval-augmented answers: [`extract`] text from uploads, [`chunk`] it,
+//! embed and store it through [`ingest`], search it with [`retrieve`] (hybrid BM25 +
+//! vectors, re-scored, with a similarity floor) over the in-memory [`index`].
+
+pub mod chunk;
+pub mod eval;
+pub mod extract;
+pub mod index;
+pub mod ingest;
+pub mod retrieve;

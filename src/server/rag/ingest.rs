@@ -1,0 +1,436 @@
+//! Ingestion: validate each uploaded file on its own, store it as a queued document, and
+//! process it in the background (extract → chunk → embed n/m → store → index) with its
+//! progress in the database, so the UI can show it and chat stays responsive.
+
+use std::{sync::Arc, time::Duration};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{
+    chunk::{ChunkSizes, chunk},
+    extract::{Kind, extract},
+    index::VectorIndex,
+};
+use crate::{
+    api::{
+        ApiError, ErrorCode,
+        documents::{
+            CollectionView, DocumentMetadata, DocumentStatus, DocumentView, MAX_FILES_PER_UPLOAD,
+            UploadOutcome,
+        },
+    },
+    server::{
+        chat::now_ms,
+        config::RagSettings,
+        embed::Embedder,
+        storage::{
+            DocumentStore, StoreError,
+            documents::{ChunkVector, DocumentRecord, NewChunk, NewDocument},
+        },
+    },
+};
+
+/// Chunks embedded per step (and per progress update).
+const EMBED_STEP: usize = 16;
+/// Documents that may wait for processing.
+const QUEUE: usize = 256;
+
+struct Job {
+    document_id: String,
+    collection_id: Option<String>,
+    kind: Kind,
+    bytes: Vec<u8>,
+}
+
+pub struct IngestService {
+    store: Arc<dyn DocumentStore>,
+    index: Arc<VectorIndex>,
+    settings: RagSettings,
+    jobs: mpsc::Sender<Job>,
+    collections: tokio::sync::Mutex<()>,
+}
+
+fn internal(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("document"),
+        other => {
+            tracing::error!(error = %other, "document storage failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn view(d: DocumentRecord, collections: &[CollectionView]) -> DocumentView {
+    DocumentView {
+        collection: d
+            .collection_id
+            .as_ref()
+            .and_then(|id| collections.iter().find(|c| &c.id == id))
+            .map(|c| c.name.clone()),
+        id: d.id,
+        title: d.title,
+        file_name: d.file_name,
+        media_type: d.media_type,
+        source: d.source,
+        tags: d.tags,
+        status: d.status,
+        progress_done: d.progress_done,
+        progress_total: d.progress_total,
+        error: d.error,
+        chunk_count: d.chunk_count,
+        size_bytes: d.size_bytes,
+        created_at: d.created_at,
+    }
+}
+
+impl IngestService {
+    /// Starts the background worker.
+    pub fn start(
+        store: Arc<dyn DocumentStore>,
+        embedder: Arc<dyn Embedder>,
+        index: Arc<VectorIndex>,
+        settings: RagSettings,
+    ) -> Arc<Self> {
+        let (jobs, receiver) = mpsc::channel(QUEUE);
+        let service = Arc::new(Self {
+            store: Arc::clone(&store),
+            index: Arc::clone(&index),
+            settings: settings.clone(),
+            jobs,
+            collections: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(worker(receiver, store, embedder, index, settings));
+        service
+    }
+
+    pub async fn collections(&self) -> Result<Vec<CollectionView>, ApiError> {
+        let records = self.store.list_collections().await.map_err(internal)?;
+        Ok(records
+            .into_iter()
+            .map(|c| CollectionView {
+                id: c.id,
+                name: c.name,
+                document_count: c.document_count,
+            })
+            .collect())
+    }
+
+    pub async fn list(&self) -> Result<Vec<DocumentView>, ApiError> {
+        let collections = self.collections().await?;
+        let docs = self.store.list_documents().await.map_err(internal)?;
+        Ok(docs.into_iter().map(|d| view(d, &collections)).collect())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<DocumentView, ApiError> {
+        let collections = self.collections().await?;
+        let d = self.store.get_document(id).await.map_err(internal)?;
+        Ok(view(d, &collections))
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        self.store.delete_document(id).await.map_err(internal)?;
+        self.index.remove_document(id);
+        Ok(())
+    }
+
+    /// Reads a multipart upload: an optional `metadata` field (JSON), then `file` fields.
+    /// Each file gets its own outcome; a bad file does not stop the others.
+    pub async fn upload(
+        &self,
+        mut multipart: multer::Multipart<'static>,
+    ) -> Result<Vec<UploadOutcome>, ApiError> {
+        let mut metadata = DocumentMetadata::default();
+        let mut outcomes = Vec::new();
+        let limit = self.settings.max_upload_bytes();
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+        {
+            match field.name() {
+                Some("metadata") => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::invalid("metadata", format!("unreadable metadata: {e}")))?;
+                    if !text.trim().is_empty() {
+                        metadata = serde_json::from_str(&text)
+                            .map_err(|e| ApiError::invalid("metadata", format!("invalid metadata: {e}")))?;
+                    }
+                    metadata.check()?;
+                }
+                Some("file") => {
+                    if outcomes.len() == MAX_FILES_PER_UPLOAD {
+                        return Err(ApiError::invalid(
+                            "file",
+                            format!("at most {MAX_FILES_PER_UPLOAD} files per upload"),
+                        ));
+                    }
+                    let file_name = field.file_name().unwrap_or("unnamed").to_owned();
+                    // Read within the limit; past it the rest is drained unread.
+                    let mut bytes = Vec::new();
+                    let mut size = 0usize;
+                    while let Some(piece) = field
+                        .chunk()
+                        .await
+                        .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+                    {
+                        size += piece.len();
+                        if size <= limit {
+                            bytes.extend_from_slice(&piece);
+                        }
+                    }
+                    let outcome = if size > limit {
+                        Err(too_large(&file_name, size, limit))
+                    } else {
+                        self.submit(&file_name, bytes, &metadata).await
+                    };
+                    outcomes.push(match outcome {
+                        Ok((document, duplicate)) => UploadOutcome {
+                            file_name,
+                            document: Some(document),
+                            duplicate,
+                            error: None,
+                        },
+                        Err(error) => UploadOutcome {
+                            file_name,
+                            document: None,
+                            duplicate: false,
+                            error: Some(error),
+                        },
+                    });
+                }
+                other => {
+                    return Err(ApiError::invalid(
+                        other.unwrap_or("field").to_owned(),
+                        "unknown field; send `file` fields and an optional `metadata` field",
+                    ));
+                }
+            }
+        }
+        if outcomes.is_empty() {
+            return Err(ApiError::invalid("file", "no file was uploaded"));
+        }
+        Ok(outcomes)
+    }
+
+    /// Validates one file and queues it. Returns the document, and whether it was a
+    /// duplicate of one already stored.
+    pub async fn submit(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+        metadata: &DocumentMetadata,
+    ) -> Result<(DocumentView, bool), ApiError> {
+        let limit = self.settings.max_upload_bytes();
+        if bytes.is_empty() {
+            return Err(ApiError::invalid("file", format!("{file_name} is empty")));
+        }
+        if bytes.len() > limit {
+            return Err(too_large(file_name, bytes.len(), limit));
+        }
+        let kind = Kind::detect(file_name, &bytes)
+            .map_err(|m| ApiError::invalid("file", format!("{file_name}: {m}")))?;
+        metadata.check()?;
+        let collection_id = match &metadata.collection {
+            Some(name) => {
+                let _one_at_a_time = self.collections.lock().await;
+                let id = uuid::Uuid::now_v7().to_string();
+                Some(
+                    self.store
+                        .ensure_collection(&id, name.trim(), now_ms())
+                        .await
+                        .map_err(internal)?
+                        .id,
+                )
+            }
+            None => None,
+        };
+        let hash = format!("{:x}", Sha256::digest(&bytes));
+        if let Some(existing) = self
+            .store
+            .find_duplicate(&hash, collection_id.as_deref())
+            .await
+            .map_err(internal)?
+        {
+            return Ok((self.get(&existing.id).await?, true));
+        }
+        let title = metadata
+            .title
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| {
+                file_name
+                    .rsplit_once('.')
+                    .map_or(file_name, |(stem, _)| stem)
+                    .to_owned()
+            });
+        let record = self
+            .store
+            .insert_document(NewDocument {
+                id: uuid::Uuid::now_v7().to_string(),
+                collection_id: collection_id.clone(),
+                title,
+                file_name: file_name.to_owned(),
+                media_type: kind.media_type().to_owned(),
+                source: metadata.source.clone(),
+                tags: metadata.tags.clone(),
+                content_hash: hash,
+                size_bytes: bytes.len() as u64,
+                now_ms: now_ms(),
+            })
+            .await
+            .map_err(internal)?;
+        let job = Job {
+            document_id: record.id.clone(),
+            collection_id,
+            kind,
+            bytes,
+        };
+        if self.jobs.try_send(job).is_err() {
+            let reason = "too many documents are waiting to be processed; try again later";
+            let _ = self
+                .store
+                .set_document_progress(&record.id, DocumentStatus::Failed, 0, 0, Some(reason), now_ms())
+                .await;
+            return Err(ApiError::new(ErrorCode::Busy, reason));
+        }
+        Ok((self.get(&record.id).await?, false))
+    }
+
+    /// Waits until the document is ready or failed (for tests and the API).
+    pub async fn wait(&self, id: &str, limit: Duration) -> Result<DocumentView, ApiError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let d = self.get(id).await?;
+            if d.status.is_final() || tokio::time::Instant::now() > deadline {
+                return Ok(d);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn too_large(file_name: &str, size: usize, limit: usize) -> ApiError {
+    let mb = |n: usize| n as f64 / 1_048_576.0;
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "{file_name} is {:.1} MB; the limit is {:.0} MB",
+            mb(size),
+            mb(limit)
+        ),
+    )
+    .with_field("file")
+}
+
+/// Processes queued documents one at a time.
+async fn worker(
+    mut jobs: mpsc::Receiver<Job>,
+    store: Arc<dyn DocumentStore>,
+    embedder: Arc<dyn Embedder>,
+    index: Arc<VectorIndex>,
+    settings: RagSettings,
+) {
+    while let Some(job) = jobs.recv().await {
+        let id = job.document_id.clone();
+        let started = std::time::Instant::now();
+        match process(job, &store, &embedder, &index, &settings).await {
+            Ok(chunks) => tracing::info!(
+                document_id = %id,
+                chunks,
+                ms = started.elapsed().as_millis() as u64,
+                "document ready"
+            ),
+            Err(reason) => {
+                tracing::warn!(document_id = %id, %reason, "document failed");
+                let _ = store
+                    .set_document_progress(&id, DocumentStatus::Failed, 0, 0, Some(&reason), now_ms())
+                    .await;
+            }
+        }
+    }
+}
+
+async fn process(
+    job: Job,
+    store: &Arc<dyn DocumentStore>,
+    embedder: &Arc<dyn Embedder>,
+    index: &Arc<VectorIndex>,
+    settings: &RagSettings,
+) -> Result<usize, String> {
+    let id = job.document_id;
+    let progress = |status, done, total| {
+        let store = Arc::clone(store);
+        let id = id.clone();
+        async move {
+            store
+                .set_document_progress(&id, status, done, total, None, now_ms())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    progress(DocumentStatus::Extracting, 0, 0).await?;
+    let counter = Arc::clone(embedder);
+    let sizes = ChunkSizes {
+        size: settings.chunk_tokens as usize,
+        overlap: settings.chunk_overlap as usize,
+        limit: embedder.max_tokens(),
+    };
+    let (kind, bytes) = (job.kind, job.bytes);
+    let chunks = tokio::task::spawn_blocking(move || {
+        let extracted = extract(kind, &bytes)?;
+        Ok::<_, String>(chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
+    })
+    .await
+    .map_err(|e| format!("extraction crashed: {e}"))??;
+    if chunks.is_empty() {
+        return Err("no text could be extracted from the file".into());
+    }
+    let total = chunks.len() as u32;
+    progress(DocumentStatus::Embedding, 0, total).await?;
+    let mut vectors = Vec::with_capacity(chunks.len());
+    for step in chunks.chunks(EMBED_STEP) {
+        let texts = step
+            .iter()
+            .map(|c| embedder.truncate(&c.embedding_text()))
+            .collect();
+        let embedded = embedder.embed(texts).await.map_err(|e| e.to_string())?;
+        vectors.extend(embedded.vectors);
+        progress(DocumentStatus::Embedding, vectors.len() as u32, total).await?;
+    }
+    let new_chunks: Vec<NewChunk> = chunks
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (c, embedding))| NewChunk {
+            position: i as u32,
+            tokens: c.tokens as u32,
+            heading: c.heading,
+            content: c.content,
+            start: c.start as u64,
+            end: c.end as u64,
+            embedding,
+        })
+        .collect();
+    let for_index: Vec<Vec<f32>> = new_chunks.iter().map(|c| c.embedding.clone()).collect();
+    let ids = match store.store_chunks(&id, new_chunks, now_ms()).await {
+        Ok(ids) => ids,
+        Err(StoreError::NotFound) => return Ok(0), // deleted meanwhile
+        Err(e) => return Err(e.to_string()),
+    };
+    let n = ids.len();
+    index.add(
+        ids.into_iter()
+            .zip(for_index)
+            .map(|(chunk_id, vector)| ChunkVector {
+                chunk_id,
+                document_id: id.clone(),
+                collection_id: job.collection_id.clone(),
+                vector,
+            })
+            .collect(),
+    );
+    Ok(n)
+}

@@ -1,0 +1,159 @@
+//! Documents, their chunks (text, position, embedding) and collections: the storage side
+//! of ingestion and retrieval, behind [`DocumentStore`] so PostgreSQL can implement it.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::api::documents::DocumentStatus;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionRecord {
+    pub id: String,
+    pub name: String,
+    pub document_count: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentRecord {
+    pub id: String,
+    pub collection_id: Option<String>,
+    pub title: String,
+    pub file_name: String,
+    pub media_type: String,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub content_hash: String,
+    pub size_bytes: u64,
+    pub status: DocumentStatus,
+    pub progress_done: u32,
+    pub progress_total: u32,
+    pub error: Option<String>,
+    pub chunk_count: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    pub id: String,
+    pub collection_id: Option<String>,
+    pub title: String,
+    pub file_name: String,
+    pub media_type: String,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    pub content_hash: String,
+    pub size_bytes: u64,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChunk {
+    pub position: u32,
+    pub heading: Option<String>,
+    pub content: String,
+    pub start: u64,
+    pub end: u64,
+    pub tokens: u32,
+    pub embedding: Vec<f32>,
+}
+
+/// A chunk with the document it belongs to, as retrieval returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkHit {
+    pub id: i64,
+    pub document_id: String,
+    pub document_title: String,
+    pub position: u32,
+    pub heading: Option<String>,
+    pub content: String,
+}
+
+/// A chunk's vector, to build the in-memory index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkVector {
+    pub chunk_id: i64,
+    pub document_id: String,
+    pub collection_id: Option<String>,
+    pub vector: Vec<f32>,
+}
+
+#[async_trait]
+pub trait DocumentStore: Send + Sync + 'static {
+    /// Creates a collection, or returns the one of that name.
+    async fn ensure_collection(
+        &self,
+        id: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<CollectionRecord, StoreError>;
+
+    async fn list_collections(&self) -> Result<Vec<CollectionRecord>, StoreError>;
+
+    /// The document with this content in this collection, if it was uploaded before.
+    async fn find_duplicate(
+        &self,
+        content_hash: &str,
+        collection_id: Option<&str>,
+    ) -> Result<Option<DocumentRecord>, StoreError>;
+
+    /// Stores a document in status `queued`.
+    async fn insert_document(&self, document: NewDocument) -> Result<DocumentRecord, StoreError>;
+
+    async fn get_document(&self, id: &str) -> Result<DocumentRecord, StoreError>;
+
+    /// Newest first.
+    async fn list_documents(&self) -> Result<Vec<DocumentRecord>, StoreError>;
+
+    async fn set_document_progress(
+        &self,
+        id: &str,
+        status: DocumentStatus,
+        done: u32,
+        total: u32,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Stores every chunk and marks the document `ready`, in one transaction. Returns the
+    /// chunk ids in order.
+    async fn store_chunks(
+        &self,
+        document_id: &str,
+        chunks: Vec<NewChunk>,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Removes the document, its chunks, vectors and index entries.
+    async fn delete_document(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Vectors of every chunk of ready documents.
+    async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError>;
+
+    /// Chunk ids matching `query` by BM25 (best first), limited to `collections` when given.
+    async fn keyword_search(
+        &self,
+        query: &str,
+        collections: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Chunks by id, with their documents, in the order asked.
+    async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError>;
+
+    /// Whether any ready document is in scope (all when `collections` is `None`).
+    async fn has_documents(&self, collections: Option<&[String]>) -> Result<bool, StoreError>;
+
+    async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
+
+    async fn set_conversation_collections(
+        &self,
+        conversation_id: &str,
+        collection_ids: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Documents left unfinished by a stopped server are marked failed (their upload is
+    /// not kept); returns how many.
+    async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError>;
+}

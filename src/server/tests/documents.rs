@@ -1,0 +1,308 @@
+//! Documents end to end: upload over HTTP (multipart), background ingestion of every
+//! supported kind with the real MiniLM embedder, hybrid retrieval cited in answers,
+//! per-file rejections, duplicates, collections and deletion.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::support::{App, collect, spawn_app, spawn_app_with};
+use crate::{
+    api::{
+        documents::{Citation, DocumentStatus},
+        events::ChatEvent,
+        types::{ChatRequest, GenerationParams, MessageView},
+    },
+    server::storage::{DocumentStore, sqlite::SqliteStore},
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/server/tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// POSTs files (and metadata) to the upload server function; returns status and body.
+async fn upload(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>) -> (u16, Value) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(m) = metadata {
+        form = form.text("metadata", m.to_string());
+    }
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/documents/upload", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+async fn upload_ready(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>) -> Vec<String> {
+    let (status, outcomes) = upload(app, files, metadata).await;
+    assert_eq!(status, 200, "{outcomes}");
+    let mut ids = Vec::new();
+    for o in outcomes.as_array().unwrap() {
+        assert!(o["error"].is_null(), "{o}");
+        let id = o["document"]["id"].as_str().unwrap().to_owned();
+        let doc = app
+            .state
+            .ingest()
+            .unwrap()
+            .wait(&id, Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert_eq!(doc.status, DocumentStatus::Ready, "{doc:?}");
+        assert!(doc.chunk_count > 0);
+        ids.push(id);
+    }
+    ids
+}
+
+/// Asks in a new conversation (optionally limited to collections); returns the answer.
+async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
+    let conv = app.state.chat.create_conversation().await.unwrap();
+    app.state
+        .chat
+        .set_collections(&conv.id, collections)
+        .await
+        .unwrap();
+    let req = ChatRequest {
+        conversation_id: conv.id,
+        message: question.into(),
+        params: GenerationParams {
+            temperature: 0.0,
+            max_tokens: 8,
+        },
+        model: None,
+        trim_history: false,
+    };
+    let events = collect(app.state.chat.send(req).await.unwrap()).await;
+    match events.last() {
+        Some(ChatEvent::Done { message }) => message.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn top(m: &MessageView) -> &Citation {
+    m.citations
+        .first()
+        .unwrap_or_else(|| panic!("a citation for {m:?}"))
+}
+
+#[tokio::test]
+async fn every_kind_is_ingested_and_the_right_passage_is_cited() {
+    let app = spawn_app().await;
+    upload_ready(
+        &app,
+        vec![
+            ("handbook.md", fixture("handbook.md")),
+            ("recipes.html", fixture("recipes.html")),
+            ("lighthouse.pdf", fixture("lighthouse.pdf")),
+            ("astronomy.txt", fixture("astronomy.txt")),
+        ],
+        None,
+    )
+    .await;
+
+    for (question, title, passage) in [
+        (
+            "How many days of paid holiday do employees get?",
+            "handbook",
+            "27 days",
+        ),
+        (
+            "At what temperature should I bake the plum cake?",
+            "recipes",
+            "180 degrees",
+        ),
+        (
+            "Where are the replacement bulbs for the lamp stored?",
+            "lighthouse",
+            "east cellar",
+        ),
+        ("What lies beneath the ice of Europa?", "astronomy", "salty ocean"),
+    ] {
+        let answer = ask(&app, question, &[]).await;
+        let c = top(&answer);
+        assert_eq!(c.document_title, title, "{question}: {:?}", answer.citations);
+        assert!(c.text.contains(passage), "{question}: {c:?}");
+        assert!(c.score >= 0.3);
+        assert!(answer.notice.is_none(), "{answer:?}");
+    }
+    // Headings travel with the passage (Markdown and HTML alike).
+    let holidays = ask(&app, "How many days of paid holiday do employees get?", &[]).await;
+    assert_eq!(
+        top(&holidays).heading.as_deref(),
+        Some("Employee Handbook > Holidays")
+    );
+    let cake = ask(&app, "At what temperature should I bake the plum cake?", &[]).await;
+    assert_eq!(
+        top(&cake).heading.as_deref(),
+        Some("Grandmother's Recipes > Plum cake")
+    );
+
+    // Nothing relevant: no sources, and the answer says the documents do not cover it.
+    let off_topic = ask(&app, "Which team won the 1998 football world cup final?", &[]).await;
+    assert!(off_topic.citations.is_empty(), "{:?}", off_topic.citations);
+    assert!(
+        off_topic
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("no passage of your documents")
+    );
+
+    // Citations are stored with the answer.
+    let stored = app
+        .state
+        .chat
+        .get_conversation(&app.state.chat.list_conversations().await.unwrap()[1].id)
+        .await
+        .unwrap();
+    assert_eq!(stored.messages[1].citations, cake.citations);
+}
+
+#[tokio::test]
+async fn bad_files_are_refused_one_by_one_and_the_rest_go_in() {
+    let app = spawn_app_with(|s| s.rag.max_upload_mb = 1).await;
+    let (status, outcomes) = upload(
+        &app,
+        vec![
+            ("empty.txt", Vec::new()),
+            ("big.txt", vec![b'a'; 1_100_000]),
+            ("report.docx", b"PK\x03\x04".to_vec()),
+            ("fake.pdf", b"not a pdf".to_vec()),
+            ("astronomy.txt", fixture("astronomy.txt")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let errors: Vec<(String, String)> = outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["error"]["code"].as_str().unwrap_or("-").to_owned(),
+                o["error"]["message"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(errors[0], ("invalid_input".into(), "empty.txt is empty".into()));
+    assert_eq!(errors[1].0, "payload_too_large");
+    assert!(errors[1].1.contains("limit is 1 MB"), "{errors:?}");
+    assert!(errors[2].1.contains(".docx are not supported"), "{errors:?}");
+    assert!(errors[3].1.contains("not a PDF"), "{errors:?}");
+    assert_eq!(errors[4].0, "-", "the good file went in");
+    assert!(outcomes[0]["error"]["field"] == "file");
+
+    // Invalid metadata refuses the whole upload, naming the field.
+    let (status, err) = upload(
+        &app,
+        vec![("astronomy.txt", fixture("astronomy.txt"))],
+        Some(json!({"tags": ["ok", "no!"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["field"], "metadata.tags[1]", "{err}");
+    let (status, err) = upload(&app, vec![], Some(json!({"colour": "red"}))).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(app.state.ingest().unwrap().list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn duplicates_collections_and_deletion() {
+    let app = spawn_app().await;
+    let space = upload_ready(
+        &app,
+        vec![("astronomy.txt", fixture("astronomy.txt"))],
+        Some(json!({"collection": "space"})),
+    )
+    .await;
+    upload_ready(
+        &app,
+        vec![("handbook.md", fixture("handbook.md"))],
+        Some(json!({"collection": "hr", "tags": ["policy"]})),
+    )
+    .await;
+
+    // The same content again in the same collection is the same document.
+    let (_, again) = upload(
+        &app,
+        vec![("copy.txt", fixture("astronomy.txt"))],
+        Some(json!({"collection": "space"})),
+    )
+    .await;
+    assert_eq!(again[0]["duplicate"], true);
+    assert_eq!(again[0]["document"]["id"], space[0].as_str());
+    let ingest = app.state.ingest().unwrap();
+    assert_eq!(ingest.list().await.unwrap().len(), 2);
+
+    // A conversation limited to one collection only sees that collection.
+    let collections = ingest.collections().await.unwrap();
+    let space_id = collections.iter().find(|c| c.name == "space").unwrap().id.clone();
+    let only_space = ask(
+        &app,
+        "How many days of paid holiday do employees get?",
+        std::slice::from_ref(&space_id),
+    )
+    .await;
+    assert!(
+        only_space
+            .citations
+            .iter()
+            .all(|c| c.document_title == "astronomy"),
+        "{only_space:?}"
+    );
+    let europa = ask(&app, "What lies beneath the ice of Europa?", &[space_id]).await;
+    assert!(top(&europa).text.contains("salty ocean"));
+
+    // Deleting removes the document, its passages and their index entries.
+    ingest.delete(&space[0]).await.unwrap();
+    assert_eq!(ingest.list().await.unwrap().len(), 1);
+    let gone = ask(&app, "What lies beneath the ice of Europa?", &[]).await;
+    assert!(
+        gone.citations.iter().all(|c| c.document_title != "astronomy"),
+        "{gone:?}"
+    );
+    let db = SqliteStore::open(&app.state.settings.database_url())
+        .await
+        .unwrap();
+    assert!(
+        db.keyword_search("Europa ocean", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        db.chunk_vectors()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|v| v.document_id == space[0])
+            .count(),
+        0
+    );
+    assert_eq!(ingest.delete(&space[0]).await.unwrap_err().status(), 404);
+}
+
+#[tokio::test]
+async fn retrieval_evaluation_stays_above_its_floor() {
+    let app = spawn_app().await;
+    let embedder = app.state.embedder.clone().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/rag-eval");
+    let report = crate::server::rag::eval::run(&dir, embedder, 4).await.unwrap();
+    println!("{report}");
+    assert_eq!(report.cases, 20);
+    assert!(report.recall_at_k >= 0.85, "{report}");
+    assert!(report.mrr >= 0.7, "{report}");
+}

@@ -1,0 +1,232 @@
+//! `/documents`: upload files (picker or drag and drop, several at once, with an optional
+//! collection), see each one's progress until it is ready, delete them.
+
+use leptos::{ev, html, prelude::*, task::spawn_local};
+
+use crate::api::{
+    ApiError,
+    documents::{
+        DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, delete_document, list_documents,
+        upload_documents,
+    },
+};
+
+fn status_line(d: &DocumentView) -> String {
+    match d.status {
+        DocumentStatus::Queued => "queued".into(),
+        DocumentStatus::Extracting => "extracting text…".into(),
+        DocumentStatus::Embedding => format!("embedding {}/{}", d.progress_done, d.progress_total),
+        DocumentStatus::Ready => format!("ready · {} passages", d.chunk_count),
+        DocumentStatus::Failed => format!("failed: {}", d.error.clone().unwrap_or_default()),
+    }
+}
+
+#[component]
+pub fn DocumentsPage() -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let documents = Resource::new(move || version.get(), |_| list_documents());
+    let outcomes = RwSignal::new(Vec::<UploadOutcome>::new());
+    let form_error = RwSignal::new(None::<ApiError>);
+    let uploading = RwSignal::new(false);
+    let form = NodeRef::<html::Form>::new();
+    let file_input = NodeRef::<html::Input>::new();
+    let collection = RwSignal::new(String::new());
+    let dragging = RwSignal::new(false);
+
+    // While a document is still being processed, look again every second.
+    Effect::new(move |_| {
+        let pending = documents
+            .get()
+            .and_then(|r| r.ok())
+            .is_some_and(|list| list.iter().any(|d| !d.status.is_final()));
+        if pending {
+            set_timeout(
+                move || version.update(|v| *v += 1),
+                std::time::Duration::from_millis(1000),
+            );
+        }
+    });
+
+    let submit = move || {
+        let Some(form) = form.get_untracked() else { return };
+        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
+            return;
+        };
+        let name = collection.get_untracked();
+        let metadata = DocumentMetadata {
+            collection: (!name.trim().is_empty()).then(|| name.trim().to_owned()),
+            ..DocumentMetadata::default()
+        };
+        if let Err(e) = metadata.check() {
+            form_error.set(Some(e));
+            return;
+        }
+        // Metadata first: the server reads it before the files.
+        data.delete("metadata");
+        let files = data.get_all("file");
+        data.delete("file");
+        let _ = data.append_with_str("metadata", &serde_json::to_string(&metadata).unwrap_or_default());
+        for f in files.iter() {
+            if let Ok(blob) = leptos::wasm_bindgen::JsCast::dyn_into::<web_sys::File>(f) {
+                let _ = data.append_with_blob_and_filename("file", &blob, &blob.name());
+            }
+        }
+        uploading.set(true);
+        form_error.set(None);
+        spawn_local(async move {
+            match upload_documents(data.into()).await {
+                Ok(result) => outcomes.set(result),
+                Err(e) => form_error.set(Some(e)),
+            }
+            uploading.set(false);
+            if let Some(input) = file_input.get_untracked() {
+                input.set_value("");
+            }
+            version.update(|v| *v += 1);
+        });
+    };
+
+    let on_drop = move |e: ev::DragEvent| {
+        e.prevent_default();
+        dragging.set(false);
+        let (Some(transfer), Some(input)) = (e.data_transfer(), file_input.get_untracked()) else {
+            return;
+        };
+        input.set_files(transfer.files().as_ref());
+        submit();
+    };
+
+    view! {
+        <section class="documents">
+            <h1>"Documents"</h1>
+            <p class="muted">
+                "Upload text, Markdown, HTML or PDF files. Answers in every chat then draw on them and cite them."
+            </p>
+            <form
+                class="upload"
+                class:dragging=move || dragging.get()
+                node_ref=form
+                on:submit=move |e: ev::SubmitEvent| {
+                    e.prevent_default();
+                    submit();
+                }
+                on:dragover=move |e: ev::DragEvent| {
+                    e.prevent_default();
+                    dragging.set(true);
+                }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=on_drop
+            >
+                <label class="drop-zone" for="file">
+                    "Drop files here, or choose them"
+                    <input
+                        id="file"
+                        name="file"
+                        type="file"
+                        multiple
+                        accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
+                        node_ref=file_input
+                    />
+                </label>
+                <label>
+                    "Collection (optional) "
+                    <input
+                        id="collection"
+                        type="text"
+                        placeholder="e.g. handbook"
+                        prop:value=move || collection.get()
+                        on:input=move |e| collection.set(event_target_value(&e))
+                    />
+                </label>
+                <button type="submit" class="send" disabled=move || uploading.get()>
+                    {move || if uploading.get() { "Uploading…" } else { "Upload" }}
+                </button>
+                {move || {
+                    form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
+                }}
+            </form>
+            <ul class="upload-outcomes">
+                {move || {
+                    outcomes
+                        .get()
+                        .into_iter()
+                        .map(|o| {
+                            let (class, text) = match (&o.error, o.duplicate) {
+                                (Some(e), _) => ("outcome error", e.message.clone()),
+                                (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
+                                (None, false) => ("outcome", "accepted".to_owned()),
+                            };
+                            view! {
+                                <li class=class data-file=o.file_name.clone()>
+                                    <strong>{o.file_name.clone()}</strong>
+                                    ": "
+                                    {text}
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match documents.await {
+                        Ok(list) if list.is_empty() => view! { <p class="muted">"No documents yet."</p> }.into_any(),
+                        Ok(list) => view! { <DocumentList list version /> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn DocumentList(list: Vec<DocumentView>, version: RwSignal<u32>) -> impl IntoView {
+    view! {
+        <table class="document-list">
+            <thead>
+                <tr>
+                    <th>"Document"</th>
+                    <th>"Collection"</th>
+                    <th>"Status"</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>
+                {list
+                    .into_iter()
+                    .map(|d| {
+                        let id = d.id.clone();
+                        let status = status_line(&d);
+                        view! {
+                            <tr class="document" data-status=d.status.as_str() data-file=d.file_name.clone()>
+                                <td>
+                                    <span class="doc-title">{d.title.clone()}</span>
+                                    <span class="muted">{format!(" {} · {:.1} KB", d.file_name, d.size_bytes as f64 / 1024.0)}</span>
+                                </td>
+                                <td>{d.collection.clone().unwrap_or_else(|| "—".into())}</td>
+                                <td class="doc-status">{status}</td>
+                                <td>
+                                    <button
+                                        type="button"
+                                        class="delete"
+                                        aria-label=format!("Delete {}", d.title)
+                                        on:click=move |_| {
+                                            let id = id.clone();
+                                            spawn_local(async move {
+                                                let _ = delete_document(id).await;
+                                                version.update(|v| *v += 1);
+                                            });
+                                        }
+                                    >
+                                        "Delete"
+                                    </button>
+                                </td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+}
