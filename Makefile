@@ -18,7 +18,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag clean-data
 
 run: setup
 	cargo leptos build --release
@@ -46,8 +46,14 @@ fmt:
 
 lint:
 	cargo fmt --check
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features ssr --lib --bins --tests -- -D warnings
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features ssr --lib --bins --tests --benches -- -D warnings
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+
+# Benchmarks (not part of `make test`): results are written to bench/results/.
+bench: bench-rag
+
+bench-rag:
+	cargo bench --features ssr --bench rag
 
 # The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
 eval:

@@ -1,4 +1,5 @@
 import { test, expect } from "@playwright/test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startServer } from "../server";
 import { lastAssistant, openHydrated, send } from "./helpers";
@@ -18,9 +19,10 @@ test("upload documents, watch them become ready, and get an answer that cites th
 
 async function run(page: import("@playwright/test").Page, base: string) {
   await openHydrated(page, base + "/documents");
+  const file = (name: string, mimeType: string) => ({ name, mimeType, buffer: readFileSync(join(fixtures, name)) });
   await page.setInputFiles("#file", [
-    join(fixtures, "handbook.md"),
-    join(fixtures, "lighthouse.pdf"),
+    file("handbook.md", "text/markdown"),
+    file("lighthouse.pdf", "application/pdf"),
     { name: "minutes.docx", mimeType: "application/octet-stream", buffer: Buffer.from("PK\u0003\u0004") },
   ]);
   await page.getByRole("button", { name: "Upload" }).click();

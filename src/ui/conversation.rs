@@ -5,6 +5,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use super::{
     composer::Composer,
+    documents::SourcesPicker,
     message::{ChatMessage, MessageBubble},
     state::{ClientState, Outgoing, PendingSend, client_state},
 };
@@ -94,6 +95,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
     let server_error = RwSignal::new(None::<ApiError>);
     let streaming = RwSignal::new(false);
     let model = RwSignal::new(conversation.model.clone());
+    let collections = conversation.collections.clone();
     // The assistant message being written, for Stop.
     let current = RwSignal::new(None::<ChatMessage>);
     let list = NodeRef::<leptos::html::Div>::new();
@@ -170,6 +172,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     <MessageBubble message />
                 </For>
             </div>
+            <SourcesPicker conversation_id=conversation_id.get_value() selected=collections />
             <Composer
                 draft
                 streaming=streaming.into()

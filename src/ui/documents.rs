@@ -230,3 +230,73 @@ fn DocumentList(list: Vec<DocumentView>, version: RwSignal<u32>) -> impl IntoVie
         </table>
     }
 }
+
+/// Which collections a conversation's answers may draw on (none ticked: all documents).
+#[component]
+pub fn SourcesPicker(conversation_id: String, selected: Vec<String>) -> impl IntoView {
+    let collections = Resource::new(|| (), |_| crate::api::documents::list_collections());
+    let chosen = RwSignal::new(selected);
+    let error = RwSignal::new(None::<String>);
+    let conversation_id = StoredValue::new(conversation_id);
+    let toggle = move |id: String, on: bool| {
+        chosen.update(|c| {
+            c.retain(|x| *x != id);
+            if on {
+                c.push(id);
+            }
+        });
+        let ids = chosen.get_untracked();
+        spawn_local(async move {
+            let result =
+                crate::api::documents::set_conversation_collections(conversation_id.get_value(), ids).await;
+            error.set(result.err().map(|e| e.message));
+        });
+    };
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = collections.await.unwrap_or_default();
+                (!list.is_empty())
+                    .then(|| {
+                        view! {
+                            <details class="sources-picker">
+                                <summary>
+                                    {move || {
+                                        let n = chosen.with(Vec::len);
+                                        if n == 0 {
+                                            "Sources: all documents".to_owned()
+                                        } else {
+                                            format!("Sources: {n} collection(s)")
+                                        }
+                                    }}
+                                </summary>
+                                {list
+                                    .into_iter()
+                                    .map(|c| {
+                                        let id = c.id.clone();
+                                        let checked = {
+                                            let id = id.clone();
+                                            move || chosen.with(|s| s.contains(&id))
+                                        };
+                                        view! {
+                                            <label class="check">
+                                                <input
+                                                    type="checkbox"
+                                                    name="collection"
+                                                    value=c.id.clone()
+                                                    prop:checked=checked
+                                                    on:change=move |e| toggle(id.clone(), event_target_checked(&e))
+                                                />
+                                                {format!(" {} ({} documents)", c.name, c.document_count)}
+                                            </label>
+                                        }
+                                    })
+                                    .collect_view()}
+                                {move || error.get().map(|e| view! { <p class="field-error">{e}</p> })}
+                            </details>
+                        }
+                    })
+            })}
+        </Suspense>
+    }
+}

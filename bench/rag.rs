@@ -1,0 +1,227 @@
+//! Documents benchmark (`make bench-rag`): ingestion throughput of the real pipeline and
+//! retrieval latency at 10k and 100k chunks, in one run, written to
+//! `bench/results/rag.md`.
+//!
+//! Ingestion: the real extract → chunk → MiniLM embed → store → index pipeline on the
+//! evaluation documents (each repeated with a number so none is a duplicate).
+//! Retrieval: `Retriever::retrieve` end to end (query embedding, BM25 over FTS5, exact
+//! vector search, fusion, re-scoring, passage fetch). The 10k/100k corpora are SYNTHETIC:
+//! generated sentences and random unit vectors, because embedding 100k chunks takes hours
+//! on this machine; latency depends on the corpus size, not on what the text says.
+
+use std::{sync::Arc, time::Instant};
+
+use stoa::{
+    api::documents::{DocumentMetadata, DocumentStatus},
+    server::{
+        config::{RagSettings, Settings},
+        embed::{Embedder, local::LocalEmbedder},
+        rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
+        storage::{
+            DocumentStore,
+            documents::{ChunkVector, NewChunk, NewDocument},
+            sqlite::SqliteStore,
+        },
+    },
+};
+
+/// A small deterministic generator (xorshift), so every run builds the same corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() % 2_000_001) as f32 / 1_000_000.0 - 1.0
+    }
+}
+
+fn vocabulary() -> Vec<String> {
+    let syllables = [
+        "ka", "lo", "mi", "ren", "tu", "sa", "vel", "dor", "in", "pa", "qui", "zen", "or", "ba", "lu", "ne",
+    ];
+    let mut words = Vec::new();
+    for a in syllables {
+        for b in syllables {
+            for c in ["", "s", "ta", "ri"] {
+                words.push(format!("{a}{b}{c}"));
+            }
+        }
+    }
+    words
+}
+
+fn sentence(rng: &mut Rng, words: &[String], n: usize) -> String {
+    (0..n)
+        .map(|_| words[(rng.next() % words.len() as u64) as usize].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn ingestion(embedder: Arc<dyn Embedder>, scratch: &std::path::Path) -> (usize, f64) {
+    let store: Arc<dyn DocumentStore> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", scratch.join("ingest.db").display()))
+            .await
+            .unwrap(),
+    );
+    let ingest = IngestService::start(
+        store,
+        embedder,
+        Arc::new(VectorIndex::default()),
+        RagSettings::default(),
+    );
+    let docs: Vec<(String, Vec<u8>)> = std::fs::read_dir("bench/rag-eval/docs")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let mut chunks = 0;
+    for round in 0..6 {
+        for (name, bytes) in &docs {
+            let mut text = bytes.clone();
+            text.extend_from_slice(format!("\n\nCopy {round}.\n").as_bytes());
+            let (doc, _) = ingest
+                .submit(&format!("{round}-{name}"), text, &DocumentMetadata::default())
+                .await
+                .unwrap();
+            let done = ingest
+                .wait(&doc.id, std::time::Duration::from_secs(600))
+                .await
+                .unwrap();
+            assert_eq!(done.status, DocumentStatus::Ready);
+            chunks += done.chunk_count as usize;
+        }
+    }
+    (chunks, started.elapsed().as_secs_f64())
+}
+
+async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: usize) -> (f64, f64, f64) {
+    let store = Arc::new(
+        SqliteStore::open(&format!(
+            "sqlite://{}",
+            scratch.join(format!("r{n}.db")).display()
+        ))
+        .await
+        .unwrap(),
+    );
+    let words = vocabulary();
+    let mut rng = Rng(0x5eed + n as u64);
+    let per_doc = 1000;
+    let index = Arc::new(VectorIndex::default());
+    for d in 0..n / per_doc {
+        let id = format!("doc-{d}");
+        store
+            .insert_document(NewDocument {
+                id: id.clone(),
+                collection_id: None,
+                title: id.clone(),
+                file_name: format!("{id}.txt"),
+                media_type: "text/plain".into(),
+                source: None,
+                tags: Vec::new(),
+                content_hash: id.clone(),
+                size_bytes: 0,
+                now_ms: 0,
+            })
+            .await
+            .unwrap();
+        let chunks: Vec<NewChunk> = (0..per_doc)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..embedder.dimensions()).map(|_| rng.unit()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                NewChunk {
+                    position: i as u32,
+                    heading: None,
+                    content: sentence(&mut rng, &words, 150),
+                    start: 0,
+                    end: 0,
+                    tokens: 200,
+                    embedding: v,
+                }
+            })
+            .collect();
+        let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.embedding.clone()).collect();
+        let ids = store.store_chunks(&id, chunks, 0).await.unwrap();
+        index.add(
+            ids.into_iter()
+                .zip(vectors)
+                .map(|(chunk_id, vector)| ChunkVector {
+                    chunk_id,
+                    document_id: id.clone(),
+                    collection_id: None,
+                    vector,
+                })
+                .collect(),
+        );
+    }
+    let retriever = Retriever::new(store, embedder, index, RagSettings::default());
+    let mut times = Vec::new();
+    for q in 0..220 {
+        let question = sentence(&mut rng, &words, 8);
+        let t = Instant::now();
+        let _ = retriever.retrieve(&question, None).await.unwrap();
+        if q >= 20 {
+            times.push(t.elapsed().as_secs_f64() * 1000.0); // first 20 warm up
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.iter().sum::<f64>() / times.len() as f64,
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let settings = Settings::load().unwrap_or_default();
+    let dir = settings.embedding_model_dir();
+    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(&dir).expect("make models"));
+    let scratch = std::env::temp_dir().join(format!("stoa-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    let (chunks, secs) = ingestion(Arc::clone(&embedder), &scratch).await;
+    let mut report = String::from("# Documents benchmark\n\n");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    report.push_str(&format!(
+        "Machine: {cpu}, {cores} cores. Release build. Embedding model: all-MiniLM-L6-v2 (candle, CPU).\n\n"
+    ));
+    report.push_str("## Ingestion (real pipeline, evaluation documents x6)\n\n| chunks | seconds | chunks/s |\n|---:|---:|---:|\n");
+    report.push_str(&format!(
+        "| {chunks} | {secs:.1} | {:.1} |\n\n",
+        chunks as f64 / secs
+    ));
+    report.push_str("## Retrieval, end to end (synthetic corpus, 200 queries after 20 warm-up)\n\n| chunks | p50 ms | p99 ms | mean ms |\n|---:|---:|---:|---:|\n");
+    for n in [10_000, 100_000] {
+        let (p50, p99, mean) = retrieval(Arc::clone(&embedder), &scratch, n).await;
+        report.push_str(&format!("| {n} | {p50:.1} | {p99:.1} | {mean:.1} |\n"));
+        eprintln!("{n} chunks: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    print!("{report}");
+    std::fs::write("bench/results/rag.md", report).unwrap();
+}
