@@ -80,6 +80,12 @@ pub struct EmbeddingSettings {
     pub enabled: bool,
     /// A sentence-transformers BERT directory; when unset, all-MiniLM-L6-v2 in `model_dir`.
     pub path: Option<PathBuf>,
+    /// Embed through this provider's `/embeddings` endpoint instead of the local model.
+    pub provider: Option<String>,
+    /// The provider's embedding model (with `provider`).
+    pub model: Option<String>,
+    /// Longest input the provider's model takes, in its tokens (with `provider`).
+    pub max_tokens: u32,
 }
 
 impl Default for EmbeddingSettings {
@@ -87,6 +93,9 @@ impl Default for EmbeddingSettings {
         Self {
             enabled: true,
             path: None,
+            provider: None,
+            model: None,
+            max_tokens: 8191,
         }
     }
 }
@@ -415,6 +424,14 @@ impl Settings {
                     "the fallback of '{from}' is '{to}', which is not a provider (known: {})",
                     names.join(", ")
                 ));
+            }
+        }
+        if let Some(name) = &self.embedding.provider {
+            if !self.providers.iter().any(|p| &p.name == name) {
+                return Err(format!("embedding.provider '{name}' is not one of [[providers]]"));
+            }
+            if self.embedding.model.is_none() {
+                return Err("embedding.model must name the provider's embedding model".into());
             }
         }
         let rag = &self.rag;

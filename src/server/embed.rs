@@ -1,8 +1,10 @@
 //! Text embeddings: the [`Embedder`] trait, and the embedded all-MiniLM-L6-v2 model
-//! ([`local::LocalEmbedder`], candle BERT on the CPU). Used by `/v1/embeddings` and, with
+//! ([`local::LocalEmbedder`], candle BERT on the CPU), or any OpenAI-compatible
+//! `/embeddings` endpoint ([`remote::RemoteEmbedder`]). Used by `/v1/embeddings` and, with
 //! documents, by ingestion and retrieval.
 
 pub mod local;
+pub mod remote;
 
 use async_trait::async_trait;
 

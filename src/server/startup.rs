@@ -16,7 +16,7 @@ use tower_http::{
 use super::{
     chat::{ChatService, Rag},
     config::Settings,
-    embed::{Embedder, local::LocalEmbedder},
+    embed::{Embedder, local::LocalEmbedder, remote::RemoteEmbedder},
     http,
     llm::{
         local::{LocalModel, LocalModelConfig},
@@ -162,13 +162,27 @@ pub async fn build(
         CancellationToken::new(),
     );
 
-    let embedder: Option<Arc<dyn Embedder>> = if settings.embedding.enabled {
-        let dir = settings.embedding_model_dir();
-        Some(Arc::new(
-            tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
-        ))
-    } else {
-        None
+    let embedder: Option<Arc<dyn Embedder>> = match (&settings.embedding.provider, settings.embedding.enabled)
+    {
+        (_, false) => None,
+        (Some(name), true) => {
+            let provider = settings
+                .providers
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or("unknown embedding.provider")?;
+            let model = settings.embedding.model.as_deref().unwrap_or_default();
+            let max_tokens = settings.embedding.max_tokens as usize;
+            Some(Arc::new(
+                RemoteEmbedder::connect(provider, model, max_tokens).await?,
+            ))
+        }
+        (None, true) => {
+            let dir = settings.embedding_model_dir();
+            Some(Arc::new(
+                tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
+            ))
+        }
     };
 
     let mut chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());

@@ -52,24 +52,12 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     /// Builds the client. The API key is read here from the named environment variable.
     pub fn new(settings: &ProviderSettings) -> Result<Self, String> {
-        let api_key = match &settings.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                format!(
-                    "provider '{}': the environment variable {var} (api_key_env) is not set",
-                    settings.name
-                )
-            })?),
-            None => None,
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
-            .read_timeout(Duration::from_secs(settings.idle_timeout_secs))
-            .build()
-            .map_err(|e| format!("provider '{}': {e}", settings.name))?;
-        let base_url = settings.base_url.trim_end_matches('/').to_owned();
-        let config = OpenAIConfig::new()
-            .with_api_base(&base_url)
-            .with_api_key(api_key.clone().unwrap_or_default());
+        let Connection {
+            client,
+            http,
+            api_key,
+            base_url,
+        } = connect(settings)?;
         let configured: Vec<(String, Option<u32>)> = settings
             .models
             .iter()
@@ -82,7 +70,7 @@ impl OpenAiProvider {
         Ok(Self {
             name: settings.name.clone(),
             base_url,
-            client: Client::with_config(config).with_http_client(http.clone()),
+            client,
             http,
             api_key,
             configured,
@@ -166,6 +154,43 @@ fn is_chat_model(m: &Value) -> bool {
     m["type"].as_str().is_none_or(|t| t == "chat") && !NOT_CHAT.iter().any(|n| id.contains(n))
 }
 
+/// An async-openai client for a configured provider, with its timeouts and API key.
+pub struct Connection {
+    pub client: Client<OpenAIConfig>,
+    /// The same HTTP client, for requests async-openai does not model.
+    pub http: reqwest::Client,
+    pub api_key: Option<String>,
+    pub base_url: String,
+}
+
+/// Reads the API key from the named environment variable and builds the clients.
+pub fn connect(settings: &ProviderSettings) -> Result<Connection, String> {
+    let api_key = match &settings.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            format!(
+                "provider '{}': the environment variable {var} (api_key_env) is not set",
+                settings.name
+            )
+        })?),
+        None => None,
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .read_timeout(Duration::from_secs(settings.idle_timeout_secs))
+        .build()
+        .map_err(|e| format!("provider '{}': {e}", settings.name))?;
+    let base_url = settings.base_url.trim_end_matches('/').to_owned();
+    let config = OpenAIConfig::new()
+        .with_api_base(&base_url)
+        .with_api_key(api_key.clone().unwrap_or_default());
+    Ok(Connection {
+        client: Client::with_config(config).with_http_client(http.clone()),
+        http,
+        api_key,
+        base_url,
+    })
+}
+
 fn spec(id: &str, configured: Option<u32>, reported: Option<u32>) -> ModelSpec {
     ModelSpec {
         id: id.to_owned(),
@@ -215,7 +240,7 @@ fn status_error(status: u16, message: String) -> LlmError {
     }
 }
 
-fn map_error(e: OpenAIError) -> LlmError {
+pub fn map_error(e: OpenAIError) -> LlmError {
     match e {
         OpenAIError::Reqwest(e) => LlmError::Unavailable(describe_reqwest(&e)),
         OpenAIError::ApiError(api) => status_error(api.status_code.as_u16(), api.api_error.message),

@@ -306,3 +306,26 @@ async fn retrieval_evaluation_stays_above_its_floor() {
     assert!(report.recall_at_k >= 0.85, "{report}");
     assert!(report.mrr >= 0.7, "{report}");
 }
+
+#[tokio::test]
+async fn documents_can_be_embedded_by_a_remote_openai_compatible_endpoint() {
+    let a = spawn_app().await;
+    let base = format!("{}/v1", a.base);
+    let b = spawn_app_with(move |s| {
+        s.providers = vec![crate::server::config::ProviderSettings {
+            name: "a".into(),
+            base_url: base,
+            ..Default::default()
+        }];
+        s.embedding.provider = Some("a".into());
+        s.embedding.model = Some("local/all-MiniLM-L6-v2".into());
+        s.embedding.max_tokens = 256;
+        s.rag.chunk_tokens = 150;
+    })
+    .await;
+    let embedder = b.state.embedder.clone().unwrap();
+    assert_eq!((embedder.model(), embedder.dimensions()), ("local/all-MiniLM-L6-v2", 384));
+    upload_ready(&b, vec![("astronomy.txt", fixture("astronomy.txt"))], None).await;
+    let answer = ask(&b, "What lies beneath the ice of Europa?", &[]).await;
+    assert!(top(&answer).text.contains("salty ocean"), "{answer:?}");
+}
