@@ -50,12 +50,21 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// Words too common to say anything about relevance; matching them would rank almost
+/// every chunk (and make the search slow on large corpora).
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i",
+    "in", "is", "it", "of", "on", "or", "should", "that", "the", "this", "to", "was", "what", "when",
+    "where", "which", "who", "why", "will", "with", "you", "my", "me", "we", "our", "your", "there", "their",
+    "they",
+];
+
 /// The words of `query` as an FTS5 expression that cannot be a syntax error: each word
 /// quoted, any of them may match (BM25 ranks chunks with more of them higher).
 fn fts_query(query: &str) -> Option<String> {
     let terms: Vec<String> = query
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() > 1)
+        .filter(|w| w.chars().count() > 1 && !STOPWORDS.contains(&w.to_lowercase().as_str()))
         .take(32)
         .map(|w| format!("\"{}\"", w.to_lowercase()))
         .collect();
@@ -315,7 +324,7 @@ impl DocumentStore for SqliteStore {
         q.push_bind(expression);
         q.push(" AND d.status = 'ready'");
         push_collection_filter(&mut q, collections);
-        q.push(" ORDER BY bm25(chunks_fts) LIMIT ");
+        q.push(" ORDER BY rank LIMIT ");
         q.push_bind(i64::from(limit));
         let rows = q.build().fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
@@ -414,7 +423,7 @@ mod tests {
     fn user_text_becomes_a_safe_fts_expression() {
         assert_eq!(
             fts_query("How do I reset my \"password\" (NOT now)?").as_deref(),
-            Some("\"how\" OR \"do\" OR \"reset\" OR \"my\" OR \"password\" OR \"not\" OR \"now\"")
+            Some("\"reset\" OR \"password\" OR \"not\" OR \"now\"")
         );
         assert_eq!(fts_query("? !"), None);
     }

@@ -324,7 +324,10 @@ async fn documents_can_be_embedded_by_a_remote_openai_compatible_endpoint() {
     })
     .await;
     let embedder = b.state.embedder.clone().unwrap();
-    assert_eq!((embedder.model(), embedder.dimensions()), ("local/all-MiniLM-L6-v2", 384));
+    assert_eq!(
+        (embedder.model(), embedder.dimensions()),
+        ("local/all-MiniLM-L6-v2", 384)
+    );
     upload_ready(&b, vec![("astronomy.txt", fixture("astronomy.txt"))], None).await;
     let answer = ask(&b, "What lies beneath the ice of Europa?", &[]).await;
     assert!(top(&answer).text.contains("salty ocean"), "{answer:?}");
