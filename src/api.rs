@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod documents;
 pub mod error;
 pub mod events;
+pub mod generate;
 pub mod types;
 pub mod validation;
 

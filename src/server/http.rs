@@ -4,6 +4,7 @@
 mod embeddings;
 pub mod openai;
 mod openai_wire;
+pub mod rest;
 
 use axum::{
     body::Body,

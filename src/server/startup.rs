@@ -226,6 +226,7 @@ fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
         .merge(http::openai::router())
+        .merge(http::rest::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
         .layer(

@@ -6,4 +6,5 @@ mod chat_stream;
 mod documents;
 mod http;
 mod providers;
+mod rest;
 mod support;

@@ -1,0 +1,172 @@
+//! Stoa's REST API under `/api/v1`, with errors as `application/problem+json`
+//! (RFC 9457) naming the offending field, and the OpenAPI document generated from the
+//! same types at `/api/v1/openapi.json`.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::{
+    api::{
+        ApiError, ErrorCode,
+        generate::{PromptRequest, PromptResponse},
+    },
+    server::{
+        chat::completion::Completion,
+        llm::{FinishReason, PromptMessage, TokenEvent},
+        state::AppState,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/generate", post(generate))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        // The docs page is a static file of the site (public/docs); this makes `/docs` work.
+        .route(
+            "/docs",
+            get(|| async { axum::response::Redirect::permanent("/docs/index.html") }),
+        )
+}
+
+/// An error as `application/problem+json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:stoa:problem:invalid_input`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What is wrong, in words for people, with the limit that was broken.
+    pub detail: String,
+    /// The request field the problem is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+pub fn problem(e: ApiError) -> Response {
+    let code = serde_json::to_value(e.code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "error".into());
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = Problem {
+        kind: format!("urn:stoa:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: e.message,
+        field: e.field,
+    };
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if matches!(e.code, ErrorCode::Busy | ErrorCode::Unavailable) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    res
+}
+
+/// Answers `user_input` with the default model (no conversation is stored).
+#[utoipa::path(
+    post,
+    path = "/api/v1/generate",
+    tag = "generate",
+    request_body = PromptRequest,
+    responses(
+        (status = 200, description = "The answer", body = PromptResponse),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn generate(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: PromptRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
+            error.field = field_of(&e.to_string());
+            return problem(error);
+        }
+    };
+    if let Err(e) = req.check() {
+        return problem(e);
+    }
+    let Some(model) = state.chat.model_list().default else {
+        return problem(ApiError::new(ErrorCode::Unavailable, "no model is available"));
+    };
+    let started = match state
+        .chat
+        .complete(Completion {
+            model,
+            messages: vec![PromptMessage {
+                role: crate::api::types::Role::User,
+                content: req.user_input,
+            }],
+            temperature: Some(crate::api::types::GenerationParams::default().temperature),
+            max_tokens: Some(req.max_tokens),
+        })
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return problem(e.into()),
+    };
+    let mut tokens = started.tokens;
+    let mut answer = String::new();
+    while let Some(item) = tokens.next().await {
+        match item {
+            Ok(TokenEvent::Token(t)) => answer.push_str(&t),
+            Ok(TokenEvent::Done { finish, .. }) => {
+                let status = match finish {
+                    FinishReason::Stop => "ok",
+                    FinishReason::Length => "max_tokens",
+                };
+                return Json(PromptResponse {
+                    answer,
+                    status: status.into(),
+                })
+                .into_response();
+            }
+            Err(e) => return problem(crate::server::chat::ChatError::Llm(e).into()),
+        }
+    }
+    problem(ApiError::internal())
+}
+
+/// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
+fn field_of(message: &str) -> Option<String> {
+    ["missing field `", "unknown field `"].iter().find_map(|prefix| {
+        let rest = message.strip_prefix(prefix)?;
+        rest.split('`').next().map(str::to_owned)
+    })
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stoa API",
+        description = "Self-hosted AI chat. Every request is validated before any token is spent; \
+                       errors name the field and the limit."
+    ),
+    paths(generate),
+    components(schemas(PromptRequest, PromptResponse, Problem)),
+    tags((name = "generate", description = "The founding contract: one prompt in, one answer out"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3.1 document, generated from the code.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

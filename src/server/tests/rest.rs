@@ -1,0 +1,95 @@
+//! The REST API: the founding contract `POST /api/v1/generate`, RFC 9457 problem
+//! details, and the generated OpenAPI document (checked against its snapshot).
+
+use serde_json::{Value, json};
+
+use super::support::spawn_app;
+use crate::server::http::rest::openapi;
+
+#[tokio::test]
+async fn generate_answers_and_refuses_bad_input_as_problem_json() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        client
+            .post(format!("{}/api/v1/generate", app.base))
+            .json(&body)
+            .send()
+    };
+    let res = post(json!({"user_input": "What is the capital of France?", "max_tokens": 24}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert!(!body["answer"].as_str().unwrap().trim().is_empty(), "{body}");
+    assert!(
+        ["ok", "max_tokens"].contains(&body["status"].as_str().unwrap()),
+        "{body}"
+    );
+
+    for (request, field, detail) in [
+        (json!({}), Some("user_input"), "missing field"),
+        (
+            json!({"user_input": "  "}),
+            Some("user_input"),
+            "user_input must not be empty",
+        ),
+        (
+            json!({"user_input": "x".repeat(16_001)}),
+            Some("user_input"),
+            "the limit is 16000",
+        ),
+        (
+            json!({"user_input": "hi", "max_tokens": 0}),
+            Some("max_tokens"),
+            "between 1 and 8192",
+        ),
+        (
+            json!({"user_input": "hi", "max_token": 5}),
+            Some("max_token"),
+            "unknown field `max_token`",
+        ),
+        (json!({"user_input": 42}), None, "invalid type"),
+    ] {
+        let res = post(request.clone()).await.unwrap();
+        assert_eq!(res.status(), 400, "{request}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:stoa:problem:invalid_input");
+        assert_eq!(problem["status"], 400);
+        assert_eq!(problem["field"].as_str(), field, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(detail), "{problem}");
+    }
+
+    let spec: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/api/v1/generate"]["post"].is_object());
+    let docs = reqwest::get(format!("{}/docs", app.base)).await.unwrap();
+    assert_eq!(
+        docs.url().path(),
+        "/docs/index.html",
+        "redirected to the static page"
+    );
+}
+
+#[test]
+fn openapi_document_matches_its_snapshot() {
+    let spec = openapi().to_pretty_json().unwrap();
+    let parsed: Value = serde_json::from_str(&spec).unwrap();
+    assert!(parsed["openapi"].as_str().unwrap().starts_with("3.1"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/tests/snapshots/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &spec).unwrap();
+    }
+    let saved = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        saved == spec,
+        "the OpenAPI document changed; review it, then accept it with \
+         `UPDATE_SNAPSHOTS=1 make test-rust` and commit src/server/tests/snapshots/openapi.json"
+    );
+}
