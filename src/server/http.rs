@@ -1,9 +1,9 @@
 //! HTTP edge: Stoa's OpenAI-compatible API (`/v1`: models, chat completions, embeddings)
 //! and concerns shared by all routes.
 
-mod embeddings;
+pub(crate) mod embeddings;
 pub mod openai;
-mod openai_wire;
+pub(crate) mod openai_wire;
 pub mod rest;
 
 use axum::{

@@ -20,9 +20,12 @@ use crate::{
 /// takes fewer and says so.
 pub const MAX_INPUTS: usize = 256;
 
-#[derive(Debug, Deserialize)]
-struct EmbeddingRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingRequest {
+    /// `local/all-MiniLM-L6-v2` (or its bare name).
     model: String,
+    /// A string or a list of up to 256 strings, each at most 256 tokens.
+    #[schema(value_type = Object)]
     input: Value,
     encoding_format: Option<String>,
     dimensions: Option<usize>,
@@ -64,6 +67,12 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     Ok(texts)
 }
 
+/// Unit-length embeddings from the local model, as floats or base64 (little-endian f32).
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingRequest, responses(
+    (status = 200, description = "`{\"object\": \"list\", \"data\": [{\"embedding\": …}], \"usage\": …}`"),
+    (status = 400, description = "Invalid input; `param` names it (e.g. `input[3]` when too long)", body = super::openai_wire::OpenAiError),
+    (status = 404, description = "Unknown embedding model", body = super::openai_wire::OpenAiError),
+))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
     let req: EmbeddingRequest = match parse_body(&body) {
         Ok(r) => r,

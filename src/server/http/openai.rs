@@ -18,7 +18,7 @@ use axum::{
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use super::openai_wire::{ChatCompletionRequest, Usage, error_body};
+use super::openai_wire::{ChatCompletionRequest, OpenAiError, Usage, error_body};
 use crate::{
     api::{ApiError, ErrorCode},
     server::{
@@ -55,7 +55,12 @@ pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("invalid JSON body: {e}")))
 }
 
-async fn models(State(state): State<AppState>) -> Json<Value> {
+/// The available models: chat models `provider/model` with their `context_window`, and the
+/// local embedding model marked `type: embedding`.
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses(
+    (status = 200, description = "`{\"object\": \"list\", \"data\": [model]}` as OpenAI lists models"),
+))]
+pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
     let created = now_ms() / 1000;
     let data: Vec<Value> = state
         .chat
@@ -82,7 +87,17 @@ fn finish_reason(f: FinishReason) -> &'static str {
     }
 }
 
-async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
+/// A chat completion through the same providers, fallbacks and validation as the chat.
+/// With `stream: true`: server-sent `chat.completion.chunk` events, a usage chunk when
+/// `stream_options.include_usage`, then `data: [DONE]`; a failure mid-answer arrives as an
+/// `{"error": …}` event.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest, responses(
+    (status = 200, description = "A `chat.completion` object, or an SSE stream (`text/event-stream`)"),
+    (status = 400, description = "A parameter is invalid; `param` names it", body = OpenAiError),
+    (status = 404, description = "Unknown model (`model_not_found`)", body = OpenAiError),
+    (status = 503, description = "Busy, or no provider could start an answer; see `Retry-After`", body = OpenAiError),
+))]
+pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
     let req: ChatCompletionRequest = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => return error_response(e),

@@ -3,14 +3,16 @@
 //! do, so existing clients work unchanged.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     api::{ApiError, ErrorCode, types::Role},
     server::{chat::completion::Completion, llm::PromptMessage},
 };
 
-#[derive(Debug, Deserialize)]
+/// An OpenAI chat completion request; unknown fields are ignored, as OpenAI-compatible
+/// servers do.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<WireMessage>,
@@ -23,16 +25,19 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WireMessage {
+    /// `system`, `developer`, `user` or `assistant`.
     pub role: String,
+    /// A string, or a list of `{"type": "text", "text": …}` parts.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub content: Value,
 }
 
@@ -102,29 +107,52 @@ impl ChatCompletionRequest {
     }
 }
 
+/// The error object of the OpenAI-compatible API.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiError {
+    pub error: OpenAiErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorDetail {
+    pub message: String,
+    /// `invalid_request_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request parameter at fault, e.g. `messages[0].content`.
+    pub param: Option<String>,
+    /// e.g. `model_not_found`, `context_length_exceeded`, `provider_unavailable`.
+    pub code: Option<String>,
+}
+
 /// `{"error": {...}}` as OpenAI sends it, with the HTTP status for it.
 pub fn error_body(e: &ApiError) -> (u16, Value) {
     let (kind, code) = match e.code {
-        ErrorCode::InvalidInput | ErrorCode::PayloadTooLarge => ("invalid_request_error", Value::Null),
-        ErrorCode::ContextLengthExceeded => ("invalid_request_error", json!("context_length_exceeded")),
+        ErrorCode::InvalidInput | ErrorCode::PayloadTooLarge => ("invalid_request_error", None),
+        ErrorCode::ContextLengthExceeded => ("invalid_request_error", Some("context_length_exceeded")),
         ErrorCode::NotFound if e.field.as_deref() == Some("model") => {
-            ("invalid_request_error", json!("model_not_found"))
+            ("invalid_request_error", Some("model_not_found"))
         }
-        ErrorCode::NotFound => ("invalid_request_error", Value::Null),
-        ErrorCode::Busy => ("server_error", json!("overloaded")),
-        ErrorCode::Unavailable => ("server_error", json!("provider_unavailable")),
-        ErrorCode::UpstreamRejected => ("server_error", json!("upstream_rejected")),
-        ErrorCode::Transport | ErrorCode::Internal => ("server_error", Value::Null),
+        ErrorCode::NotFound => ("invalid_request_error", None),
+        ErrorCode::Busy => ("server_error", Some("overloaded")),
+        ErrorCode::Unavailable => ("server_error", Some("provider_unavailable")),
+        ErrorCode::UpstreamRejected => ("server_error", Some("upstream_rejected")),
+        ErrorCode::Transport | ErrorCode::Internal => ("server_error", None),
     };
     // The chat UI's field is "message"; the API's is "messages".
     let param = e
         .field
         .as_deref()
         .map(|f| if f == "message" { "messages" } else { f });
-    (
-        e.status(),
-        json!({"error": {"message": e.message, "type": kind, "param": param, "code": code}}),
-    )
+    let body = OpenAiError {
+        error: OpenAiErrorDetail {
+            message: e.message.clone(),
+            kind: kind.to_owned(),
+            param: param.map(str::to_owned),
+            code: code.map(str::to_owned),
+        },
+    };
+    (e.status(), serde_json::to_value(body).unwrap_or_default())
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +175,7 @@ impl Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> Result<Completion, ApiError> {
         serde_json::from_value::<ChatCompletionRequest>(v)

@@ -156,9 +156,17 @@ fn field_of(message: &str) -> Option<String> {
         description = "Self-hosted AI chat. Every request is validated before any token is spent; \
                        errors name the field and the limit."
     ),
-    paths(generate),
+    paths(
+        generate,
+        super::openai::models,
+        super::openai::chat_completions,
+        super::embeddings::create
+    ),
     components(schemas(PromptRequest, PromptResponse, Problem)),
-    tags((name = "generate", description = "The founding contract: one prompt in, one answer out"))
+    tags(
+        (name = "generate", description = "The founding contract: one prompt in, one answer out"),
+        (name = "openai", description = "OpenAI-compatible API: point any OpenAI client at /v1")
+    )
 )]
 pub struct ApiDoc;
 
