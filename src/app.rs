@@ -17,6 +17,8 @@ use crate::ui::{
 
 /// The document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::http::security::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

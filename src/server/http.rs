@@ -5,6 +5,7 @@ pub(crate) mod embeddings;
 pub mod openai;
 pub(crate) mod openai_wire;
 pub mod rest;
+pub mod security;
 
 use axum::{
     body::Body,

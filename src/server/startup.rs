@@ -221,6 +221,7 @@ pub async fn build(
 }
 
 fn router(state: AppState) -> axum::Router {
+    let [nosniff, referrer, no_framing] = http::security::layers();
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     axum::Router::new()
@@ -229,6 +230,9 @@ fn router(state: AppState) -> axum::Router {
         .merge(http::rest::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
+        .layer(nosniff)
+        .layer(referrer)
+        .layer(no_framing)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
