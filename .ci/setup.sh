@@ -64,13 +64,16 @@ if [ ! -x end2end/node_modules/.bin/playwright ]; then
   (cd end2end && npm ci --silent)
 fi
 
-# 7. Python with the official `openai` client, for the OpenAI-compatibility test.
+# 7. Python with the official `openai` client (OpenAI-compatibility test) and schemathesis
+#    (property-based tests against the generated OpenAPI document).
 VENV="${STOA_VENV:-$HOME/.cache/stoa/venv}"
 OPENAI_PY_VERSION=2.54.0
-if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '${OPENAI_PY_VERSION}')" 2>/dev/null; then
-  log "pip: openai ${OPENAI_PY_VERSION} into $VENV"
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '${OPENAI_PY_VERSION}')" 2>/dev/null \
+   || [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version ${SCHEMATHESIS_VERSION}" ]; then
+  log "pip: openai ${OPENAI_PY_VERSION}, schemathesis ${SCHEMATHESIS_VERSION} into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION}"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}"
 fi
 
 # 8. Swagger UI for /docs, from the npm registry into public/docs/vendor (cargo-leptos copies

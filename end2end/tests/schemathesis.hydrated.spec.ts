@@ -1,0 +1,29 @@
+import { test, expect } from "@playwright/test";
+import { execFile } from "node:child_process";
+import { dirname, join } from "node:path";
+import { PORT } from "../playwright.config";
+
+// Schemathesis (from PyPI) generates requests from Stoa's own OpenAPI document, with a fixed
+// budget: no response may be a 5xx, and every response must match the documented status
+// codes, content types and schemas.
+test("schemathesis finds no server error and no response that breaks the spec", async () => {
+  test.setTimeout(240_000);
+  const python = process.env.E2E_PYTHON;
+  expect(python, "E2E_PYTHON names the venv Python (make test-e2e sets it)").toBeTruthy();
+  const st = join(dirname(python!), "st");
+  const base = `http://127.0.0.1:${PORT}`;
+  const args = [
+    "run", `${base}/api/v1/openapi.json`, "--url", base,
+    "--max-examples", "15", "--seed", "1",
+    "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+    "--request-timeout", "60", "--no-color",
+  ];
+  const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
+    execFile(st, args, { timeout: 220_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: stdout + stderr }),
+    );
+  });
+  console.log(output.split("\n").slice(-25).join("\n"));
+  expect(code, output).toBe(0);
+  expect(output).toMatch(/\d+ generated, \d+ passed/);
+});
