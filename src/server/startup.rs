@@ -222,6 +222,9 @@ pub async fn build(
 
 fn router(state: AppState) -> axum::Router {
     let [nosniff, referrer, no_framing] = http::security::layers();
+    // A whole upload: the most files one request may carry, each at the size limit.
+    let upload_limit = state.settings.rag.max_upload_bytes() * crate::api::documents::MAX_FILES_PER_UPLOAD
+        + http::security::MAX_BODY_BYTES;
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     axum::Router::new()
@@ -230,6 +233,10 @@ fn router(state: AppState) -> axum::Router {
         .merge(http::rest::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            upload_limit,
+            http::security::limit_body,
+        ))
         .layer(nosniff)
         .layer(referrer)
         .layer(no_framing)

@@ -39,3 +39,38 @@ pub fn layers() -> [SetResponseHeaderLayer<HeaderValue>; 3] {
         header(header::X_FRAME_OPTIONS, "DENY"),
     ]
 }
+
+/// Largest request body of every route but uploads.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The document upload endpoint, which takes several files at once.
+pub const UPLOAD_PATH: &str = "/api/documents/upload";
+
+/// Refuses request bodies over the limit with a 413 naming it (by `Content-Length` at
+/// once, otherwise when the body grows past it), so no route reads unbounded input.
+pub async fn limit_body(
+    axum::extract::State(upload_limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = if req.uri().path() == UPLOAD_PATH {
+        upload_limit
+    } else {
+        MAX_BODY_BYTES
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        let error = crate::api::ApiError::new(
+            crate::api::ErrorCode::PayloadTooLarge,
+            format!("the request body is over the limit of {} MB", limit / 1_048_576),
+        )
+        .with_field("body");
+        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(error)).into_response();
+    }
+    let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(req).await
+}

@@ -131,3 +131,22 @@ async fn pages_carry_a_nonce_csp_and_every_response_the_security_headers() {
         assert_eq!(res.headers()["referrer-policy"], "no-referrer", "{path}");
     }
 }
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413() {
+    let app = spawn_app().await;
+    let big = vec![b' '; crate::server::http::security::MAX_BODY_BYTES + 1];
+    for path in ["/v1/chat/completions", "/api/v1/generate", "/api/chat/send"] {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 413, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["field"], "body", "{path}");
+        assert!(body["message"].as_str().unwrap().contains("4 MB"), "{body}");
+    }
+}
