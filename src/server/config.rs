@@ -43,6 +43,9 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// How long a shutdown waits for running answers before marking them interrupted.
     pub shutdown_grace_secs: u64,
+    /// Stoa has no accounts yet, so it refuses to listen on anything but loopback unless
+    /// this is set (e.g. behind an authenticating reverse proxy).
+    pub allow_unauthenticated_network: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -284,6 +287,7 @@ impl Default for ServerSettings {
             addr: None,
             data_dir: PathBuf::from("data"),
             shutdown_grace_secs: 10,
+            allow_unauthenticated_network: false,
         }
     }
 }
@@ -372,6 +376,20 @@ impl Settings {
     /// environment variable of their API key, never the key.
     pub fn redacted(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Refuses a listen address other than loopback while Stoa has no accounts: every
+    /// conversation and document would be open to the network.
+    pub fn check_listen_address(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        if addr.ip().is_loopback() || self.server.allow_unauthenticated_network {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to listen on {addr}: Stoa has no sign-in yet, so every conversation and document \
+             would be open to anyone who can reach it. Listen on 127.0.0.1 (LEPTOS_SITE_ADDR or \
+             server.addr), or set server.allow_unauthenticated_network = true behind an \
+             authenticating proxy"
+        ))
     }
 
     /// Checks what the types cannot: provider names, URLs and fallback chains.
@@ -478,6 +496,19 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn refuses_a_public_address_without_accounts_unless_told() {
+        let mut s = Settings::default();
+        assert!(s.check_listen_address("127.0.0.1:3000".parse().unwrap()).is_ok());
+        assert!(s.check_listen_address("[::1]:3000".parse().unwrap()).is_ok());
+        let e = s
+            .check_listen_address("0.0.0.0:3000".parse().unwrap())
+            .unwrap_err();
+        assert!(e.contains("allow_unauthenticated_network"), "{e}");
+        s.server.allow_unauthenticated_network = true;
+        assert!(s.check_listen_address("0.0.0.0:3000".parse().unwrap()).is_ok());
     }
 
     #[test]

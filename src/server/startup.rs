@@ -41,6 +41,7 @@ pub async fn run() -> Result<(), StartupError> {
     tracing::info!(settings = %settings.redacted(), "starting Stoa");
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr: SocketAddr = settings.server.addr.unwrap_or(leptos_options.site_addr);
+    settings.check_listen_address(addr)?;
 
     let (router, state) = build(settings, leptos_options).await?;
     let listener = tokio::net::TcpListener::bind(addr)
