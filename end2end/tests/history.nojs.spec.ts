@@ -41,3 +41,24 @@ test("bad input to the server function is a 400 naming the field, not a 500", as
   const conv = await callServerFn(baseURL!, "conversations/get", { id });
   expect((await conv.json()).messages).toEqual([]); // the rejected message was not stored
 });
+
+test("without JavaScript a message is sent with the plain form and the answer appears when done", async ({ page }) => {
+  await page.goto("/");
+  await page.locator("#message").fill("What is the capital of France?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/c\/[0-9a-f-]+$/, { timeout: 60_000 });
+  await expect(page.locator("article.message-user .message-content")).toHaveText("What is the capital of France?");
+  await expect(page.locator("article.message-assistant")).toHaveAttribute("data-status", "complete");
+  await expect(page.locator("article.message-assistant .message-content")).not.toBeEmpty();
+  const url = page.url();
+
+  // A follow-up in the same conversation, then an empty message: refused next to the field.
+  await page.locator("#message").fill("And of Italy?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.locator("article.message-user")).toHaveCount(2, { timeout: 60_000 });
+  expect(page.url()).toBe(url);
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.locator('[data-field-error="message"]')).toContainText("must not be empty");
+  await expect(page.locator("article.message-user")).toHaveCount(2);
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "false");
+});

@@ -24,3 +24,102 @@ pub async fn stop_generation(message_id: String) -> Result<bool, ApiError> {
     use crate::server::state::state;
     Ok(state()?.chat.stop(&message_id))
 }
+
+/// Sends a message from the plain HTML form, for browsers without JavaScript: waits for
+/// the whole answer, then redirects to the conversation (creating it first when
+/// `conversation_id` is empty). A rejected message redirects back with `error` and
+/// `field` in the query, which the page shows next to the field. With JavaScript the page
+/// streams through [`send_message`] instead.
+#[server(endpoint = "chat/send_form")]
+pub async fn send_form(
+    conversation_id: Option<String>,
+    message: String,
+    temperature: Option<String>,
+    max_tokens: Option<String>,
+    model: Option<String>,
+    trim_history: Option<String>,
+) -> Result<(), ApiError> {
+    use crate::server::state::state;
+    use futures::StreamExt;
+
+    let state = state()?;
+    let back = |id: Option<&str>, e: &ApiError| {
+        let page = id.map_or_else(|| "/".to_owned(), |id| format!("/c/{id}"));
+        let query: String = [
+            ("error", e.message.as_str()),
+            ("field", e.field.as_deref().unwrap_or("form")),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        leptos_axum::redirect(&format!("{page}?{query}"));
+    };
+    let existing = conversation_id.filter(|c| !c.trim().is_empty());
+    let defaults = super::types::GenerationParams::default();
+    // Empty fields take their defaults (a page rendered without JavaScript has no values).
+    let number = |field: &str, raw: Option<String>, default: f64| -> Result<f64, ApiError> {
+        match raw.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            None => Ok(default),
+            Some(r) => r
+                .parse()
+                .map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
+        }
+    };
+    let checked = (|| -> Result<ChatRequest, ApiError> {
+        let req = ChatRequest {
+            conversation_id: existing.clone().unwrap_or_default(),
+            message,
+            params: super::types::GenerationParams {
+                temperature: number("temperature", temperature, f64::from(defaults.temperature))? as f32,
+                max_tokens: number("max_tokens", max_tokens, f64::from(defaults.max_tokens))? as u32,
+            },
+            model: model.filter(|m| !m.is_empty()),
+            trim_history: trim_history.is_some(),
+        };
+        req.check()?;
+        Ok(req)
+    })();
+    let mut req = match checked {
+        Ok(req) => req,
+        Err(e) => {
+            back(existing.as_deref(), &e);
+            return Ok(());
+        }
+    };
+    if existing.is_none() {
+        match state.chat.create_conversation().await {
+            Ok(c) => req.conversation_id = c.id,
+            Err(e) => {
+                back(None, &e.into());
+                return Ok(());
+            }
+        }
+    }
+    let id = req.conversation_id.clone();
+    match state.chat.send(req).await {
+        Ok(events) => {
+            // The whole answer, then the conversation page shows it.
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                if matches!(event, super::events::ChatEvent::Done { .. }) {
+                    break;
+                }
+            }
+            leptos_axum::redirect(&format!("/c/{id}"));
+        }
+        Err(e) => back(Some(&id), &e.into()),
+    }
+    Ok(())
+}
+
+/// Percent-encodes a query value.
+#[cfg(feature = "ssr")]
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -58,6 +58,9 @@ pub fn Composer(
     server_error: RwSignal<Option<ApiError>>,
     /// The model to answer with (`provider/model`).
     model: RwSignal<Option<String>>,
+    /// The conversation the form posts to without JavaScript (`None`: a new one).
+    #[prop(optional)]
+    conversation_id: Option<String>,
     on_send: Callback<Outgoing>,
     on_stop: Callback<()>,
 ) -> impl IntoView {
@@ -67,6 +70,12 @@ pub fn Composer(
     let temperature = RwSignal::new(initial.temperature.to_string());
     let max_tokens = RwSignal::new(initial.max_tokens.to_string());
     let local_errors = RwSignal::new(FieldErrors::default());
+    // Without JavaScript a rejected form comes back with its error in the query.
+    let query = leptos_router::hooks::use_query_map();
+    if let Some(message) = query.with_untracked(|q| q.get("error")) {
+        let field = query.with_untracked(|q| q.get("field")).unwrap_or_else(|| "form".into());
+        server_error.set(Some(ApiError::invalid(field, message)));
+    }
 
     let errors = Memo::new(move |_| {
         let mut all = local_errors.get();
@@ -127,14 +136,19 @@ pub fn Composer(
 
     view! {
         // novalidate: the contract's own rules give the messages, not the browser's tooltips.
+        // Without JavaScript the form posts to `chat/send_form` and the page reloads with
+        // the answer; with it, submit is handled here and the answer streams.
         <form
             class="composer"
             novalidate
+            method="post"
+            action="/api/chat/send_form"
             on:submit=move |e: ev::SubmitEvent| {
                 e.prevent_default();
                 submit();
             }
         >
+            <input type="hidden" name="conversation_id" value=conversation_id.unwrap_or_default() />
             <label class="sr-only" for="message">
                 "Message"
             </label>

@@ -178,6 +178,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                 streaming=streaming.into()
                 server_error
                 model
+                conversation_id=conversation_id.get_value()
                 on_send=Callback::new(send)
                 on_stop
             />
