@@ -73,7 +73,9 @@ pub fn Composer(
     // Without JavaScript a rejected form comes back with its error in the query.
     let query = leptos_router::hooks::use_query_map();
     if let Some(message) = query.with_untracked(|q| q.get("error")) {
-        let field = query.with_untracked(|q| q.get("field")).unwrap_or_else(|| "form".into());
+        let field = query
+            .with_untracked(|q| q.get("field"))
+            .unwrap_or_else(|| "form".into());
         server_error.set(Some(ApiError::invalid(field, message)));
     }
 
