@@ -5,6 +5,7 @@ pub mod composer;
 pub mod conversation;
 pub mod documents;
 pub mod layout;
+pub mod markdown;
 pub mod message;
 pub mod models;
 pub mod sidebar;

@@ -22,13 +22,21 @@ export async function watchAnswerLengths(page: Page) {
   await page.evaluate(() => {
     const w = window as unknown as { __lengths: number[] };
     w.__lengths = [];
+    // The answer's own length (data-length): the rendered Markdown can shrink while a
+    // construct completes (`**bo` → bold), the text itself only grows.
     const record = () => {
-      const all = document.querySelectorAll("article.message-assistant .message-content");
+      const all = document.querySelectorAll("article.message-assistant");
       const last = all[all.length - 1];
-      const n = last?.textContent?.length ?? 0;
+      const n = Number(last?.getAttribute("data-length") ?? 0);
       if (n > 0 && w.__lengths[w.__lengths.length - 1] !== n) w.__lengths.push(n);
     };
-    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+    new MutationObserver(record).observe(document.body, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+      attributeFilter: ["data-length"],
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use super::markdown::to_html;
 use crate::api::{
     documents::Citation,
     types::{MessageStatus, MessageView, Role, Usage},
@@ -93,6 +94,7 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
             data-role=role
             data-status=move || status.get().as_str()
             data-model=move || message.answering.get()
+            data-length=move || message.content.with(|c| c.chars().count())
             aria-busy=move || streaming().to_string()
         >
             <div class="message-author">
@@ -102,7 +104,21 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
                     Role::System => "System",
                 }}
             </div>
-            <div class="message-content">{move || message.content.get()}</div>
+            {match message.role {
+                // Answers are Markdown, rendered safely (see `markdown`); what people typed
+                // is shown as typed.
+                Role::Assistant => {
+                    view! {
+                        <div
+                            class="message-content markdown"
+                            inner_html=move || to_html(&message.content.get())
+                            on:click=copy_code
+                        ></div>
+                    }
+                        .into_any()
+                }
+                _ => view! { <div class="message-content">{move || message.content.get()}</div> }.into_any(),
+            }}
             {move || {
                 let citations = message.citations.get();
                 (!citations.is_empty()).then(|| view! { <Citations citations /> })
@@ -164,5 +180,25 @@ fn Citations(citations: Vec<Citation>) -> impl IntoView {
                 })
                 .collect_view()}
         </div>
+    }
+}
+
+/// Copies a code block's text when its Copy button is clicked.
+fn copy_code(e: leptos::ev::MouseEvent) {
+    use leptos::wasm_bindgen::JsCast;
+    let Some(button) = e
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .filter(|el| el.class_list().contains("copy-code"))
+    else {
+        return;
+    };
+    let code = button
+        .parent_element()
+        .and_then(|block| block.query_selector("code").ok().flatten())
+        .and_then(|code| code.text_content());
+    if let (Some(code), Some(window)) = (code, web_sys::window()) {
+        let _ = window.navigator().clipboard().write_text(&code);
+        button.set_text_content(Some("Copied"));
     }
 }

@@ -1,0 +1,91 @@
+//! Markdown answers as safe HTML: CommonMark with tables, strikethrough and task lists.
+//! Raw HTML in the model's output is shown as text, never interpreted; links keep only
+//! http(s), mailto and relative targets; images become their alt text (no remote loads).
+//! Code blocks get a Copy button (handled by the message's click listener).
+
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
+
+fn safe_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    match lower.split_once(':') {
+        // A scheme is only allowed when it is one of these; `javascript:`, `data:` … are not.
+        Some((scheme, _)) if !scheme.contains('/') => matches!(scheme, "http" | "https" | "mailto"),
+        _ => true,
+    }
+}
+
+/// Renders `markdown` to HTML that is safe to insert into the page.
+pub fn to_html(markdown: &str) -> String {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let events = Parser::new_ext(markdown, options).map(|event| match event {
+        // The model's HTML is text to show, not markup to run.
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: if safe_url(&dest_url) {
+                dest_url
+            } else {
+                CowStr::from("#")
+            },
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image { .. }) => Event::Text(CowStr::from("[image: ")),
+        Event::End(TagEnd::Image) => Event::Text(CowStr::from("]")),
+        other => other,
+    });
+    let mut out = String::with_capacity(markdown.len() * 3 / 2);
+    let mut wrapped = Vec::new();
+    for event in events {
+        match &event {
+            Event::Start(Tag::CodeBlock(_)) => {
+                wrapped.push(Event::Html(CowStr::from(
+                    "<div class=\"code-block\"><button type=\"button\" class=\"copy-code\" aria-label=\"Copy code\">Copy</button>",
+                )));
+                wrapped.push(event);
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                wrapped.push(event);
+                wrapped.push(Event::Html(CowStr::from("</div>")));
+            }
+            _ => wrapped.push(event),
+        }
+    }
+    html::push_html(&mut out, wrapped.into_iter());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_lists_tables_and_code_with_a_copy_button() {
+        let html = to_html(
+            "# Title\n\n- **one**\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```rust\nfn main() {}\n```\n",
+        );
+        assert!(html.contains("<h1>Title</h1>"));
+        assert!(html.contains("<li><strong>one</strong></li>"));
+        assert!(html.contains("<table>"));
+        assert!(html.contains("<button type=\"button\" class=\"copy-code\""));
+        assert!(html.contains("<code class=\"language-rust\">fn main() {}"));
+    }
+
+    #[test]
+    fn never_passes_html_or_script_urls_through() {
+        let html = to_html(
+            "<script>alert(1)</script>\n\nHi <img src=x onerror=alert(2)> [x](javascript:alert(3)) ![i](http://t/p.png)",
+        );
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("href=\"#\""), "{html}");
+        assert!(html.contains("[image: i]"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+    }
+}
