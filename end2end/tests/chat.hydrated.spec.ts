@@ -104,3 +104,21 @@ test("a prompt that does not fit the context window is rejected by the server, n
   await expect(page.locator("#message")).toHaveValue("Hello there");
   await expect(page.locator("article.message")).toHaveCount(0);
 });
+
+test("a conversation is renamed, deleted, and brought back with Undo", async ({ page }) => {
+  await openHydrated(page);
+  await send(page, "Name a colour.", { maxTokens: 8 });
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const item = page.locator(".conversation-item").first();
+  await item.getByRole("button", { name: "Rename" }).click();
+  await item.locator(".rename-input").fill("Colours");
+  await item.locator(".rename-input").press("Enter");
+  await expect(page.locator(".conversation-link").first()).toHaveText("Colours");
+
+  await page.locator(".conversation-item").first().getByRole("button", { name: "Delete" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.locator(".undo")).toContainText("Deleted “Colours”");
+  await expect(page.locator(".conversation-link", { hasText: "Colours" })).toHaveCount(0);
+  await page.getByRole("button", { name: "Undo" }).click();
+  await expect(page.locator(".conversation-link").first()).toHaveText("Colours");
+});

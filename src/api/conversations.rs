@@ -35,3 +35,36 @@ pub async fn list_models() -> Result<ModelList, ApiError> {
     use crate::server::state::state;
     Ok(state()?.chat.model_list())
 }
+
+/// Renames a conversation (1 to 200 characters).
+#[server(endpoint = "conversations/rename", input = Json)]
+pub async fn rename_conversation(id: String, title: String) -> Result<ConversationSummary, ApiError> {
+    use crate::server::state::state;
+    state()?
+        .chat
+        .rename_conversation(&id, &title)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Deletes a conversation; [`restore_conversation`] undoes it for a while.
+#[server(endpoint = "conversations/delete", input = Json)]
+pub async fn delete_conversation(id: String) -> Result<(), ApiError> {
+    use crate::server::state::state;
+    state()?
+        .chat
+        .delete_conversation(&id)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Undoes a delete.
+#[server(endpoint = "conversations/restore", input = Json)]
+pub async fn restore_conversation(id: String) -> Result<ConversationSummary, ApiError> {
+    use crate::server::state::state;
+    state()?
+        .chat
+        .restore_conversation(&id)
+        .await
+        .map_err(ApiError::from)
+}

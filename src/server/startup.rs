@@ -32,6 +32,9 @@ use crate::app::{App, shell};
 
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a deleted conversation can be restored (it is purged at the next start after).
+const TRASH_KEEP_MS: i64 = 24 * 60 * 60 * 1000;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Runs the server until SIGINT/SIGTERM.
@@ -110,6 +113,11 @@ pub async fn build(
             count = failed,
             "documents left unfinished by the last run are marked failed"
         );
+    }
+    // Deleted conversations stay undoable for a day, then go for good.
+    let purged = store.purge_trash(super::chat::now_ms() - TRASH_KEEP_MS).await?;
+    if purged > 0 {
+        tracing::info!(count = purged, "purged deleted conversations");
     }
     let interrupted = store.interrupt_streaming(super::chat::now_ms()).await?;
     if interrupted > 0 {

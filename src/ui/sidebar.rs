@@ -1,10 +1,13 @@
-//! The conversation list, newest activity first.
+//! The conversation list, newest activity first, with rename and delete (undoable).
 
-use leptos::prelude::*;
-use leptos_router::components::A;
+use leptos::{ev, prelude::*, task::spawn_local};
+use leptos_router::{components::A, hooks::use_location, hooks::use_navigate};
 
 use super::state::client_state;
-use crate::api::conversations::list_conversations;
+use crate::api::{
+    conversations::{delete_conversation, list_conversations, rename_conversation, restore_conversation},
+    types::ConversationSummary,
+};
 
 #[component]
 pub fn Sidebar() -> impl IntoView {
@@ -13,6 +16,8 @@ pub fn Sidebar() -> impl IntoView {
         move || state.conversations_version.get(),
         |_| list_conversations(),
     );
+    // The conversation just deleted, offered for Undo.
+    let deleted = RwSignal::new(None::<ConversationSummary>);
 
     view! {
         <nav class="sidebar" aria-label="Conversations">
@@ -23,6 +28,33 @@ pub fn Sidebar() -> impl IntoView {
             <A href="/documents" attr:class="documents-link">
                 "Documents"
             </A>
+            {move || {
+                deleted
+                    .get()
+                    .map(|c| {
+                        let id = c.id.clone();
+                        view! {
+                            <div class="undo" role="status">
+                                {format!("Deleted “{}”. ", c.title)}
+                                <button
+                                    type="button"
+                                    class="undo-button"
+                                    on:click=move |_| {
+                                        let id = id.clone();
+                                        spawn_local(async move {
+                                            if restore_conversation(id).await.is_ok() {
+                                                deleted.set(None);
+                                                state.refresh_conversations();
+                                            }
+                                        });
+                                    }
+                                >
+                                    "Undo"
+                                </button>
+                            </div>
+                        }
+                    })
+            }}
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match conversations.await {
@@ -34,16 +66,7 @@ pub fn Sidebar() -> impl IntoView {
                                 <ul class="conversation-list">
                                     {list
                                         .into_iter()
-                                        .map(|c| {
-                                            let href = format!("/c/{}", c.id);
-                                            view! {
-                                                <li>
-                                                    <A href=href attr:class="conversation-link">
-                                                        {c.title}
-                                                    </A>
-                                                </li>
-                                            }
-                                        })
+                                        .map(|c| view! { <ConversationItem conversation=c deleted /> })
                                         .collect_view()}
                                 </ul>
                             }
@@ -57,5 +80,87 @@ pub fn Sidebar() -> impl IntoView {
                 })}
             </Transition>
         </nav>
+    }
+}
+
+#[component]
+fn ConversationItem(
+    conversation: ConversationSummary,
+    deleted: RwSignal<Option<ConversationSummary>>,
+) -> impl IntoView {
+    let state = client_state();
+    let navigate = use_navigate();
+    let location = use_location();
+    let href = format!("/c/{}", conversation.id);
+    let editing = RwSignal::new(false);
+    let title = RwSignal::new(conversation.title.clone());
+    let error = RwSignal::new(None::<String>);
+    let id = StoredValue::new(conversation.id.clone());
+    let summary = StoredValue::new(conversation);
+
+    let save = move || {
+        let new_title = title.get_untracked();
+        spawn_local(async move {
+            match rename_conversation(id.get_value(), new_title).await {
+                Ok(_) => {
+                    editing.set(false);
+                    error.set(None);
+                    state.refresh_conversations();
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    let remove = move |_| {
+        let navigate = navigate.clone();
+        let here = location.pathname.get_untracked() == format!("/c/{}", id.get_value());
+        spawn_local(async move {
+            if delete_conversation(id.get_value()).await.is_ok() {
+                deleted.set(Some(summary.get_value()));
+                state.refresh_conversations();
+                if here {
+                    navigate("/", Default::default());
+                }
+            }
+        });
+    };
+
+    view! {
+        <li class="conversation-item">
+            {move || {
+                if editing.get() {
+                    view! {
+                        <input
+                            class="rename-input"
+                            aria-label="Conversation title"
+                            prop:value=move || title.get()
+                            on:input=move |e| title.set(event_target_value(&e))
+                            on:keydown=move |e: ev::KeyboardEvent| match e.key().as_str() {
+                                "Enter" => save(),
+                                "Escape" => editing.set(false),
+                                _ => {}
+                            }
+                        />
+                    }
+                        .into_any()
+                } else {
+                    view! {
+                        <A href=href.clone() attr:class="conversation-link">
+                            {summary.get_value().title}
+                        </A>
+                    }
+                        .into_any()
+                }
+            }}
+            <span class="item-actions">
+                <button type="button" class="rename" aria-label="Rename" title="Rename" on:click=move |_| editing.set(true)>
+                    "✎"
+                </button>
+                <button type="button" class="delete" aria-label="Delete" title="Delete" on:click=remove>
+                    "✕"
+                </button>
+            </span>
+            {move || error.get().map(|e| view! { <p class="field-error" data-field-error="title">{e}</p> })}
+        </li>
     }
 }

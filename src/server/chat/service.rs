@@ -310,6 +310,53 @@ impl ChatService {
         }))
     }
 
+    /// Renames a conversation (1 to 200 characters, trimmed).
+    pub async fn rename_conversation(&self, id: &str, title: &str) -> Result<ConversationSummary, ChatError> {
+        let title = title.trim();
+        let n = title.chars().count();
+        if n == 0 || n > MAX_TITLE_CHARS {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "title",
+                format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
+            )));
+        }
+        self.store
+            .rename_conversation(id, title)
+            .await
+            .map_err(not_found("conversation"))?;
+        let record = self
+            .store
+            .get_conversation(id)
+            .await
+            .map_err(not_found("conversation"))?;
+        Ok(views::summary(record))
+    }
+
+    /// Moves a conversation to the trash, from which [`Self::restore_conversation`] brings
+    /// it back until it is purged. A running answer in it is stopped.
+    pub async fn delete_conversation(&self, id: &str) -> Result<(), ChatError> {
+        for m in self.store.list_messages(id).await? {
+            self.running.stop(&m.id);
+        }
+        self.store
+            .trash_conversation(id, true, now_ms())
+            .await
+            .map_err(not_found("conversation"))
+    }
+
+    pub async fn restore_conversation(&self, id: &str) -> Result<ConversationSummary, ChatError> {
+        self.store
+            .trash_conversation(id, false, now_ms())
+            .await
+            .map_err(not_found("deleted conversation"))?;
+        let record = self
+            .store
+            .get_conversation(id)
+            .await
+            .map_err(not_found("conversation"))?;
+        Ok(views::summary(record))
+    }
+
     /// Stops a running answer; false if it is not running.
     pub fn stop(&self, message_id: &str) -> bool {
         self.running.stop(message_id)

@@ -47,7 +47,7 @@ impl SqliteStore {
 
     /// Sets one column of a conversation (`column` is a name from this file, never input).
     async fn update_conversation(&self, column: &str, id: &str, value: &str) -> Result<(), StoreError> {
-        let sql = format!("UPDATE conversations SET {column} = ? WHERE id = ?");
+        let sql = format!("UPDATE conversations SET {column} = ? WHERE id = ? AND deleted_at IS NULL");
         let done = sqlx::query(&sql).bind(value).bind(id).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -142,7 +142,8 @@ impl Store for SqliteStore {
 
     async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ?"
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE deleted_at IS NULL \
+             ORDER BY updated_at DESC, id DESC LIMIT ?"
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(limit))
@@ -152,7 +153,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError> {
-        let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?");
+        let sql =
+            format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ? AND deleted_at IS NULL");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -167,6 +169,28 @@ impl Store for SqliteStore {
 
     async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError> {
         self.update_conversation("model", id, model).await
+    }
+
+    async fn trash_conversation(&self, id: &str, trashed: bool, now_ms: i64) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE conversations SET deleted_at = ? WHERE id = ? AND (deleted_at IS NULL) = ?")
+                .bind(trashed.then_some(now_ms))
+                .bind(id)
+                .bind(trashed)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn purge_trash(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError> {

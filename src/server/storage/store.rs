@@ -33,6 +33,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError>;
 
+    /// Moves a conversation to the trash (`trashed`), or back out of it. A trashed
+    /// conversation is invisible to every other method.
+    async fn trash_conversation(&self, id: &str, trashed: bool, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Deletes for good, with their messages, conversations trashed before `before_ms`.
+    async fn purge_trash(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     /// Remembers the `provider/model` a conversation answers with.
     async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError>;
 

@@ -430,3 +430,53 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
         "the partial text is kept"
     );
 }
+
+#[tokio::test]
+async fn conversations_are_renamed_deleted_and_restored() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation().await.unwrap();
+    collect(t.chat.send(req(&conv.id, "Name a fruit.", 0.0, 8)).await.unwrap()).await;
+
+    let renamed = t
+        .chat
+        .rename_conversation(&conv.id, "  Fruit talk  ")
+        .await
+        .unwrap();
+    assert_eq!(renamed.title, "Fruit talk");
+    for bad in ["   ", &"x".repeat(201)] {
+        let e: ApiError = t
+            .chat
+            .rename_conversation(&conv.id, bad)
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!((e.status(), e.field.as_deref()), (400, Some("title")), "{e:?}");
+    }
+
+    t.chat.delete_conversation(&conv.id).await.unwrap();
+    assert!(t.chat.list_conversations().await.unwrap().is_empty());
+    let gone: ApiError = t.chat.get_conversation(&conv.id).await.unwrap_err().into();
+    assert_eq!(gone.status(), 404);
+    let e: ApiError = t
+        .chat
+        .send(req(&conv.id, "hi", 0.0, 4))
+        .await
+        .err()
+        .unwrap()
+        .into();
+    assert_eq!(e.status(), 404, "no answers into a deleted conversation");
+
+    let back = t.chat.restore_conversation(&conv.id).await.unwrap();
+    assert_eq!(back.title, "Fruit talk");
+    assert_eq!(
+        t.chat.get_conversation(&conv.id).await.unwrap().messages.len(),
+        2,
+        "nothing lost"
+    );
+
+    // Purged for good once its time in the trash is over.
+    t.chat.delete_conversation(&conv.id).await.unwrap();
+    assert_eq!(t.store.purge_trash(i64::MAX).await.unwrap(), 1);
+    let e: ApiError = t.chat.restore_conversation(&conv.id).await.unwrap_err().into();
+    assert_eq!(e.status(), 404);
+}
