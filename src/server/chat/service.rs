@@ -324,6 +324,10 @@ impl ChatService {
             .rename_conversation(id, title)
             .await
             .map_err(not_found("conversation"))?;
+        self.summary_of(id).await
+    }
+
+    async fn summary_of(&self, id: &str) -> Result<ConversationSummary, ChatError> {
         let record = self
             .store
             .get_conversation(id)
@@ -349,12 +353,7 @@ impl ChatService {
             .trash_conversation(id, false, now_ms())
             .await
             .map_err(not_found("deleted conversation"))?;
-        let record = self
-            .store
-            .get_conversation(id)
-            .await
-            .map_err(not_found("conversation"))?;
-        Ok(views::summary(record))
+        self.summary_of(id).await
     }
 
     /// Stops a running answer; false if it is not running.
