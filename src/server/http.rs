@@ -40,11 +40,15 @@ pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
         parts
             .headers
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if matches!(error.code, ErrorCode::Busy | ErrorCode::Unavailable) {
-            parts
-                .headers
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
+        set_retry_after(&error, &mut parts.headers);
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// `Retry-After: 1` on errors that may pass (busy, no provider able to answer): the one
+/// place every API (server functions, `/v1`, `/api/v1`) gets it from.
+pub fn set_retry_after(error: &ApiError, headers: &mut axum::http::HeaderMap) {
+    if matches!(error.code, ErrorCode::Busy | ErrorCode::Unavailable) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
 }

@@ -2,13 +2,15 @@
 //! conversation, nothing is stored. Same rules as the chat: validated, counted against the
 //! context window and queued (or "busy") before any token is generated.
 
+use futures::StreamExt;
+
 use super::{ChatError, service::ChatService};
 use crate::{
     api::{
         ApiError,
         validation::{MAX_MESSAGE_CHARS, validate_max_tokens, validate_temperature},
     },
-    server::llm::{GenerationRequest, PromptMessage, TokenStream},
+    server::llm::{FinishReason, GenerationRequest, LlmError, PromptMessage, TokenEvent, TokenStream},
 };
 
 /// Longest single message the API accepts, in characters (the context window usually
@@ -30,6 +32,37 @@ pub struct Started {
     pub model: String,
     pub prompt_tokens: u32,
     pub tokens: TokenStream,
+}
+
+/// An answer read to its end.
+pub struct Whole {
+    pub content: String,
+    pub completion_tokens: u32,
+    pub finish: FinishReason,
+}
+
+impl Started {
+    /// Reads the answer to its end, for callers that do not stream.
+    pub async fn collect(mut self) -> Result<Whole, ChatError> {
+        let mut content = String::new();
+        while let Some(item) = self.tokens.next().await {
+            match item? {
+                TokenEvent::Token(t) => content.push_str(&t),
+                TokenEvent::Done {
+                    completion_tokens,
+                    finish,
+                    ..
+                } => {
+                    return Ok(Whole {
+                        content,
+                        completion_tokens,
+                        finish,
+                    });
+                }
+            }
+        }
+        Err(LlmError::Backend("the model's stream ended without finishing".into()).into())
+    }
 }
 
 impl ChatService {

@@ -8,7 +8,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -42,10 +42,7 @@ pub(super) fn error_response(e: ApiError) -> Response {
         Json(body),
     )
         .into_response();
-    if matches!(e.code, ErrorCode::Busy | ErrorCode::Unavailable) {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    super::set_retry_after(&e, res.headers_mut());
     res
 }
 
@@ -123,32 +120,17 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes)
 
 /// Non-streaming: the whole answer in one `chat.completion` object.
 async fn whole(id: String, started: Started) -> Response {
-    let Started {
-        model,
-        prompt_tokens,
-        mut tokens,
-    } = started;
-    let mut content = String::new();
-    while let Some(item) = tokens.next().await {
-        match item {
-            Ok(TokenEvent::Token(t)) => content.push_str(&t),
-            Ok(TokenEvent::Done {
-                completion_tokens,
-                finish,
-                ..
-            }) => {
-                return Json(json!({
-                    "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": finish_reason(finish)}],
-                    "usage": Usage::new(prompt_tokens, completion_tokens),
-                }))
-                .into_response();
-            }
-            Err(e) => return error_response(crate::server::chat::ChatError::Llm(e).into()),
-        }
+    let (model, prompt_tokens) = (started.model.clone(), started.prompt_tokens);
+    match started.collect().await {
+        Ok(w) => Json(json!({
+            "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": w.content},
+                         "finish_reason": finish_reason(w.finish)}],
+            "usage": Usage::new(prompt_tokens, w.completion_tokens),
+        }))
+        .into_response(),
+        Err(e) => error_response(e.into()),
     }
-    error_response(ApiError::internal())
 }
 
 /// Streaming: a role chunk, content chunks, a finish chunk, an optional usage chunk,

@@ -10,7 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::{
@@ -20,7 +19,7 @@ use crate::{
     },
     server::{
         chat::completion::Completion,
-        llm::{FinishReason, PromptMessage, TokenEvent},
+        llm::{FinishReason, PromptMessage},
         state::AppState,
     },
 };
@@ -61,18 +60,15 @@ pub fn problem(e: ApiError) -> Response {
         kind: format!("urn:stoa:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
-        detail: e.message,
-        field: e.field,
+        detail: e.message.clone(),
+        field: e.field.clone(),
     };
     let mut res = (status, Json(body)).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if matches!(e.code, ErrorCode::Busy | ErrorCode::Unavailable) {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    super::set_retry_after(&e, res.headers_mut());
     res
 }
 
@@ -119,26 +115,18 @@ async fn generate(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(s) => s,
         Err(e) => return problem(e.into()),
     };
-    let mut tokens = started.tokens;
-    let mut answer = String::new();
-    while let Some(item) = tokens.next().await {
-        match item {
-            Ok(TokenEvent::Token(t)) => answer.push_str(&t),
-            Ok(TokenEvent::Done { finish, .. }) => {
-                let status = match finish {
-                    FinishReason::Stop => "ok",
-                    FinishReason::Length => "max_tokens",
-                };
-                return Json(PromptResponse {
-                    answer,
-                    status: status.into(),
-                })
-                .into_response();
+    match started.collect().await {
+        Ok(whole) => Json(PromptResponse {
+            answer: whole.content,
+            status: match whole.finish {
+                FinishReason::Stop => "ok",
+                FinishReason::Length => "max_tokens",
             }
-            Err(e) => return problem(crate::server::chat::ChatError::Llm(e).into()),
-        }
+            .into(),
+        })
+        .into_response(),
+        Err(e) => problem(e.into()),
     }
-    problem(ApiError::internal())
 }
 
 /// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
