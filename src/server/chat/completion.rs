@@ -10,7 +10,9 @@ use crate::{
         ApiError,
         validation::{MAX_MESSAGE_CHARS, validate_max_tokens, validate_temperature},
     },
-    server::llm::{FinishReason, GenerationRequest, LlmError, PromptMessage, TokenEvent, TokenStream},
+    server::llm::{
+        FinishReason, GenerationRequest, LlmError, PromptMessage, TokenEvent, TokenStream, router::Primed,
+    },
 };
 
 /// Longest single message the API accepts, in characters (the context window usually
@@ -106,7 +108,11 @@ impl ChatService {
             max_tokens,
         };
         let chain = self.router().chain(primary);
-        let opened = self.router().open(&chain, &request, None).await?;
+        let primed = Primed {
+            prompt_tokens,
+            stream: None,
+        };
+        let opened = self.router().open(&chain, &request, primed).await?;
         Ok(Started {
             model: opened.target.id(),
             prompt_tokens: opened.prompt_tokens,

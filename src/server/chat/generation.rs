@@ -18,7 +18,7 @@ use crate::{
     server::{
         llm::{
             GenerationRequest, LlmError, TokenEvent, TokenStream,
-            router::{Router, Target},
+            router::{Primed, Router, Target},
         },
         storage::{MessageFinish, Store, records::UsageRecord},
     },
@@ -72,8 +72,9 @@ pub struct Generation {
     /// Targets to try in order until one produces a first token.
     pub chain: Vec<Target>,
     pub request: GenerationRequest,
-    /// Already started on `chain[0]`, if it could be.
-    pub started: Option<TokenStream>,
+    /// The prompt counted for `chain[0]`, and its stream if it could be started; taken by
+    /// the first attempt.
+    pub primed: Option<Primed>,
     /// What the user should know before the answer (history trimmed, no relevant passage).
     pub notice: Option<String>,
     pub events: mpsc::Sender<ChatEvent>,
@@ -131,9 +132,9 @@ impl Generation {
         };
         // Until the first token: retries and fallbacks (see `Router::open`). Stop, shutdown
         // or a closed listener drop the attempt, which closes any upstream connection.
-        let first_attempt = self.started.take();
+        let primed = self.primed.take().expect("a generation runs once");
         let opened = {
-            let open = self.router.open(&self.chain, &self.request, first_attempt);
+            let open = self.router.open(&self.chain, &self.request, primed);
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => Err(Outcome::Stopped),

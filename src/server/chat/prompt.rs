@@ -28,6 +28,8 @@ pub fn build(
 #[derive(Debug)]
 pub struct Fitted {
     pub messages: Vec<PromptMessage>,
+    /// Their tokens for the target.
+    pub prompt_tokens: u32,
     /// Set when old messages were left out.
     pub notice: Option<String>,
 }
@@ -50,6 +52,7 @@ pub fn fit(
         Ok(()) => {
             return Ok(Fitted {
                 messages: turns.assemble(0),
+                prompt_tokens: whole,
                 notice: None,
             });
         }
@@ -82,6 +85,7 @@ pub fn fit(
         skip += 1;
     }
     Ok(Fitted {
+        prompt_tokens: count(skip)?,
         messages: turns.assemble(skip),
         notice: Some(format!(
             "the {skip} oldest messages were left out of the prompt to fit {}'s context window of {} tokens",

@@ -21,7 +21,7 @@ use crate::{
         config::ChatSettings,
         llm::{
             GenerationRequest,
-            router::{Router, Target},
+            router::{Primed, Router, Target},
         },
         rag::retrieve::{Retriever, context_prompt},
         storage::{DocumentStore, NewMessage, Store, StoreError},
@@ -228,10 +228,14 @@ impl ChatService {
         // Takes a queue slot on the primary (or fails "busy" before anything is stored,
         // unless another provider can take over); the request itself goes out only when
         // the stream is first polled, after the message is stored.
-        let started = match primary.start(&request).await {
+        let stream = match primary.start(&request).await {
             Ok(stream) => Some(stream),
             Err(e) if e.is_retryable() && chain.len() > 1 => None,
             Err(e) => return Err(e.into()),
+        };
+        let primed = Primed {
+            prompt_tokens: fitted.prompt_tokens,
+            stream,
         };
 
         let now = now_ms();
@@ -295,7 +299,7 @@ impl ChatService {
             router: Arc::clone(&self.router),
             chain,
             request,
-            started,
+            primed: Some(primed),
             notice: [grounding.notice, fitted.notice]
                 .into_iter()
                 .flatten()

@@ -108,6 +108,14 @@ pub fn qualified(provider: &str, model: &str) -> String {
     format!("{provider}/{model}")
 }
 
+/// What the caller already did for the first target of a chain.
+pub struct Primed {
+    /// Prompt tokens of the request for `chain[0]`, counted with its tokenizer.
+    pub prompt_tokens: u32,
+    /// A stream already started on `chain[0]`, used for the first attempt.
+    pub stream: Option<TokenStream>,
+}
+
 /// An answer whose first item has arrived.
 pub struct Opened {
     pub target: Target,
@@ -246,18 +254,22 @@ impl Router {
     }
 
     /// Opens the answer on the first target of `chain` that produces a first item.
-    /// `started` is a stream already started on `chain[0]` (so "busy" could be reported
-    /// before anything was stored); it is used for the first attempt.
+    /// `primed` is what the caller already did for `chain[0]`: it counted the prompt (to
+    /// check the window before storing anything), and may have started a stream.
     pub async fn open(
         &self,
         chain: &[Target],
         request: &GenerationRequest,
-        mut started: Option<TokenStream>,
+        mut primed: Primed,
     ) -> Result<Opened, LlmError> {
         let mut failures: Vec<String> = Vec::new();
         let mut last_error = LlmError::Unavailable("no provider to ask".into());
         for (i, target) in chain.iter().enumerate() {
-            let prompt_tokens = match target.count_prompt_tokens(&request.messages) {
+            let counted = match i {
+                0 => Ok(primed.prompt_tokens),
+                _ => target.count_prompt_tokens(&request.messages),
+            };
+            let prompt_tokens = match counted {
                 Ok(n) => n,
                 Err(e) => {
                     failures.push(format!("{}: {e}", target.id()));
@@ -280,7 +292,7 @@ impl Router {
                 if attempt > 0 {
                     tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
                 }
-                let opened = match started.take() {
+                let opened = match primed.stream.take() {
                     Some(stream) => Ok(stream),
                     None => target.start(request).await,
                 };
