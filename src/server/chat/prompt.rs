@@ -12,18 +12,6 @@ use crate::{
 pub const UNTITLED: &str = "New chat";
 const TITLE_CHARS: usize = 60;
 
-/// The prompt: optional system prompt, earlier turns, then the new user message.
-/// Answers that produced no text (failed before the first token) are left out; stopped
-/// and interrupted partial answers stay, since the user saw them.
-#[cfg(test)]
-pub fn build(
-    system_prompt: Option<&str>,
-    history: &[MessageRecord],
-    user_message: &str,
-) -> Vec<PromptMessage> {
-    Turns::new(system_prompt, history, user_message).assemble(0)
-}
-
 /// A prompt that fits the target's context window.
 #[derive(Debug)]
 pub struct Fitted {
@@ -95,7 +83,9 @@ pub fn fit(
     })
 }
 
-/// The parts of a prompt, before assembly.
+/// The parts of a prompt, before assembly: optional system prompt, earlier turns, then the
+/// new user message. Answers that produced no text (failed before the first token) are
+/// left out; stopped and interrupted partial answers stay, since the user saw them.
 struct Turns {
     system: Option<PromptMessage>,
     history: Vec<PromptMessage>,
@@ -186,7 +176,7 @@ mod tests {
             record(Role::User, "two", MessageStatus::Complete),
             record(Role::Assistant, "partial", MessageStatus::Stopped),
         ];
-        let p = build(Some("Be brief."), &history, "three");
+        let p = Turns::new(Some("Be brief."), &history, "three").assemble(0);
         let got: Vec<(Role, &str)> = p.iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(
             got,
