@@ -3,6 +3,7 @@
 //! before generation starts; the answer is stored while it streams and ends with a status.
 
 pub mod completion;
+mod conversations;
 mod error;
 mod generation;
 mod prompt;

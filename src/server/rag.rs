@@ -1,5 +1,5 @@
 //! Documents and retrieval-augmented answers: [`extract`] text from uploads, [`chunk`] it,
-//! embed and store it through [`ingest`], search it with [`retrieve`] (hybrid BM25 +
+//! embed and store it through [`ingest`] (multipart uploads in `upload`), search it with [`retrieve`] (hybrid BM25 +
 //! vectors, re-scored, with a similarity floor) over the in-memory [`index`].
 
 pub mod chunk;
@@ -8,3 +8,4 @@ pub mod extract;
 pub mod index;
 pub mod ingest;
 pub mod retrieve;
+mod upload;

@@ -14,7 +14,7 @@ use crate::{
         ApiError,
         documents::Citation,
         events::ChatEvent,
-        types::{ChatRequest, ConversationSummary, ConversationView, MessageStatus, ModelList, Role},
+        types::{ChatRequest, MessageStatus, ModelList, Role},
         validation::MAX_TITLE_CHARS,
     },
     server::{
@@ -28,16 +28,13 @@ use crate::{
     },
 };
 
-/// Conversations shown in the sidebar.
-const LIST_LIMIT: u32 = 200;
-
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -48,11 +45,11 @@ pub struct Rag {
 }
 
 pub struct ChatService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     router: Arc<Router>,
-    rag: Option<Rag>,
+    pub(super) rag: Option<Rag>,
     settings: ChatSettings,
-    running: Arc<Running>,
+    pub(super) running: Arc<Running>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -74,35 +71,6 @@ impl ChatService {
     pub fn with_rag(mut self, rag: Rag) -> Self {
         self.rag = Some(rag);
         self
-    }
-
-    /// Limits a conversation's answers to these collections (empty: all documents).
-    pub async fn set_collections(
-        &self,
-        conversation_id: &str,
-        collection_ids: &[String],
-    ) -> Result<(), ChatError> {
-        let rag = self.rag.as_ref().ok_or_else(|| {
-            ChatError::Invalid(ApiError::invalid("collection_ids", "documents are not enabled"))
-        })?;
-        self.store
-            .get_conversation(conversation_id)
-            .await
-            .map_err(not_found("conversation"))?;
-        let known = rag.documents.list_collections().await?;
-        if let Some(unknown) = collection_ids
-            .iter()
-            .find(|id| !known.iter().any(|c| &c.id == *id))
-        {
-            return Err(ChatError::Invalid(ApiError::invalid(
-                "collection_ids",
-                format!("collection '{unknown}' does not exist"),
-            )));
-        }
-        rag.documents
-            .set_conversation_collections(conversation_id, collection_ids)
-            .await?;
-        Ok(())
     }
 
     /// Passages of the conversation's documents for `question`, and the system prompt
@@ -140,39 +108,6 @@ impl ChatService {
             default: self.router.default_id(),
             models: self.router.models(),
         }
-    }
-
-    pub async fn create_conversation(&self) -> Result<ConversationSummary, ChatError> {
-        let record = self
-            .store
-            .create_conversation(&new_id(), prompt::UNTITLED, now_ms())
-            .await?;
-        Ok(views::summary(record))
-    }
-
-    pub async fn list_conversations(&self) -> Result<Vec<ConversationSummary>, ChatError> {
-        let records = self.store.list_conversations(LIST_LIMIT).await?;
-        Ok(records.into_iter().map(views::summary).collect())
-    }
-
-    pub async fn get_conversation(&self, id: &str) -> Result<ConversationView, ChatError> {
-        let conversation = self
-            .store
-            .get_conversation(id)
-            .await
-            .map_err(not_found("conversation"))?;
-        let messages = self.store.list_messages(id).await?;
-        let collections = match &self.rag {
-            Some(rag) => rag.documents.conversation_collections(id).await?,
-            None => Vec::new(),
-        };
-        Ok(ConversationView {
-            id: conversation.id,
-            title: conversation.title,
-            model: conversation.model,
-            collections,
-            messages: messages.into_iter().map(views::message).collect(),
-        })
     }
 
     /// The model a request asks for (or its conversation's, or the default).
@@ -314,52 +249,6 @@ impl ChatService {
         }))
     }
 
-    /// Renames a conversation (1 to 200 characters, trimmed).
-    pub async fn rename_conversation(&self, id: &str, title: &str) -> Result<ConversationSummary, ChatError> {
-        let title = title.trim();
-        let n = title.chars().count();
-        if n == 0 || n > MAX_TITLE_CHARS {
-            return Err(ChatError::Invalid(ApiError::invalid(
-                "title",
-                format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
-            )));
-        }
-        self.store
-            .rename_conversation(id, title)
-            .await
-            .map_err(not_found("conversation"))?;
-        self.summary_of(id).await
-    }
-
-    async fn summary_of(&self, id: &str) -> Result<ConversationSummary, ChatError> {
-        let record = self
-            .store
-            .get_conversation(id)
-            .await
-            .map_err(not_found("conversation"))?;
-        Ok(views::summary(record))
-    }
-
-    /// Moves a conversation to the trash, from which [`Self::restore_conversation`] brings
-    /// it back until it is purged. A running answer in it is stopped.
-    pub async fn delete_conversation(&self, id: &str) -> Result<(), ChatError> {
-        for m in self.store.list_messages(id).await? {
-            self.running.stop(&m.id);
-        }
-        self.store
-            .trash_conversation(id, true, now_ms())
-            .await
-            .map_err(not_found("conversation"))
-    }
-
-    pub async fn restore_conversation(&self, id: &str) -> Result<ConversationSummary, ChatError> {
-        self.store
-            .trash_conversation(id, false, now_ms())
-            .await
-            .map_err(not_found("deleted conversation"))?;
-        self.summary_of(id).await
-    }
-
     /// Stops a running answer; false if it is not running.
     pub fn stop(&self, message_id: &str) -> bool {
         self.running.stop(message_id)
@@ -398,7 +287,7 @@ struct Grounding {
     notice: Option<String>,
 }
 
-fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {
+pub(super) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {
     move |e| match e {
         StoreError::NotFound => ChatError::NotFound(what),
         other => ChatError::Store(other),

@@ -1,0 +1,126 @@
+//! Conversations as a list: create, list, read, rename, delete (to the trash) and
+//! restore, and which document collections a conversation may draw on.
+
+use super::{
+    ChatError, prompt,
+    service::{ChatService, new_id, not_found, now_ms},
+    views,
+};
+use crate::api::{
+    ApiError,
+    types::{ConversationSummary, ConversationView},
+    validation::MAX_TITLE_CHARS,
+};
+
+/// Conversations shown in the sidebar.
+const LIST_LIMIT: u32 = 200;
+
+impl ChatService {
+    /// Limits a conversation's answers to these collections (empty: all documents).
+    pub async fn set_collections(
+        &self,
+        conversation_id: &str,
+        collection_ids: &[String],
+    ) -> Result<(), ChatError> {
+        let rag = self.rag.as_ref().ok_or_else(|| {
+            ChatError::Invalid(ApiError::invalid("collection_ids", "documents are not enabled"))
+        })?;
+        self.store
+            .get_conversation(conversation_id)
+            .await
+            .map_err(not_found("conversation"))?;
+        let known = rag.documents.list_collections().await?;
+        if let Some(unknown) = collection_ids
+            .iter()
+            .find(|id| !known.iter().any(|c| &c.id == *id))
+        {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "collection_ids",
+                format!("collection '{unknown}' does not exist"),
+            )));
+        }
+        rag.documents
+            .set_conversation_collections(conversation_id, collection_ids)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_conversation(&self) -> Result<ConversationSummary, ChatError> {
+        let record = self
+            .store
+            .create_conversation(&new_id(), prompt::UNTITLED, now_ms())
+            .await?;
+        Ok(views::summary(record))
+    }
+
+    pub async fn list_conversations(&self) -> Result<Vec<ConversationSummary>, ChatError> {
+        let records = self.store.list_conversations(LIST_LIMIT).await?;
+        Ok(records.into_iter().map(views::summary).collect())
+    }
+
+    pub async fn get_conversation(&self, id: &str) -> Result<ConversationView, ChatError> {
+        let conversation = self
+            .store
+            .get_conversation(id)
+            .await
+            .map_err(not_found("conversation"))?;
+        let messages = self.store.list_messages(id).await?;
+        let collections = match &self.rag {
+            Some(rag) => rag.documents.conversation_collections(id).await?,
+            None => Vec::new(),
+        };
+        Ok(ConversationView {
+            id: conversation.id,
+            title: conversation.title,
+            model: conversation.model,
+            collections,
+            messages: messages.into_iter().map(views::message).collect(),
+        })
+    }
+
+    /// Renames a conversation (1 to 200 characters, trimmed).
+    pub async fn rename_conversation(&self, id: &str, title: &str) -> Result<ConversationSummary, ChatError> {
+        let title = title.trim();
+        let n = title.chars().count();
+        if n == 0 || n > MAX_TITLE_CHARS {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "title",
+                format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
+            )));
+        }
+        self.store
+            .rename_conversation(id, title)
+            .await
+            .map_err(not_found("conversation"))?;
+        self.summary_of(id).await
+    }
+
+    async fn summary_of(&self, id: &str) -> Result<ConversationSummary, ChatError> {
+        let record = self
+            .store
+            .get_conversation(id)
+            .await
+            .map_err(not_found("conversation"))?;
+        Ok(views::summary(record))
+    }
+
+    /// Moves a conversation to the trash, from which [`Self::restore_conversation`] brings
+    /// it back until it is purged. A running answer in it is stopped.
+    pub async fn delete_conversation(&self, id: &str) -> Result<(), ChatError> {
+        for m in self.store.list_messages(id).await? {
+            self.running.stop(&m.id);
+        }
+        self.store
+            .trash_conversation(id, true, now_ms())
+            .await
+            .map_err(not_found("conversation"))
+    }
+
+    pub async fn restore_conversation(&self, id: &str) -> Result<ConversationSummary, ChatError> {
+        self.store
+            .trash_conversation(id, false, now_ms())
+            .await
+            .map_err(not_found("deleted conversation"))?;
+        self.summary_of(id).await
+    }
+}

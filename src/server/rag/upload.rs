@@ -1,0 +1,104 @@
+//! The multipart side of uploads: an optional `metadata` field, then `file` fields, each
+//! read within the size limit and handed to [`IngestService::submit`] on its own.
+
+use super::ingest::IngestService;
+use crate::api::{
+    ApiError, ErrorCode,
+    documents::{DocumentMetadata, MAX_FILES_PER_UPLOAD, UploadOutcome},
+};
+
+impl IngestService {
+    /// Reads a multipart upload: an optional `metadata` field (JSON), then `file` fields.
+    /// Each file gets its own outcome; a bad file does not stop the others.
+    pub async fn upload(
+        &self,
+        mut multipart: multer::Multipart<'static>,
+    ) -> Result<Vec<UploadOutcome>, ApiError> {
+        let mut metadata = DocumentMetadata::default();
+        let mut outcomes = Vec::new();
+        let limit = self.settings.max_upload_bytes();
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+        {
+            match field.name() {
+                Some("metadata") => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::invalid("metadata", format!("unreadable metadata: {e}")))?;
+                    if !text.trim().is_empty() {
+                        metadata = serde_json::from_str(&text)
+                            .map_err(|e| ApiError::invalid("metadata", format!("invalid metadata: {e}")))?;
+                    }
+                    metadata.check()?;
+                }
+                Some("file") => {
+                    if outcomes.len() == MAX_FILES_PER_UPLOAD {
+                        return Err(ApiError::invalid(
+                            "file",
+                            format!("at most {MAX_FILES_PER_UPLOAD} files per upload"),
+                        ));
+                    }
+                    let file_name = field.file_name().unwrap_or("unnamed").to_owned();
+                    // Read within the limit; past it the rest is drained unread.
+                    let mut bytes = Vec::new();
+                    let mut size = 0usize;
+                    while let Some(piece) = field
+                        .chunk()
+                        .await
+                        .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+                    {
+                        size += piece.len();
+                        if size <= limit {
+                            bytes.extend_from_slice(&piece);
+                        }
+                    }
+                    let outcome = if size > limit {
+                        Err(too_large(&file_name, size, limit))
+                    } else {
+                        self.submit(&file_name, bytes, &metadata).await
+                    };
+                    outcomes.push(match outcome {
+                        Ok((document, duplicate)) => UploadOutcome {
+                            file_name,
+                            document: Some(document),
+                            duplicate,
+                            error: None,
+                        },
+                        Err(error) => UploadOutcome {
+                            file_name,
+                            document: None,
+                            duplicate: false,
+                            error: Some(error),
+                        },
+                    });
+                }
+                other => {
+                    return Err(ApiError::invalid(
+                        other.unwrap_or("field").to_owned(),
+                        "unknown field; send `file` fields and an optional `metadata` field",
+                    ));
+                }
+            }
+        }
+        if outcomes.is_empty() {
+            return Err(ApiError::invalid("file", "no file was uploaded"));
+        }
+        Ok(outcomes)
+    }
+}
+
+pub(super) fn too_large(file_name: &str, size: usize, limit: usize) -> ApiError {
+    let mb = |n: usize| n as f64 / 1_048_576.0;
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "{file_name} is {:.1} MB; the limit is {:.0} MB",
+            mb(size),
+            mb(limit)
+        ),
+    )
+    .with_field("file")
+}
