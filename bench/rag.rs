@@ -11,9 +11,13 @@
 
 use std::{sync::Arc, time::Instant};
 
+/// Benchmarks act as the single-user owner.
+const ME: UserId = UserId::SINGLE_USER;
+
 use stoa::{
     api::documents::{DocumentMetadata, DocumentStatus},
     server::{
+        auth::UserId,
         config::{RagSettings, Settings},
         embed::{Embedder, local::LocalEmbedder},
         rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
@@ -104,11 +108,11 @@ async fn ingestion(embedder: Arc<dyn Embedder>, scratch: &std::path::Path) -> (u
             let mut text = bytes.clone();
             text.extend_from_slice(format!("\n\nCopy {round}.\n").as_bytes());
             let (doc, _) = ingest
-                .submit(&format!("{round}-{name}"), text, &DocumentMetadata::default())
+                .submit(ME, &format!("{round}-{name}"), text, &DocumentMetadata::default())
                 .await
                 .unwrap();
             let done = ingest
-                .wait(&doc.id, std::time::Duration::from_secs(600))
+                .wait(ME, &doc.id, std::time::Duration::from_secs(600))
                 .await
                 .unwrap();
             assert_eq!(done.status, DocumentStatus::Ready);
@@ -142,6 +146,7 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
         let id = format!("doc-{d}");
         store
             .insert_document(NewDocument {
+                owner: ME,
                 id: id.clone(),
                 collection_id: None,
                 title: id.clone(),
@@ -177,6 +182,7 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
             ids.into_iter()
                 .zip(vectors)
                 .map(|(chunk_id, vector)| ChunkVector {
+                    owner: ME.get(),
                     chunk_id,
                     document_id: id.clone(),
                     collection_id: None,
@@ -192,14 +198,14 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
     for q in 0..220 {
         let question = sentence(&mut rng, &words, 8);
         let t = Instant::now();
-        let _ = retriever.retrieve(&question, None).await.unwrap();
+        let _ = retriever.retrieve(ME, &question, None).await.unwrap();
         let e2e = t.elapsed().as_secs_f64() * 1000.0;
         let query: Vec<f32> = (0..dims).map(|_| rng.unit() / (dims as f32).sqrt()).collect();
         let t = Instant::now();
-        let _ = index.search(&query, None, 20);
+        let _ = index.search(ME, &query, None, 20);
         let v = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
-        let _ = store.keyword_search(&question, None, 20).await.unwrap();
+        let _ = store.keyword_search(ME, &question, None, 20).await.unwrap();
         let k = t.elapsed().as_secs_f64() * 1000.0;
         if q >= 20 {
             // the first 20 warm up

@@ -4,8 +4,10 @@
 //! functions the server runs as the authority, and the server functions carry the same
 //! structs over the wire.
 
+pub mod accounts;
 pub mod chat;
 pub mod conversations;
+pub mod csrf;
 pub mod documents;
 pub mod error;
 pub mod events;

@@ -9,9 +9,11 @@ use leptos_router::{
 };
 
 use crate::ui::{
+    account::{AccountPage, AdminPage, SignInPage, SignUpPage},
     conversation::{ConversationPage, NewChatPage},
     documents::DocumentsPage,
     layout::Layout,
+    session::{SessionInfo, SessionMeta},
     state::ClientState,
 };
 
@@ -19,6 +21,7 @@ use crate::ui::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     crate::server::http::security::set_page_csp();
+    let session = SessionInfo::current();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -29,6 +32,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="data:," />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                <SessionMeta info=session />
                 <MetaTags />
             </head>
             <body>
@@ -42,6 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(ClientState::new());
+    provide_context(SessionInfo::current());
     view! {
         <Stylesheet id="leptos" href="/pkg/stoa.css" />
         <Title text="Stoa" />
@@ -53,6 +58,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
                     <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
                     <Route path=path!("/documents") view=DocumentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/signin") view=SignInPage ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -2,6 +2,8 @@
 //! Domain modules (`chat`, `embed`, `llm`, `storage`) never import leptos or axum; only
 //! `state` and `startup` touch the web frameworks.
 
+/// Accounts, sessions, API keys, CSRF, rate limits: the gate every request passes.
+pub mod auth;
 /// Orchestrates an answer: validate, persist, stream from a provider, persist again.
 pub mod chat;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.

@@ -1,6 +1,7 @@
 //! Rendering: compiled for the browser (hydrate) and the server (SSR). No server-only
 //! imports here; data comes through the server functions in [`crate::api`].
 
+pub mod account;
 pub mod composer;
 pub mod conversation;
 pub mod documents;
@@ -8,5 +9,6 @@ pub mod layout;
 pub mod markdown;
 pub mod message;
 pub mod models;
+pub mod session;
 pub mod sidebar;
 pub mod state;

@@ -8,21 +8,25 @@ use super::{error::ApiError, types::ChatRequest};
 /// Stores the user message, then streams the answer as newline-delimited
 /// [`ChatEvent`](super::events::ChatEvent)s. Invalid requests are rejected before any token
 /// is spent, with the offending field named.
-#[server(endpoint = "chat/send", input = Json, output = StreamingText)]
+#[server(endpoint = "chat/send", input = Json, output = StreamingText, client = super::csrf::CsrfClient)]
 pub async fn send_message(req: ChatRequest) -> Result<TextStream<ApiError>, ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     use futures::StreamExt;
 
-    let events = state()?.chat.send(req).await.map_err(ApiError::from)?;
+    let events = state()?
+        .chat
+        .send(principal()?.user, req)
+        .await
+        .map_err(ApiError::from)?;
     Ok(TextStream::new(events.map(|event| Ok(event.to_line()))))
 }
 
 /// Stops a running answer. The partial answer is kept with status `stopped`.
 /// Returns false when that answer had already ended.
-#[server(endpoint = "chat/stop", input = Json)]
+#[server(endpoint = "chat/stop", input = Json, client = super::csrf::CsrfClient)]
 pub async fn stop_generation(message_id: String) -> Result<bool, ApiError> {
-    use crate::server::state::state;
-    Ok(state()?.chat.stop(&message_id))
+    use crate::server::state::{principal, state};
+    Ok(state()?.chat.stop(principal()?.user, &message_id))
 }
 
 /// Sends a message from the plain HTML form, for browsers without JavaScript: waits for
@@ -30,7 +34,7 @@ pub async fn stop_generation(message_id: String) -> Result<bool, ApiError> {
 /// `conversation_id` is empty). A rejected message redirects back with `error` and
 /// `field` in the query, which the page shows next to the field. With JavaScript the page
 /// streams through [`send_message`] instead.
-#[server(endpoint = "chat/send_form")]
+#[server(endpoint = "chat/send_form", client = super::csrf::CsrfClient)]
 pub async fn send_form(
     conversation_id: Option<String>,
     message: String,
@@ -39,20 +43,17 @@ pub async fn send_form(
     model: Option<String>,
     trim_history: Option<String>,
 ) -> Result<(), ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     use futures::StreamExt;
 
     let state = state()?;
+    let owner = principal()?.user;
     let back = |id: Option<&str>, e: &ApiError| {
         let page = id.map_or_else(|| "/".to_owned(), |id| format!("/c/{id}"));
-        let query: String = [
-            ("error", e.message.as_str()),
-            ("field", e.field.as_deref().unwrap_or("form")),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("error", &e.message)
+            .append_pair("field", e.field.as_deref().unwrap_or("form"))
+            .finish();
         leptos_axum::redirect(&format!("{page}?{query}"));
     };
     let existing = conversation_id.filter(|c| !c.trim().is_empty());
@@ -88,7 +89,7 @@ pub async fn send_form(
         }
     };
     if existing.is_none() {
-        match state.chat.create_conversation().await {
+        match state.chat.create_conversation(owner).await {
             Ok(c) => req.conversation_id = c.id,
             Err(e) => {
                 back(None, &e.into());
@@ -97,7 +98,7 @@ pub async fn send_form(
         }
     }
     let id = req.conversation_id.clone();
-    match state.chat.send(req).await {
+    match state.chat.send(owner, req).await {
         Ok(events) => {
             // The whole answer, then the conversation page shows it.
             let mut events = std::pin::pin!(events);
@@ -111,15 +112,4 @@ pub async fn send_form(
         Err(e) => back(Some(&id), &e.into()),
     }
     Ok(())
-}
-
-/// Percent-encodes a query value.
-#[cfg(feature = "ssr")]
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -9,62 +9,74 @@ use super::{
 };
 
 /// Conversations, most recently active first.
-#[server(endpoint = "conversations/list", input = Json)]
+#[server(endpoint = "conversations/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_conversations() -> Result<Vec<ConversationSummary>, ApiError> {
-    use crate::server::state::state;
-    state()?.chat.list_conversations().await.map_err(ApiError::from)
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .list_conversations(principal()?.user)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// A new, empty conversation.
-#[server(endpoint = "conversations/create", input = Json)]
+#[server(endpoint = "conversations/create", input = Json, client = super::csrf::CsrfClient)]
 pub async fn create_conversation() -> Result<ConversationSummary, ApiError> {
-    use crate::server::state::state;
-    state()?.chat.create_conversation().await.map_err(ApiError::from)
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .create_conversation(principal()?.user)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// One conversation with all its messages.
-#[server(endpoint = "conversations/get", input = Json)]
+#[server(endpoint = "conversations/get", input = Json, client = super::csrf::CsrfClient)]
 pub async fn get_conversation(id: String) -> Result<ConversationView, ApiError> {
-    use crate::server::state::state;
-    state()?.chat.get_conversation(&id).await.map_err(ApiError::from)
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .get_conversation(principal()?.user, &id)
+        .await
+        .map_err(ApiError::from)
 }
 
 /// Models of every provider (available or not) and the default one.
-#[server(endpoint = "models/list", input = Json)]
+#[server(endpoint = "models/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_models() -> Result<ModelList, ApiError> {
     use crate::server::state::state;
     Ok(state()?.chat.model_list())
 }
 
 /// Renames a conversation (1 to 200 characters).
-#[server(endpoint = "conversations/rename", input = Json)]
+#[server(endpoint = "conversations/rename", input = Json, client = super::csrf::CsrfClient)]
 pub async fn rename_conversation(id: String, title: String) -> Result<ConversationSummary, ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     state()?
         .chat
-        .rename_conversation(&id, &title)
+        .rename_conversation(principal()?.user, &id, &title)
         .await
         .map_err(ApiError::from)
 }
 
 /// Deletes a conversation; [`restore_conversation`] undoes it for a while.
-#[server(endpoint = "conversations/delete", input = Json)]
+#[server(endpoint = "conversations/delete", input = Json, client = super::csrf::CsrfClient)]
 pub async fn delete_conversation(id: String) -> Result<(), ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     state()?
         .chat
-        .delete_conversation(&id)
+        .delete_conversation(principal()?.user, &id)
         .await
         .map_err(ApiError::from)
 }
 
 /// Undoes a delete.
-#[server(endpoint = "conversations/restore", input = Json)]
+#[server(endpoint = "conversations/restore", input = Json, client = super::csrf::CsrfClient)]
 pub async fn restore_conversation(id: String) -> Result<ConversationSummary, ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     state()?
         .chat
-        .restore_conversation(&id)
+        .restore_conversation(principal()?.user, &id)
         .await
         .map_err(ApiError::from)
 }

@@ -191,45 +191,45 @@ pub struct Citation {
 
 /// Uploads files (multipart fields `file`, repeated) with optional `metadata` (JSON).
 /// Each file is validated on its own; its document is then processed in the background.
-#[server(endpoint = "documents/upload", input = MultipartFormData)]
+#[server(endpoint = "documents/upload", input = MultipartFormData, client = super::csrf::CsrfClient)]
 pub async fn upload_documents(data: MultipartData) -> Result<Vec<UploadOutcome>, ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     let multipart = data
         .into_inner()
         .ok_or_else(|| ApiError::invalid("file", "the request is not multipart/form-data"))?;
-    state()?.ingest()?.upload(multipart).await
+    state()?.ingest()?.upload(principal()?.user, multipart).await
 }
 
 /// Every document, newest first, with its progress.
-#[server(endpoint = "documents/list", input = Json)]
+#[server(endpoint = "documents/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_documents() -> Result<Vec<DocumentView>, ApiError> {
-    use crate::server::state::state;
-    state()?.ingest()?.list().await
+    use crate::server::state::{principal, state};
+    state()?.ingest()?.list(principal()?.user).await
 }
 
 /// Deletes a document with its chunks and vectors.
-#[server(endpoint = "documents/delete", input = Json)]
+#[server(endpoint = "documents/delete", input = Json, client = super::csrf::CsrfClient)]
 pub async fn delete_document(id: String) -> Result<(), ApiError> {
-    use crate::server::state::state;
-    state()?.ingest()?.delete(&id).await
+    use crate::server::state::{principal, state};
+    state()?.ingest()?.delete(principal()?.user, &id).await
 }
 
-#[server(endpoint = "collections/list", input = Json)]
+#[server(endpoint = "collections/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_collections() -> Result<Vec<CollectionView>, ApiError> {
-    use crate::server::state::state;
-    state()?.ingest()?.collections().await
+    use crate::server::state::{principal, state};
+    state()?.ingest()?.collections(principal()?.user).await
 }
 
 /// The collections a conversation searches; empty means all documents.
-#[server(endpoint = "conversations/collections", input = Json)]
+#[server(endpoint = "conversations/collections", input = Json, client = super::csrf::CsrfClient)]
 pub async fn set_conversation_collections(
     conversation_id: String,
     collection_ids: Vec<String>,
 ) -> Result<(), ApiError> {
-    use crate::server::state::state;
+    use crate::server::state::{principal, state};
     state()?
         .chat
-        .set_collections(&conversation_id, &collection_ids)
+        .set_collections(principal()?.user, &conversation_id, &collection_ids)
         .await
         .map_err(ApiError::from)
 }

@@ -16,10 +16,16 @@ pub enum ErrorCode {
     InvalidInput,
     /// The prompt and the requested answer do not fit the model's context window (400).
     ContextLengthExceeded,
-    /// No such conversation or message (404).
+    /// No credentials, or credentials that are not valid (any more) (401).
+    Unauthorized,
+    /// Signed in, but not allowed: a missing CSRF token, a disabled sign-up, not an admin (403).
+    Forbidden,
+    /// No such conversation or message, or one that belongs to someone else (404).
     NotFound,
     /// An uploaded file is over the size limit (413).
     PayloadTooLarge,
+    /// Too many requests from this user or address; `retry_after_secs` says when (429).
+    RateLimited,
     /// The model's queue is full; try again shortly (503).
     Busy,
     /// No provider could start an answer: unreachable, timed out, overloaded (503).
@@ -40,6 +46,9 @@ pub struct ApiError {
     /// The request field the error is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// When to try again, for errors that pass (rate limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -48,6 +57,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
     }
 
@@ -56,6 +66,7 @@ impl ApiError {
             code: ErrorCode::InvalidInput,
             message: message.into(),
             field: Some(field.into()),
+            retry_after_secs: None,
         }
     }
 
@@ -79,8 +90,11 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self.code {
             ErrorCode::InvalidInput | ErrorCode::ContextLengthExceeded => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Busy | ErrorCode::Unavailable => 503,
             ErrorCode::Transport | ErrorCode::UpstreamRejected => 502,
             ErrorCode::Internal => 500,

@@ -32,6 +32,71 @@ pub struct Settings {
     /// OpenAI-compatible providers (`[[providers]]` tables in the config file).
     pub providers: Vec<ProviderSettings>,
     pub routing: RoutingSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+}
+
+/// Who may use Stoa.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No sign-in: everything belongs to one local user. Only allowed on loopback.
+    SingleUser,
+    /// Sign-up / sign-in with passwords; API keys for programs.
+    Accounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// Whether people may create accounts when Stoa first starts (the admin can change
+    /// it later; the first account can always be created, and becomes the admin).
+    pub signup: bool,
+    /// How long a sign-in lasts, in days.
+    pub session_days: u32,
+    /// Mark the session cookie `Secure` (HTTPS only). When unset: on unless Stoa listens
+    /// on loopback only.
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::SingleUser,
+            signup: true,
+            session_days: 30,
+            secure_cookies: None,
+        }
+    }
+}
+
+/// Requests per minute (a token bucket: bursts up to the same number). 0 turns one off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Answers started (chat, `/v1/chat/completions`, `/api/v1/generate`) per user.
+    pub generations_per_user: u32,
+    /// Answers started per client IP address.
+    pub generations_per_ip: u32,
+    /// Upload requests per user.
+    pub uploads_per_user: u32,
+    /// Upload requests per client IP address.
+    pub uploads_per_ip: u32,
+    /// Sign-in and sign-up attempts per client IP address.
+    pub sign_ins_per_ip: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            generations_per_user: 60,
+            generations_per_ip: 120,
+            uploads_per_user: 60,
+            uploads_per_ip: 120,
+            sign_ins_per_ip: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +342,8 @@ impl Default for Settings {
             log: LogSettings::default(),
             providers: Vec::new(),
             routing: RoutingSettings::default(),
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -378,18 +445,27 @@ impl Settings {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Refuses a listen address other than loopback while Stoa has no accounts: every
+    /// Refuses a listen address other than loopback in single-user mode: every
     /// conversation and document would be open to the network.
     pub fn check_listen_address(&self, addr: std::net::SocketAddr) -> Result<(), String> {
-        if addr.ip().is_loopback() || self.server.allow_unauthenticated_network {
+        if addr.ip().is_loopback()
+            || self.auth.mode == AuthMode::Accounts
+            || self.server.allow_unauthenticated_network
+        {
             return Ok(());
         }
         Err(format!(
-            "refusing to listen on {addr}: Stoa has no sign-in yet, so every conversation and document \
-             would be open to anyone who can reach it. Listen on 127.0.0.1 (LEPTOS_SITE_ADDR or \
-             server.addr), or set server.allow_unauthenticated_network = true behind an \
-             authenticating proxy"
+            "refusing to listen on {addr}: in single-user mode there is no sign-in, so every \
+             conversation and document would be open to anyone who can reach it. Set \
+             auth.mode = \"accounts\" (STOA_AUTH__MODE=accounts), listen on 127.0.0.1 \
+             (LEPTOS_SITE_ADDR or server.addr), or set server.allow_unauthenticated_network = true \
+             behind an authenticating proxy"
         ))
+    }
+
+    /// Whether the session cookie is marked `Secure`.
+    pub fn secure_cookies(&self, addr: std::net::SocketAddr) -> bool {
+        self.auth.secure_cookies.unwrap_or(!addr.ip().is_loopback())
     }
 
     /// Checks what the types cannot: provider names, URLs and fallback chains.
@@ -508,6 +584,9 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("allow_unauthenticated_network"), "{e}");
         s.server.allow_unauthenticated_network = true;
+        assert!(s.check_listen_address("0.0.0.0:3000".parse().unwrap()).is_ok());
+        s.server.allow_unauthenticated_network = false;
+        s.auth.mode = AuthMode::Accounts;
         assert!(s.check_listen_address("0.0.0.0:3000".parse().unwrap()).is_ok());
     }
 

@@ -45,10 +45,14 @@ pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// `Retry-After: 1` on errors that may pass (busy, no provider able to answer): the one
-/// place every API (server functions, `/v1`, `/api/v1`) gets it from.
+/// `Retry-After` on errors that may pass (busy, no provider able to answer: 1 s; rate
+/// limits: when the next request will be let through): the one place every API (server
+/// functions, `/v1`, `/api/v1`) gets it from.
 pub fn set_retry_after(error: &ApiError, headers: &mut axum::http::HeaderMap) {
-    if matches!(error.code, ErrorCode::Busy | ErrorCode::Unavailable) {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    let secs = match error.code {
+        ErrorCode::Busy | ErrorCode::Unavailable => 1,
+        ErrorCode::RateLimited => error.retry_after_secs.unwrap_or(1).max(1),
+        _ => return,
+    };
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }

@@ -14,6 +14,7 @@ use tower_http::{
 };
 
 use super::{
+    auth::{self, Accounts, limits::RateLimiter},
     chat::{ChatService, Rag},
     config::Settings,
     embed::{Embedder, local::LocalEmbedder, remote::RemoteEmbedder},
@@ -25,7 +26,7 @@ use super::{
     },
     rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
     state::AppState,
-    storage::{DocumentStore, Store, sqlite::SqliteStore},
+    storage::{AccountStore, DocumentStore, Store, sqlite::SqliteStore},
     telemetry,
 };
 use crate::app::{App, shell};
@@ -55,21 +56,24 @@ pub async fn run() -> Result<(), StartupError> {
     let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
     let chat = Arc::clone(&state.chat);
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!(
-                running = chat.running(),
-                grace_secs = grace.as_secs(),
-                "shutting down"
-            );
-            // Open answer streams keep connections alive; this ends them after the grace.
-            tokio::spawn(async move {
-                chat.shutdown(grace).await;
-                let _ = drained_tx.send(());
-            });
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            running = chat.running(),
+            grace_secs = grace.as_secs(),
+            "shutting down"
+        );
+        // Open answer streams keep connections alive; this ends them after the grace.
+        tokio::spawn(async move {
+            chat.shutdown(grace).await;
+            let _ = drained_tx.send(());
+        });
+    })
+    .await?;
     let _ = drained_rx.await;
     state.store.close().await;
     tracing::info!("stopped");
@@ -106,7 +110,15 @@ pub async fn build(
     })?;
     let sqlite = Arc::new(SqliteStore::open(&settings.database_url()).await?);
     let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
+    let account_store: Arc<dyn AccountStore> = Arc::clone(&sqlite) as Arc<dyn AccountStore>;
     let documents: Arc<dyn DocumentStore> = sqlite;
+    let listen = settings.server.addr.unwrap_or(leptos_options.site_addr);
+    let accounts = Arc::new(Accounts::new(
+        account_store,
+        settings.auth.clone(),
+        settings.secure_cookies(listen),
+    ));
+    let limits = Arc::new(RateLimiter::new(settings.limits.clone()));
     let failed = documents.fail_unfinished_documents(super::chat::now_ms()).await?;
     if failed > 0 {
         tracing::warn!(
@@ -225,6 +237,8 @@ pub async fn build(
         local,
         embedder,
         ingest,
+        accounts,
+        limits,
     };
     Ok((router(state.clone()), state))
 }
@@ -240,8 +254,13 @@ fn router(state: AppState) -> axum::Router {
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
         .merge(http::openai::router())
         .merge(http::rest::router())
+        .merge(auth::routes::router())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             upload_limit,
             http::security::limit_body,

@@ -6,7 +6,12 @@ use axum::extract::FromRef;
 use leptos::prelude::{LeptosOptions, use_context};
 
 use super::{
-    chat::ChatService, config::Settings, embed::Embedder, llm::local::LocalModel, rag::ingest::IngestService,
+    auth::{Accounts, limits::RateLimiter},
+    chat::ChatService,
+    config::Settings,
+    embed::Embedder,
+    llm::local::LocalModel,
+    rag::ingest::IngestService,
     storage::Store,
 };
 use crate::api::{ApiError, ErrorCode};
@@ -28,6 +33,10 @@ pub struct AppState {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Document ingestion (needs the embedding model).
     pub ingest: Option<Arc<IngestService>>,
+    /// Users, sessions, API keys.
+    pub accounts: Arc<Accounts>,
+    /// Per-user and per-address request limits.
+    pub limits: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -48,4 +57,11 @@ pub fn state() -> Result<AppState, ApiError> {
         tracing::error!("AppState missing from the server function context");
         ApiError::internal()
     })
+}
+
+/// The signed-in user of the request a server function serves (set by the auth gate).
+pub fn principal() -> Result<super::auth::Principal, ApiError> {
+    use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<super::auth::Principal>().cloned())
+        .ok_or_else(super::auth::middleware::unauthorized)
 }

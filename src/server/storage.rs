@@ -1,13 +1,16 @@
-//! Persistence. Services see only the [`Store`] and [`DocumentStore`] traits;
-//! [`sqlite::SqliteStore`] implements both. Records here are storage-shaped; the API types
+//! Persistence. Services see only the [`Store`], [`DocumentStore`] and [`AccountStore`]
+//! traits; [`sqlite::SqliteStore`] implements all three. Records here are storage-shaped; the API types
 //! are built from them at the edge.
 
+pub mod accounts;
 pub mod documents;
 pub mod records;
 pub mod sqlite;
+mod sqlite_accounts;
 mod sqlite_documents;
 mod store;
 
+pub use accounts::AccountStore;
 pub use documents::DocumentStore;
 pub use records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage};
 pub use store::{Store, StoreError};

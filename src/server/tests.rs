@@ -2,6 +2,7 @@
 //! files in temporary directories. Run with `make test-rust` (the model must have been
 //! fetched by `make models`).
 
+mod accounts;
 mod chat_stream;
 mod documents;
 mod http;

@@ -151,6 +151,7 @@ pub fn Composer(
             }
         >
             <input type="hidden" name="conversation_id" value=conversation_id.unwrap_or_default() />
+            <super::session::CsrfField />
             <label class="sr-only" for="message">
                 "Message"
             </label>

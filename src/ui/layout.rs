@@ -10,9 +10,12 @@ pub fn Layout(children: Children) -> impl IntoView {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
 
+    // Signed out (accounts on): the sign-in pages alone, without the conversations.
+    let session = super::session::session();
+    let signed_out = session.accounts && !session.signed_in();
     view! {
-        <div class="app" data-hydrated=move || hydrated.get().to_string()>
-            <Sidebar />
+        <div class="app" class:signed-out=signed_out data-hydrated=move || hydrated.get().to_string()>
+            {(!signed_out).then(|| view! { <Sidebar /> })}
             <main class="main">
                 {children()}
             </main>

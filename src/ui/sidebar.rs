@@ -79,6 +79,7 @@ pub fn Sidebar() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <AccountFooter />
         </nav>
     }
 }
@@ -163,4 +164,30 @@ fn ConversationItem(
             {move || error.get().map(|e| view! { <p class="field-error" data-field-error="title">{e}</p> })}
         </li>
     }
+}
+
+/// Who is signed in, with their account page, the admin page (admins) and sign-out (a
+/// plain form, so it works without JavaScript). Only when accounts are on.
+#[component]
+fn AccountFooter() -> impl IntoView {
+    let session = super::session::session();
+    let (Some(name), true) = (session.name.clone(), session.accounts) else {
+        return ().into_any();
+    };
+    view! {
+        <div class="account-footer">
+            <span class="signed-in-as">"Signed in as " <strong>{name}</strong></span>
+            <A href="/account" attr:class="account-link">
+                "Account & API keys"
+            </A>
+            {session
+                .admin
+                .then(|| view! { <A href="/admin" attr:class="admin-link">"Admin"</A> })}
+            <form method="post" action="/auth/signout" class="signout-form">
+                <super::session::CsrfField />
+                <button type="submit" class="signout">"Sign out"</button>
+            </form>
+        </div>
+    }
+    .into_any()
 }

@@ -6,10 +6,13 @@ use super::{
     service::{ChatService, new_id, not_found, now_ms},
     views,
 };
-use crate::api::{
-    ApiError,
-    types::{ConversationSummary, ConversationView},
-    validation::MAX_TITLE_CHARS,
+use crate::{
+    api::{
+        ApiError,
+        types::{ConversationSummary, ConversationView},
+        validation::MAX_TITLE_CHARS,
+    },
+    server::auth::UserId,
 };
 
 /// Conversations shown in the sidebar.
@@ -19,6 +22,7 @@ impl ChatService {
     /// Limits a conversation's answers to these collections (empty: all documents).
     pub async fn set_collections(
         &self,
+        owner: UserId,
         conversation_id: &str,
         collection_ids: &[String],
     ) -> Result<(), ChatError> {
@@ -26,10 +30,10 @@ impl ChatService {
             ChatError::Invalid(ApiError::invalid("collection_ids", "documents are not enabled"))
         })?;
         self.store
-            .get_conversation(conversation_id)
+            .get_conversation(owner, conversation_id)
             .await
             .map_err(not_found("conversation"))?;
-        let known = rag.documents.list_collections().await?;
+        let known = rag.documents.list_collections(owner).await?;
         if let Some(unknown) = collection_ids
             .iter()
             .find(|id| !known.iter().any(|c| &c.id == *id))
@@ -45,26 +49,26 @@ impl ChatService {
         Ok(())
     }
 
-    pub async fn create_conversation(&self) -> Result<ConversationSummary, ChatError> {
+    pub async fn create_conversation(&self, owner: UserId) -> Result<ConversationSummary, ChatError> {
         let record = self
             .store
-            .create_conversation(&new_id(), prompt::UNTITLED, now_ms())
+            .create_conversation(owner, &new_id(), prompt::UNTITLED, now_ms())
             .await?;
         Ok(views::summary(record))
     }
 
-    pub async fn list_conversations(&self) -> Result<Vec<ConversationSummary>, ChatError> {
-        let records = self.store.list_conversations(LIST_LIMIT).await?;
+    pub async fn list_conversations(&self, owner: UserId) -> Result<Vec<ConversationSummary>, ChatError> {
+        let records = self.store.list_conversations(owner, LIST_LIMIT).await?;
         Ok(records.into_iter().map(views::summary).collect())
     }
 
-    pub async fn get_conversation(&self, id: &str) -> Result<ConversationView, ChatError> {
+    pub async fn get_conversation(&self, owner: UserId, id: &str) -> Result<ConversationView, ChatError> {
         let conversation = self
             .store
-            .get_conversation(id)
+            .get_conversation(owner, id)
             .await
             .map_err(not_found("conversation"))?;
-        let messages = self.store.list_messages(id).await?;
+        let messages = self.store.list_messages(owner, id).await?;
         let collections = match &self.rag {
             Some(rag) => rag.documents.conversation_collections(id).await?,
             None => Vec::new(),
@@ -79,7 +83,12 @@ impl ChatService {
     }
 
     /// Renames a conversation (1 to 200 characters, trimmed).
-    pub async fn rename_conversation(&self, id: &str, title: &str) -> Result<ConversationSummary, ChatError> {
+    pub async fn rename_conversation(
+        &self,
+        owner: UserId,
+        id: &str,
+        title: &str,
+    ) -> Result<ConversationSummary, ChatError> {
         let title = title.trim();
         let n = title.chars().count();
         if n == 0 || n > MAX_TITLE_CHARS {
@@ -89,16 +98,16 @@ impl ChatService {
             )));
         }
         self.store
-            .rename_conversation(id, title)
+            .rename_conversation(owner, id, title)
             .await
             .map_err(not_found("conversation"))?;
-        self.summary_of(id).await
+        self.summary_of(owner, id).await
     }
 
-    async fn summary_of(&self, id: &str) -> Result<ConversationSummary, ChatError> {
+    async fn summary_of(&self, owner: UserId, id: &str) -> Result<ConversationSummary, ChatError> {
         let record = self
             .store
-            .get_conversation(id)
+            .get_conversation(owner, id)
             .await
             .map_err(not_found("conversation"))?;
         Ok(views::summary(record))
@@ -106,21 +115,25 @@ impl ChatService {
 
     /// Moves a conversation to the trash, from which [`Self::restore_conversation`] brings
     /// it back until it is purged. A running answer in it is stopped.
-    pub async fn delete_conversation(&self, id: &str) -> Result<(), ChatError> {
-        for m in self.store.list_messages(id).await? {
-            self.running.stop(&m.id);
+    pub async fn delete_conversation(&self, owner: UserId, id: &str) -> Result<(), ChatError> {
+        for m in self.store.list_messages(owner, id).await? {
+            self.running.stop(owner, &m.id);
         }
         self.store
-            .trash_conversation(id, true, now_ms())
+            .trash_conversation(owner, id, true, now_ms())
             .await
             .map_err(not_found("conversation"))
     }
 
-    pub async fn restore_conversation(&self, id: &str) -> Result<ConversationSummary, ChatError> {
+    pub async fn restore_conversation(
+        &self,
+        owner: UserId,
+        id: &str,
+    ) -> Result<ConversationSummary, ChatError> {
         self.store
-            .trash_conversation(id, false, now_ms())
+            .trash_conversation(owner, id, false, now_ms())
             .await
             .map_err(not_found("deleted conversation"))?;
-        self.summary_of(id).await
+        self.summary_of(owner, id).await
     }
 }

@@ -16,6 +16,7 @@ use super::views;
 use crate::{
     api::{events::ChatEvent, types::MessageStatus},
     server::{
+        auth::UserId,
         llm::{
             GenerationRequest, LlmError, TokenEvent, TokenStream,
             router::{Primed, Router, Target},
@@ -27,24 +28,24 @@ use crate::{
 /// Running answers by assistant message id, so Stop can find them.
 #[derive(Default)]
 pub struct Running {
-    tokens: Mutex<HashMap<String, CancellationToken>>,
+    tokens: Mutex<HashMap<String, (UserId, CancellationToken)>>,
 }
 
 impl Running {
-    pub fn register(&self, message_id: &str) -> CancellationToken {
+    pub fn register(&self, owner: UserId, message_id: &str) -> CancellationToken {
         let token = CancellationToken::new();
-        self.lock().insert(message_id.to_owned(), token.clone());
+        self.lock().insert(message_id.to_owned(), (owner, token.clone()));
         token
     }
 
-    /// Cancels the answer; false when it is not running (any more).
-    pub fn stop(&self, message_id: &str) -> bool {
+    /// Cancels `owner`'s answer; false when it is not running (any more), or is not theirs.
+    pub fn stop(&self, owner: UserId, message_id: &str) -> bool {
         match self.lock().get(message_id) {
-            Some(token) => {
+            Some((o, token)) if *o == owner => {
                 token.cancel();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -56,7 +57,7 @@ impl Running {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (UserId, CancellationToken)>> {
         self.tokens
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

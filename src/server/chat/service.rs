@@ -18,6 +18,7 @@ use crate::{
         validation::MAX_TITLE_CHARS,
     },
     server::{
+        auth::UserId,
         config::ChatSettings,
         llm::{
             GenerationRequest,
@@ -75,16 +76,25 @@ impl ChatService {
 
     /// Passages of the conversation's documents for `question`, and the system prompt
     /// part that carries them (or says nothing relevant was found).
-    async fn ground(&self, conversation_id: &str, question: &str) -> Result<Grounding, ChatError> {
+    async fn ground(
+        &self,
+        owner: UserId,
+        conversation_id: &str,
+        question: &str,
+    ) -> Result<Grounding, ChatError> {
         let Some(rag) = &self.rag else {
             return Ok(Grounding::default());
         };
         let scope = rag.documents.conversation_collections(conversation_id).await?;
         let scope = (!scope.is_empty()).then_some(scope.as_slice());
-        let retrieval = rag.retriever.retrieve(question, scope).await.map_err(|e| {
-            tracing::error!(error = %e, "retrieval failed");
-            ChatError::Invalid(ApiError::internal())
-        })?;
+        let retrieval = rag
+            .retriever
+            .retrieve(owner, question, scope)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "retrieval failed");
+                ChatError::Invalid(ApiError::internal())
+            })?;
         let notice = (retrieval.searched && retrieval.citations.is_empty()).then(|| {
             format!(
                 "no passage of your documents is relevant to this question (best similarity {:.2}, needed {:.2})",
@@ -124,21 +134,23 @@ impl ChatService {
 
     /// Validates, stores the user message, starts the answer and returns its events:
     /// `Started`, `Answering`, `Token`s, then `Done`. Every rejection happens before the
-    /// store is touched and before any provider is asked for anything.
+    /// store is touched and before any provider is asked for anything. The conversation
+    /// must be `owner`'s.
     #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
     pub async fn send(
         &self,
+        owner: UserId,
         req: ChatRequest,
     ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
         req.check().map_err(ChatError::Invalid)?;
         let conversation = self
             .store
-            .get_conversation(&req.conversation_id)
+            .get_conversation(owner, &req.conversation_id)
             .await
             .map_err(not_found("conversation"))?;
         let primary = self.target(req.model.as_deref(), conversation.model.as_deref())?;
-        let history = self.store.list_messages(&conversation.id).await?;
-        let grounding = self.ground(&conversation.id, &req.message).await?;
+        let history = self.store.list_messages(owner, &conversation.id).await?;
+        let grounding = self.ground(owner, &conversation.id, &req.message).await?;
         let system = [self.settings.system_prompt.clone(), grounding.context]
             .into_iter()
             .flatten()
@@ -195,12 +207,14 @@ impl ChatService {
                 .chars()
                 .take(MAX_TITLE_CHARS)
                 .collect();
-            self.store.rename_conversation(&conversation.id, &title).await?;
+            self.store
+                .rename_conversation(owner, &conversation.id, &title)
+                .await?;
         }
         let model_id = primary.id();
         if conversation.model.as_deref() != Some(model_id.as_str()) {
             self.store
-                .set_conversation_model(&conversation.id, &model_id)
+                .set_conversation_model(owner, &conversation.id, &model_id)
                 .await?;
         }
         let assistant = self
@@ -229,7 +243,7 @@ impl ChatService {
         let generation = Generation {
             store: Arc::clone(&self.store),
             running: Arc::clone(&self.running),
-            stop: self.running.register(&assistant.id),
+            stop: self.running.register(owner, &assistant.id),
             message_id: assistant.id,
             router: Arc::clone(&self.router),
             chain,
@@ -249,9 +263,9 @@ impl ChatService {
         }))
     }
 
-    /// Stops a running answer; false if it is not running.
-    pub fn stop(&self, message_id: &str) -> bool {
-        self.running.stop(message_id)
+    /// Stops one of `owner`'s running answers; false if it is not running (or not theirs).
+    pub fn stop(&self, owner: UserId, message_id: &str) -> bool {
+        self.running.stop(owner, message_id)
     }
 
     /// Answers being generated right now.

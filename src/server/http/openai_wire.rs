@@ -134,6 +134,9 @@ pub fn error_body(e: &ApiError) -> (u16, Value) {
             ("invalid_request_error", Some("model_not_found"))
         }
         ErrorCode::NotFound => ("invalid_request_error", None),
+        ErrorCode::Unauthorized => ("invalid_request_error", Some("invalid_api_key")),
+        ErrorCode::Forbidden => ("invalid_request_error", Some("forbidden")),
+        ErrorCode::RateLimited => ("requests", Some("rate_limit_exceeded")),
         ErrorCode::Busy => ("server_error", Some("overloaded")),
         ErrorCode::Unavailable => ("server_error", Some("provider_unavailable")),
         ErrorCode::UpstreamRejected => ("server_error", Some("upstream_rejected")),

@@ -8,6 +8,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use serde::Deserialize;
 
 use super::{index::VectorIndex, ingest::IngestService, retrieve::Retriever};
+use crate::server::auth::UserId;
 use crate::{
     api::documents::{DocumentMetadata, DocumentStatus},
     server::{
@@ -99,11 +100,11 @@ async fn evaluate(
             .into_owned();
         let bytes = std::fs::read(&path).map_err(|e| format!("{name}: {e}"))?;
         let (doc, _) = ingest
-            .submit(&name, bytes, &DocumentMetadata::default())
+            .submit(UserId::single_user(), &name, bytes, &DocumentMetadata::default())
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         let doc = ingest
-            .wait(&doc.id, Duration::from_secs(300))
+            .wait(UserId::single_user(), &doc.id, Duration::from_secs(300))
             .await
             .map_err(|e| e.to_string())?;
         if doc.status != DocumentStatus::Ready {
@@ -120,7 +121,7 @@ async fn evaluate(
             .map(|(_, t)| t.clone())
             .ok_or_else(|| format!("no document {}", case.document))?;
         let got = retriever
-            .retrieve(&case.question, None)
+            .retrieve(UserId::single_user(), &case.question, None)
             .await
             .map_err(|e| e.to_string())?;
         let rank = got

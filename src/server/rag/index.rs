@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::server::storage::documents::ChunkVector;
+use crate::server::{auth::UserId, storage::documents::ChunkVector};
 
 struct Entry {
     chunk_id: i64,
+    owner: i64,
     document_id: Arc<str>,
     collection_id: Option<Arc<str>>,
     vector: Box<[f32]>,
@@ -33,6 +34,7 @@ impl VectorIndex {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         entries.extend(vectors.into_iter().map(|v| Entry {
             chunk_id: v.chunk_id,
+            owner: v.owner,
             document_id: v.document_id.into(),
             collection_id: v.collection_id.map(Into::into),
             vector: v.vector.into_boxed_slice(),
@@ -52,18 +54,25 @@ impl VectorIndex {
         self.len() == 0
     }
 
-    /// The `k` chunks most similar to `query` (cosine, as vectors are unit length), best
-    /// first, limited to `collections` when given.
-    pub fn search(&self, query: &[f32], collections: Option<&[String]>, k: usize) -> Vec<(i64, f32)> {
+    /// The `k` chunks of `owner` most similar to `query` (cosine, as vectors are unit
+    /// length), best first, limited to `collections` when given.
+    pub fn search(
+        &self,
+        owner: UserId,
+        query: &[f32],
+        collections: Option<&[String]>,
+        k: usize,
+    ) -> Vec<(i64, f32)> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let mut scored: Vec<(i64, f32)> = entries
             .iter()
             .filter(|e| {
-                collections.is_none_or(|ids| {
-                    e.collection_id
-                        .as_deref()
-                        .is_some_and(|c| ids.iter().any(|id| id == c))
-                })
+                e.owner == owner.get()
+                    && collections.is_none_or(|ids| {
+                        e.collection_id
+                            .as_deref()
+                            .is_some_and(|c| ids.iter().any(|id| id == c))
+                    })
             })
             .map(|e| (e.chunk_id, dot(query, &e.vector)))
             .collect();
@@ -99,6 +108,7 @@ mod tests {
     fn v(chunk_id: i64, collection: Option<&str>, vector: [f32; 2]) -> ChunkVector {
         ChunkVector {
             chunk_id,
+            owner: if chunk_id == 4 { 2 } else { 1 },
             document_id: format!("d{chunk_id}"),
             collection_id: collection.map(Into::into),
             vector: vector.to_vec(),
@@ -111,23 +121,31 @@ mod tests {
             v(1, Some("a"), [1.0, 0.0]),
             v(2, Some("b"), [0.8, 0.6]),
             v(3, None, [0.0, 1.0]),
+            // Another user's chunk, nearest of all, is never found for user 1.
+            v(4, None, [0.6, 0.8]),
         ]);
         let q = [0.6, 0.8];
+        let me = UserId::single_user();
         assert_eq!(
-            index.search(&q, None, 2).iter().map(|h| h.0).collect::<Vec<_>>(),
+            index
+                .search(me, &q, None, 2)
+                .iter()
+                .map(|h| h.0)
+                .collect::<Vec<_>>(),
             [2, 3]
         );
         let only_a = ["a".to_owned()];
         assert_eq!(
             index
-                .search(&q, Some(&only_a), 5)
+                .search(me, &q, Some(&only_a), 5)
                 .iter()
                 .map(|h| h.0)
                 .collect::<Vec<_>>(),
             [1]
         );
+        assert_eq!(index.search(UserId::for_tests(2), &q, None, 5)[0].0, 4);
         index.remove_document("d2");
-        assert_eq!(index.len(), 2);
+        assert_eq!(index.len(), 3);
         assert_eq!(index.similarity(&q, &[3, 2]), vec![Some(0.8), None]);
     }
 }

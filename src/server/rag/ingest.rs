@@ -18,6 +18,7 @@ use crate::{
         documents::{CollectionView, DocumentMetadata, DocumentStatus, DocumentView},
     },
     server::{
+        auth::UserId,
         chat::now_ms,
         config::RagSettings,
         embed::Embedder,
@@ -34,6 +35,7 @@ const EMBED_STEP: usize = 16;
 const QUEUE: usize = 256;
 
 struct Job {
+    owner: UserId,
     document_id: String,
     collection_id: Option<String>,
     kind: Kind,
@@ -101,8 +103,8 @@ impl IngestService {
         service
     }
 
-    pub async fn collections(&self) -> Result<Vec<CollectionView>, ApiError> {
-        let records = self.store.list_collections().await.map_err(internal)?;
+    pub async fn collections(&self, owner: UserId) -> Result<Vec<CollectionView>, ApiError> {
+        let records = self.store.list_collections(owner).await.map_err(internal)?;
         Ok(records
             .into_iter()
             .map(|c| CollectionView {
@@ -113,28 +115,36 @@ impl IngestService {
             .collect())
     }
 
-    pub async fn list(&self) -> Result<Vec<DocumentView>, ApiError> {
-        let collections = self.collections().await?;
-        let docs = self.store.list_documents().await.map_err(internal)?;
+    pub async fn list(&self, owner: UserId) -> Result<Vec<DocumentView>, ApiError> {
+        let collections = self.collections(owner).await?;
+        let docs = self.store.list_documents(owner).await.map_err(internal)?;
         Ok(docs.into_iter().map(|d| view(d, &collections)).collect())
     }
 
-    pub async fn get(&self, id: &str) -> Result<DocumentView, ApiError> {
-        let collections = self.collections().await?;
-        let d = self.store.get_document(id).await.map_err(internal)?;
+    pub async fn get(&self, owner: UserId, id: &str) -> Result<DocumentView, ApiError> {
+        let collections = self.collections(owner).await?;
+        let d = self.store.get_document(owner, id).await.map_err(internal)?;
         Ok(view(d, &collections))
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
-        self.store.delete_document(id).await.map_err(internal)?;
+    pub async fn delete(&self, owner: UserId, id: &str) -> Result<(), ApiError> {
+        self.store.delete_document(owner, id).await.map_err(internal)?;
         self.index.remove_document(id);
         Ok(())
+    }
+
+    /// Drops documents already deleted from storage (with their user) from the index.
+    pub fn forget(&self, document_ids: &[String]) {
+        for id in document_ids {
+            self.index.remove_document(id);
+        }
     }
 
     /// Validates one file and queues it. Returns the document, and whether it was a
     /// duplicate of one already stored.
     pub async fn submit(
         &self,
+        owner: UserId,
         file_name: &str,
         bytes: Vec<u8>,
         metadata: &DocumentMetadata,
@@ -155,7 +165,7 @@ impl IngestService {
                 let id = uuid::Uuid::now_v7().to_string();
                 Some(
                     self.store
-                        .ensure_collection(&id, name.trim(), now_ms())
+                        .ensure_collection(owner, &id, name.trim(), now_ms())
                         .await
                         .map_err(internal)?
                         .id,
@@ -166,11 +176,11 @@ impl IngestService {
         let hash = format!("{:x}", Sha256::digest(&bytes));
         if let Some(existing) = self
             .store
-            .find_duplicate(&hash, collection_id.as_deref())
+            .find_duplicate(owner, &hash, collection_id.as_deref())
             .await
             .map_err(internal)?
         {
-            return Ok((self.get(&existing.id).await?, true));
+            return Ok((self.get(owner, &existing.id).await?, true));
         }
         let title = metadata
             .title
@@ -185,6 +195,7 @@ impl IngestService {
         let record = self
             .store
             .insert_document(NewDocument {
+                owner,
                 id: uuid::Uuid::now_v7().to_string(),
                 collection_id: collection_id.clone(),
                 title,
@@ -199,6 +210,7 @@ impl IngestService {
             .await
             .map_err(internal)?;
         let job = Job {
+            owner,
             document_id: record.id.clone(),
             collection_id,
             kind,
@@ -212,14 +224,14 @@ impl IngestService {
                 .await;
             return Err(ApiError::new(ErrorCode::Busy, reason));
         }
-        Ok((self.get(&record.id).await?, false))
+        Ok((self.get(owner, &record.id).await?, false))
     }
 
     /// Waits until the document is ready or failed (for tests and the API).
-    pub async fn wait(&self, id: &str, limit: Duration) -> Result<DocumentView, ApiError> {
+    pub async fn wait(&self, owner: UserId, id: &str, limit: Duration) -> Result<DocumentView, ApiError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let d = self.get(id).await?;
+            let d = self.get(owner, id).await?;
             if d.status.is_final() || tokio::time::Instant::now() > deadline {
                 return Ok(d);
             }
@@ -264,6 +276,7 @@ async fn process(
     settings: &RagSettings,
 ) -> Result<usize, String> {
     let id = job.document_id;
+    let owner = job.owner.get();
     let progress = |status, done, total| {
         let store = Arc::clone(store);
         let id = id.clone();
@@ -329,6 +342,7 @@ async fn process(
             .zip(for_index)
             .map(|(chunk_id, vector)| ChunkVector {
                 chunk_id,
+                owner,
                 document_id: id.clone(),
                 collection_id: job.collection_id.clone(),
                 vector,

@@ -6,6 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::index::VectorIndex;
+use crate::server::auth::UserId;
 use crate::{
     api::documents::Citation,
     server::{
@@ -65,13 +66,15 @@ impl Retriever {
         self.settings.min_similarity
     }
 
-    /// Passages for `question` from the documents in `collections` (all when `None`).
+    /// Passages for `question` from `owner`'s documents in `collections` (all of theirs
+    /// when `None`).
     pub async fn retrieve(
         &self,
+        owner: UserId,
         question: &str,
         collections: Option<&[String]>,
     ) -> Result<Retrieval, RetrieveError> {
-        if !self.store.has_documents(collections).await? {
+        if !self.store.has_documents(owner, collections).await? {
             return Ok(Retrieval {
                 searched: false,
                 citations: Vec::new(),
@@ -82,10 +85,10 @@ impl Retriever {
         let embedded = self.embedder.embed(vec![query]).await?;
         let q = embedded.vectors.into_iter().next().unwrap_or_default();
         let n = self.settings.candidates as usize;
-        let by_vector = self.index.search(&q, collections, n);
+        let by_vector = self.index.search(owner, &q, collections, n);
         let by_keyword = self
             .store
-            .keyword_search(question, collections, self.settings.candidates)
+            .keyword_search(owner, question, collections, self.settings.candidates)
             .await?;
 
         // Reciprocal rank fusion: candidates ranked well by either list.

@@ -6,12 +6,14 @@ use crate::api::{
     ApiError, ErrorCode,
     documents::{DocumentMetadata, MAX_FILES_PER_UPLOAD, UploadOutcome},
 };
+use crate::server::auth::UserId;
 
 impl IngestService {
     /// Reads a multipart upload: an optional `metadata` field (JSON), then `file` fields.
     /// Each file gets its own outcome; a bad file does not stop the others.
     pub async fn upload(
         &self,
+        owner: UserId,
         mut multipart: multer::Multipart<'static>,
     ) -> Result<Vec<UploadOutcome>, ApiError> {
         let mut metadata = DocumentMetadata::default();
@@ -58,7 +60,7 @@ impl IngestService {
                     let outcome = if size > limit {
                         Err(too_large(&file_name, size, limit))
                     } else {
-                        self.submit(&file_name, bytes, &metadata).await
+                        self.submit(owner, &file_name, bytes, &metadata).await
                     };
                     outcomes.push(match outcome {
                         Ok((document, duplicate)) => UploadOutcome {

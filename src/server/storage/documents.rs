@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::api::documents::DocumentStatus;
+use crate::{api::documents::DocumentStatus, server::auth::UserId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionRecord {
@@ -36,6 +36,7 @@ pub struct DocumentRecord {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDocument {
+    pub owner: UserId,
     pub id: String,
     pub collection_id: Option<String>,
     pub title: String,
@@ -74,26 +75,31 @@ pub struct ChunkHit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkVector {
     pub chunk_id: i64,
+    /// The id of the user whose document it is.
+    pub owner: i64,
     pub document_id: String,
     pub collection_id: Option<String>,
     pub vector: Vec<f32>,
 }
 
+/// Methods taking an `owner` see only that user's documents and collections.
 #[async_trait]
 pub trait DocumentStore: Send + Sync + 'static {
-    /// Creates a collection, or returns the one of that name.
+    /// Creates a collection of `owner`, or returns theirs of that name.
     async fn ensure_collection(
         &self,
+        owner: UserId,
         id: &str,
         name: &str,
         now_ms: i64,
     ) -> Result<CollectionRecord, StoreError>;
 
-    async fn list_collections(&self) -> Result<Vec<CollectionRecord>, StoreError>;
+    async fn list_collections(&self, owner: UserId) -> Result<Vec<CollectionRecord>, StoreError>;
 
     /// The document with this content in this collection, if it was uploaded before.
     async fn find_duplicate(
         &self,
+        owner: UserId,
         content_hash: &str,
         collection_id: Option<&str>,
     ) -> Result<Option<DocumentRecord>, StoreError>;
@@ -101,10 +107,10 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Stores a document in status `queued`.
     async fn insert_document(&self, document: NewDocument) -> Result<DocumentRecord, StoreError>;
 
-    async fn get_document(&self, id: &str) -> Result<DocumentRecord, StoreError>;
+    async fn get_document(&self, owner: UserId, id: &str) -> Result<DocumentRecord, StoreError>;
 
     /// Newest first.
-    async fn list_documents(&self) -> Result<Vec<DocumentRecord>, StoreError>;
+    async fn list_documents(&self, owner: UserId) -> Result<Vec<DocumentRecord>, StoreError>;
 
     async fn set_document_progress(
         &self,
@@ -126,14 +132,15 @@ pub trait DocumentStore: Send + Sync + 'static {
     ) -> Result<Vec<i64>, StoreError>;
 
     /// Removes the document, its chunks, vectors and index entries.
-    async fn delete_document(&self, id: &str) -> Result<(), StoreError>;
+    async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError>;
 
-    /// Vectors of every chunk of ready documents.
+    /// Vectors of every chunk of ready documents (of every user: the index filters).
     async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError>;
 
     /// Chunk ids matching `query` by BM25 (best first), limited to `collections` when given.
     async fn keyword_search(
         &self,
+        owner: UserId,
         query: &str,
         collections: Option<&[String]>,
         limit: u32,
@@ -143,7 +150,7 @@ pub trait DocumentStore: Send + Sync + 'static {
     async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError>;
 
     /// Whether any ready document is in scope (all when `collections` is `None`).
-    async fn has_documents(&self, collections: Option<&[String]>) -> Result<bool, StoreError>;
+    async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError>;
 
     async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
 

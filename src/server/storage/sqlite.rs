@@ -5,7 +5,7 @@ use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    Row,
+    ConnectOptions, Connection, Row,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
@@ -15,7 +15,10 @@ use super::{
     records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage, UsageRecord},
     store::{Store, StoreError},
 };
-use crate::api::types::{MessageStatus, Role};
+use crate::{
+    api::types::{MessageStatus, Role},
+    server::auth::UserId,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/sqlite");
 
@@ -33,11 +36,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Migrations run on their own connection with foreign keys off, as SQLite asks for
+        // schema changes that rebuild a table; every reference is checked afterwards.
+        let mut conn = options.clone().foreign_keys(false).connect().await?;
+        MIGRATOR.run(&mut conn).await?;
+        let broken = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut conn)
+            .await?;
+        if !broken.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "{} rows reference missing rows after migrating",
+                broken.len()
+            )));
+        }
+        conn.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -46,9 +62,22 @@ impl SqliteStore {
     }
 
     /// Sets one column of a conversation (`column` is a name from this file, never input).
-    async fn update_conversation(&self, column: &str, id: &str, value: &str) -> Result<(), StoreError> {
-        let sql = format!("UPDATE conversations SET {column} = ? WHERE id = ? AND deleted_at IS NULL");
-        let done = sqlx::query(&sql).bind(value).bind(id).execute(&self.pool).await?;
+    async fn update_conversation(
+        &self,
+        owner: UserId,
+        column: &str,
+        id: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE conversations SET {column} = ? WHERE id = ? AND user_id = ? AND deleted_at IS NULL"
+        );
+        let done = sqlx::query(&sql)
+            .bind(value)
+            .bind(id)
+            .bind(owner.get())
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -120,17 +149,21 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
 impl Store for SqliteStore {
     async fn create_conversation(
         &self,
+        owner: UserId,
         id: &str,
         title: &str,
         now_ms: i64,
     ) -> Result<ConversationRecord, StoreError> {
-        sqlx::query("INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(title)
-            .bind(now_ms)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(owner.get())
+        .bind(title)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(ConversationRecord {
             id: id.to_owned(),
             title: title.to_owned(),
@@ -140,43 +173,58 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError> {
+    async fn list_conversations(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE deleted_at IS NULL \
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = ? AND deleted_at IS NULL \
              ORDER BY updated_at DESC, id DESC LIMIT ?"
         );
         let rows = sqlx::query(&sql)
+            .bind(owner.get())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(conversation_from_row).collect()
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError> {
-        let sql =
-            format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ? AND deleted_at IS NULL");
+    async fn get_conversation(&self, owner: UserId, id: &str) -> Result<ConversationRecord, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ? AND user_id = ? AND deleted_at IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(id)
+            .bind(owner.get())
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
         conversation_from_row(&row)
     }
 
-    async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError> {
-        self.update_conversation("title", id, title).await
+    async fn rename_conversation(&self, owner: UserId, id: &str, title: &str) -> Result<(), StoreError> {
+        self.update_conversation(owner, "title", id, title).await
     }
 
-    async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError> {
-        self.update_conversation("model", id, model).await
+    async fn set_conversation_model(&self, owner: UserId, id: &str, model: &str) -> Result<(), StoreError> {
+        self.update_conversation(owner, "model", id, model).await
     }
 
-    async fn trash_conversation(&self, id: &str, trashed: bool, now_ms: i64) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE conversations SET deleted_at = ? WHERE id = ? AND (deleted_at IS NULL) = ?")
-                .bind(trashed.then_some(now_ms))
-                .bind(id)
-                .bind(trashed)
+    async fn trash_conversation(
+        &self,
+        owner: UserId,
+        id: &str,
+        trashed: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET deleted_at = ? WHERE id = ? AND user_id = ? AND (deleted_at IS NULL) = ?",
+        )
+        .bind(trashed.then_some(now_ms))
+        .bind(id)
+        .bind(owner.get())
+        .bind(trashed)
                 .execute(&self.pool)
                 .await?;
         if done.rows_affected() == 0 {
@@ -193,12 +241,18 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+    async fn list_messages(
+        &self,
+        owner: UserId,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY created_at, id"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? \
+             AND conversation_id IN (SELECT id FROM conversations WHERE user_id = ?) ORDER BY created_at, id"
         );
         let rows = sqlx::query(&sql)
             .bind(conversation_id)
+            .bind(owner.get())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(message_from_row).collect()

@@ -11,7 +11,7 @@ use super::{
     },
     sqlite::SqliteStore,
 };
-use crate::api::documents::DocumentStatus;
+use crate::{api::documents::DocumentStatus, server::auth::UserId};
 
 const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
      size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
@@ -89,22 +89,26 @@ fn push_collection_filter(q: &mut QueryBuilder<'_, Sqlite>, collections: Option<
 impl DocumentStore for SqliteStore {
     async fn ensure_collection(
         &self,
+        owner: UserId,
         id: &str,
         name: &str,
         now_ms: i64,
     ) -> Result<CollectionRecord, StoreError> {
         sqlx::query(
-            "INSERT INTO collections (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO collections (id, user_id, name, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, name) DO NOTHING",
         )
         .bind(id)
+        .bind(owner.get())
         .bind(name)
         .bind(now_ms)
         .execute(self.pool())
         .await?;
         let row = sqlx::query(
             "SELECT c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n \
-             FROM collections c WHERE c.name = ?",
+             FROM collections c WHERE c.user_id = ? AND c.name = ?",
         )
+        .bind(owner.get())
         .bind(name)
         .fetch_one(self.pool())
         .await?;
@@ -116,11 +120,12 @@ impl DocumentStore for SqliteStore {
         })
     }
 
-    async fn list_collections(&self) -> Result<Vec<CollectionRecord>, StoreError> {
+    async fn list_collections(&self, owner: UserId) -> Result<Vec<CollectionRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n \
-             FROM collections c ORDER BY c.name",
+             FROM collections c WHERE c.user_id = ? ORDER BY c.name",
         )
+        .bind(owner.get())
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -137,14 +142,16 @@ impl DocumentStore for SqliteStore {
 
     async fn find_duplicate(
         &self,
+        owner: UserId,
         content_hash: &str,
         collection_id: Option<&str>,
     ) -> Result<Option<DocumentRecord>, StoreError> {
         let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE content_hash = ? \
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = ? AND content_hash = ? \
              AND coalesce(collection_id, '') = coalesce(?, '') AND status != 'failed'"
         );
         let row = sqlx::query(&sql)
+            .bind(owner.get())
             .bind(content_hash)
             .bind(collection_id)
             .fetch_optional(self.pool())
@@ -156,20 +163,22 @@ impl DocumentStore for SqliteStore {
         let mut tx = self.pool().begin().await?;
         // A failed earlier upload of the same content gives way to the new one.
         sqlx::query(
-            "DELETE FROM documents WHERE content_hash = ? AND coalesce(collection_id, '') = coalesce(?, '') \
-             AND status = 'failed'",
+            "DELETE FROM documents WHERE user_id = ? AND content_hash = ? \
+             AND coalesce(collection_id, '') = coalesce(?, '') AND status = 'failed'",
         )
+        .bind(d.owner.get())
         .bind(&d.content_hash)
         .bind(&d.collection_id)
         .execute(&mut *tx)
         .await?;
         let sql = format!(
-            "INSERT INTO documents (id, collection_id, title, file_name, media_type, source, tags, content_hash, \
-             size_bytes, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) \
-             RETURNING {DOCUMENT_COLUMNS}"
+            "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
+             content_hash, size_bytes, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING {DOCUMENT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&d.id)
+            .bind(d.owner.get())
             .bind(&d.collection_id)
             .bind(&d.title)
             .bind(&d.file_name)
@@ -186,19 +195,22 @@ impl DocumentStore for SqliteStore {
         document_from_row(&row)
     }
 
-    async fn get_document(&self, id: &str) -> Result<DocumentRecord, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?");
+    async fn get_document(&self, owner: UserId, id: &str) -> Result<DocumentRecord, StoreError> {
+        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ? AND user_id = ?");
         let row = sqlx::query(&sql)
             .bind(id)
+            .bind(owner.get())
             .fetch_optional(self.pool())
             .await?
             .ok_or(StoreError::NotFound)?;
         document_from_row(&row)
     }
 
-    async fn list_documents(&self) -> Result<Vec<DocumentRecord>, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+    async fn list_documents(&self, owner: UserId) -> Result<Vec<DocumentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = ? ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(&sql).bind(owner.get()).fetch_all(self.pool()).await?;
         rows.iter().map(document_from_row).collect()
     }
 
@@ -271,15 +283,19 @@ impl DocumentStore for SqliteStore {
         Ok(ids)
     }
 
-    async fn delete_document(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        // Explicitly, so the FTS trigger sees every chunk go.
-        sqlx::query("DELETE FROM chunks WHERE document_id = ?")
+        // Chunks first and explicitly, so the FTS trigger sees every one go.
+        sqlx::query(
+            "DELETE FROM chunks WHERE document_id IN (SELECT id FROM documents WHERE id = ? AND user_id = ?)",
+        )
+        .bind(id)
+        .bind(owner.get())
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM documents WHERE id = ? AND user_id = ?")
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM documents WHERE id = ?")
-            .bind(id)
+            .bind(owner.get())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -291,7 +307,7 @@ impl DocumentStore for SqliteStore {
 
     async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, c.document_id, d.collection_id, c.embedding FROM chunks c \
+            "SELECT c.id, c.document_id, d.user_id, d.collection_id, c.embedding FROM chunks c \
              JOIN documents d ON d.id = c.document_id WHERE d.status = 'ready'",
         )
         .fetch_all(self.pool())
@@ -300,6 +316,7 @@ impl DocumentStore for SqliteStore {
             .map(|row| {
                 Ok(ChunkVector {
                     chunk_id: row.try_get("id")?,
+                    owner: row.try_get("user_id")?,
                     document_id: row.try_get("document_id")?,
                     collection_id: row.try_get("collection_id")?,
                     vector: from_blob(&row.try_get::<Vec<u8>, _>("embedding")?),
@@ -310,6 +327,7 @@ impl DocumentStore for SqliteStore {
 
     async fn keyword_search(
         &self,
+        owner: UserId,
         query: &str,
         collections: Option<&[String]>,
         limit: u32,
@@ -322,7 +340,8 @@ impl DocumentStore for SqliteStore {
              JOIN documents d ON d.id = c.document_id WHERE chunks_fts MATCH ",
         );
         q.push_bind(expression);
-        q.push(" AND d.status = 'ready'");
+        q.push(" AND d.status = 'ready' AND d.user_id = ");
+        q.push_bind(owner.get());
         push_collection_filter(&mut q, collections);
         q.push(" ORDER BY rank LIMIT ");
         q.push_bind(i64::from(limit));
@@ -361,9 +380,11 @@ impl DocumentStore for SqliteStore {
         Ok(hits)
     }
 
-    async fn has_documents(&self, collections: Option<&[String]>) -> Result<bool, StoreError> {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT EXISTS (SELECT 1 FROM documents d WHERE d.status = 'ready'");
+    async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT EXISTS (SELECT 1 FROM documents d WHERE d.status = 'ready' AND d.user_id = ",
+        );
+        q.push_bind(owner.get());
         push_collection_filter(&mut q, collections);
         q.push(")");
         let row = q.build().fetch_one(self.pool()).await?;

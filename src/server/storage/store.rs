@@ -1,11 +1,16 @@
 use async_trait::async_trait;
 
+use crate::server::auth::UserId;
+
 use super::records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// A unique value (a user name) is taken.
+    #[error("already exists")]
+    Conflict,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -18,33 +23,51 @@ pub enum StoreError {
 /// or (later) PostgreSQL without the services noticing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates an empty conversation.
+    /// Creates an empty conversation of `owner`.
+    ///
+    /// Every method taking an `owner` only sees that user's rows: another user's id is
+    /// [`StoreError::NotFound`].
     async fn create_conversation(
         &self,
+        owner: UserId,
         id: &str,
         title: &str,
         now_ms: i64,
     ) -> Result<ConversationRecord, StoreError>;
 
     /// Conversations, most recently active first.
-    async fn list_conversations(&self, limit: u32) -> Result<Vec<ConversationRecord>, StoreError>;
+    async fn list_conversations(
+        &self,
+        owner: UserId,
+        limit: u32,
+    ) -> Result<Vec<ConversationRecord>, StoreError>;
 
-    async fn get_conversation(&self, id: &str) -> Result<ConversationRecord, StoreError>;
+    async fn get_conversation(&self, owner: UserId, id: &str) -> Result<ConversationRecord, StoreError>;
 
-    async fn rename_conversation(&self, id: &str, title: &str) -> Result<(), StoreError>;
+    async fn rename_conversation(&self, owner: UserId, id: &str, title: &str) -> Result<(), StoreError>;
 
     /// Moves a conversation to the trash (`trashed`), or back out of it. A trashed
     /// conversation is invisible to every other method.
-    async fn trash_conversation(&self, id: &str, trashed: bool, now_ms: i64) -> Result<(), StoreError>;
+    async fn trash_conversation(
+        &self,
+        owner: UserId,
+        id: &str,
+        trashed: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 
     /// Deletes for good, with their messages, conversations trashed before `before_ms`.
     async fn purge_trash(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     /// Remembers the `provider/model` a conversation answers with.
-    async fn set_conversation_model(&self, id: &str, model: &str) -> Result<(), StoreError>;
+    async fn set_conversation_model(&self, owner: UserId, id: &str, model: &str) -> Result<(), StoreError>;
 
     /// A conversation's messages, oldest first.
-    async fn list_messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError>;
+    async fn list_messages(
+        &self,
+        owner: UserId,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
 
     /// Stores a message and bumps its conversation's activity time.
     async fn insert_message(&self, message: NewMessage) -> Result<MessageRecord, StoreError>;

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 
+use super::support::ME;
 use super::support::{chat, chat_with, collect, model_config};
 use crate::{
     api::{
@@ -54,8 +55,12 @@ async fn long_answer(
     String,
     std::pin::Pin<Box<dyn futures::Stream<Item = ChatEvent> + Send>>,
 ) {
-    let conv = t.chat.create_conversation().await.unwrap();
-    let events = t.chat.send(req(&conv.id, prompt, 0.0, max_tokens)).await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let events = t
+        .chat
+        .send(ME, req(&conv.id, prompt, 0.0, max_tokens))
+        .await
+        .unwrap();
     (conv.id, Box::pin(events))
 }
 
@@ -73,10 +78,10 @@ async fn settle(chat: &crate::server::chat::ChatService) {
 #[tokio::test]
 async fn streams_tokens_and_stores_the_complete_answer() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
     let events = collect(
         t.chat
-            .send(req(&conv.id, "What is the capital of France?", 0.0, 48))
+            .send(ME, req(&conv.id, "What is the capital of France?", 0.0, 48))
             .await
             .unwrap(),
     )
@@ -111,26 +116,44 @@ async fn streams_tokens_and_stores_the_complete_answer() {
     assert!(usage.ttft_ms.is_some());
     assert!(usage.tokens_per_second.unwrap() > 0.0);
 
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv.id).await.unwrap();
     assert_eq!(stored.title, "What is the capital of France?");
     assert_eq!(stored.messages.len(), 2);
     assert_eq!(&stored.messages[1], message);
-    let listed = t.chat.list_conversations().await.unwrap();
+    let listed = t.chat.list_conversations(ME).await.unwrap();
     assert_eq!(listed[0].id, conv.id);
 }
 
 #[tokio::test]
 async fn greedy_answers_are_reproducible_and_history_is_in_the_prompt() {
     let t = chat().await;
-    let a = t.chat.create_conversation().await.unwrap();
-    let b = t.chat.create_conversation().await.unwrap();
-    let first = collect(t.chat.send(req(&a.id, "Name a fruit.", 0.0, 24)).await.unwrap()).await;
-    let again = collect(t.chat.send(req(&b.id, "Name a fruit.", 0.0, 24)).await.unwrap()).await;
+    let a = t.chat.create_conversation(ME).await.unwrap();
+    let b = t.chat.create_conversation(ME).await.unwrap();
+    let first = collect(
+        t.chat
+            .send(ME, req(&a.id, "Name a fruit.", 0.0, 24))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let again = collect(
+        t.chat
+            .send(ME, req(&b.id, "Name a fruit.", 0.0, 24))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(done(&first).content, done(&again).content);
 
     // The second turn's prompt holds the first turn: more prompt tokens than the first
     // prompt plus the first answer.
-    let second = collect(t.chat.send(req(&a.id, "Another one?", 0.0, 24)).await.unwrap()).await;
+    let second = collect(
+        t.chat
+            .send(ME, req(&a.id, "Another one?", 0.0, 24))
+            .await
+            .unwrap(),
+    )
+    .await;
     let u1 = done(&first).usage.clone().unwrap();
     let u2 = done(&second).usage.clone().unwrap();
     assert!(
@@ -157,7 +180,7 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
             ChatEvent::Token { text } => {
                 streamed.push_str(&text);
                 if streamed.len() > 20 && !stopped {
-                    assert!(t.chat.stop(&assistant_message.id));
+                    assert!(t.chat.stop(ME, &assistant_message.id));
                     stopped = true;
                 }
             }
@@ -173,9 +196,9 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
     assert_eq!(message.status, MessageStatus::Stopped);
     assert_eq!(message.content, streamed, "the partial answer is kept whole");
     assert!(message.usage.unwrap().completion_tokens < 1000);
-    assert!(!t.chat.stop(&assistant_message.id), "no longer running");
+    assert!(!t.chat.stop(ME, &assistant_message.id), "no longer running");
 
-    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv_id).await.unwrap();
     assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
     assert_eq!(stored.messages[1].content, streamed);
 }
@@ -196,19 +219,19 @@ async fn dropping_the_stream_stops_decoding_and_frees_the_model() {
     drop(events); // the tab closed
     settle(&t.chat).await;
 
-    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv_id).await.unwrap();
     let answer = &stored.messages[1];
     assert_eq!(answer.status, MessageStatus::Stopped);
     assert!(!answer.content.is_empty());
     assert!(answer.usage.as_ref().unwrap().completion_tokens < 1500);
 
     // The model is free again.
-    let next = collect(t.chat.send(req(&conv_id, "Say hi.", 0.0, 8)).await.unwrap()).await;
+    let next = collect(t.chat.send(ME, req(&conv_id, "Say hi.", 0.0, 8)).await.unwrap()).await;
     assert_eq!(done(&next).status, MessageStatus::Complete);
 }
 
 async fn rejected(t: &super::support::TestChat, request: ChatRequest) -> ApiError {
-    match t.chat.send(request).await {
+    match t.chat.send(ME, request).await {
         Ok(_) => panic!("must be rejected"),
         Err(e) => e.into(),
     }
@@ -217,7 +240,7 @@ async fn rejected(t: &super::support::TestChat, request: ChatRequest) -> ApiErro
 #[tokio::test]
 async fn invalid_requests_are_rejected_before_anything_is_stored() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
     let too_long = "x".repeat(MAX_MESSAGE_CHARS + 1);
     let cases = [
         (
@@ -264,7 +287,7 @@ async fn invalid_requests_are_rejected_before_anything_is_stored() {
     assert_eq!(e.code, ErrorCode::ContextLengthExceeded);
     assert_eq!(e.field.as_deref(), Some("message"), "{e:?}");
 
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv.id).await.unwrap();
     assert!(stored.messages.is_empty(), "nothing was stored");
     assert_eq!(stored.title, "New chat");
 
@@ -279,7 +302,7 @@ async fn invalid_requests_are_rejected_before_anything_is_stored() {
     assert_eq!(e.status(), 400);
     assert!(
         t.chat
-            .get_conversation(&conv.id)
+            .get_conversation(ME, &conv.id)
             .await
             .unwrap()
             .messages
@@ -290,7 +313,7 @@ async fn invalid_requests_are_rejected_before_anything_is_stored() {
 #[tokio::test]
 async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
     // Eight long turns, about 9,600 tokens: more than the 4,096-token window.
     for i in 0..16 {
         let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
@@ -316,7 +339,7 @@ async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
 
     let mut allowed = req(&conv.id, "And now?", 0.0, 16);
     allowed.trim_history = true;
-    let events = collect(t.chat.send(allowed).await.unwrap()).await;
+    let events = collect(t.chat.send(ME, allowed).await.unwrap()).await;
     let answer = done(&events);
     assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
     let notice = answer.notice.as_deref().expect("the trim is reported");
@@ -332,7 +355,12 @@ async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
     assert!(usage.prompt_tokens + 16 <= 4096, "{usage:?}");
     // Nothing was deleted: the prompt left turns out, the history keeps them.
     assert_eq!(
-        t.chat.get_conversation(&conv.id).await.unwrap().messages.len(),
+        t.chat
+            .get_conversation(ME, &conv.id)
+            .await
+            .unwrap()
+            .messages
+            .len(),
         18
     );
 }
@@ -345,11 +373,11 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
         .unwrap()
         .unwrap();
     let t = chat_with(Arc::new(model)).await;
-    let conv = t.chat.create_conversation().await.unwrap();
-    let other = t.chat.create_conversation().await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let other = t.chat.create_conversation(ME).await.unwrap();
     let mut first = Box::pin(
         t.chat
-            .send(req(&conv.id, "Write a long poem about mountains.", 0.0, 400))
+            .send(ME, req(&conv.id, "Write a long poem about mountains.", 0.0, 400))
             .await
             .unwrap(),
     );
@@ -361,7 +389,7 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
     assert!(e.message.contains("busy"));
     assert!(
         t.chat
-            .get_conversation(&other.id)
+            .get_conversation(ME, &other.id)
             .await
             .unwrap()
             .messages
@@ -373,7 +401,7 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
     // Once the worker has let go of the slot, the same request goes through.
     let mut retry = None;
     for _ in 0..200 {
-        match t.chat.send(req(&other.id, "hello?", 0.0, 10)).await {
+        match t.chat.send(ME, req(&other.id, "hello?", 0.0, 10)).await {
             Ok(events) => {
                 retry = Some(events);
                 break;
@@ -395,7 +423,7 @@ async fn shutdown_marks_unfinished_answers_interrupted() {
     t.chat.shutdown(Duration::from_millis(100)).await;
     reader.await.unwrap();
 
-    let stored = t.chat.get_conversation(&conv_id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv_id).await.unwrap();
     assert_eq!(stored.messages[1].status, MessageStatus::Interrupted);
     assert!(stored.messages[1].error.as_deref().unwrap().contains("shut down"));
 }
@@ -404,7 +432,7 @@ async fn shutdown_marks_unfinished_answers_interrupted() {
 async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
     use crate::server::storage::NewMessage;
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
+    let conv = t.chat.create_conversation(ME).await.unwrap();
     // What a killed server leaves behind: an answer still marked streaming.
     t.store
         .insert_message(NewMessage {
@@ -423,7 +451,7 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
         .await
         .unwrap();
     assert_eq!(t.store.interrupt_streaming(2).await.unwrap(), 1);
-    let stored = t.chat.get_conversation(&conv.id).await.unwrap();
+    let stored = t.chat.get_conversation(ME, &conv.id).await.unwrap();
     assert_eq!(stored.messages[0].status, MessageStatus::Interrupted);
     assert_eq!(
         stored.messages[0].content, "half an ans",
@@ -434,49 +462,65 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
 #[tokio::test]
 async fn conversations_are_renamed_deleted_and_restored() {
     let t = chat().await;
-    let conv = t.chat.create_conversation().await.unwrap();
-    collect(t.chat.send(req(&conv.id, "Name a fruit.", 0.0, 8)).await.unwrap()).await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    collect(
+        t.chat
+            .send(ME, req(&conv.id, "Name a fruit.", 0.0, 8))
+            .await
+            .unwrap(),
+    )
+    .await;
 
     let renamed = t
         .chat
-        .rename_conversation(&conv.id, "  Fruit talk  ")
+        .rename_conversation(ME, &conv.id, "  Fruit talk  ")
         .await
         .unwrap();
     assert_eq!(renamed.title, "Fruit talk");
     for bad in ["   ", &"x".repeat(201)] {
         let e: ApiError = t
             .chat
-            .rename_conversation(&conv.id, bad)
+            .rename_conversation(ME, &conv.id, bad)
             .await
             .unwrap_err()
             .into();
         assert_eq!((e.status(), e.field.as_deref()), (400, Some("title")), "{e:?}");
     }
 
-    t.chat.delete_conversation(&conv.id).await.unwrap();
-    assert!(t.chat.list_conversations().await.unwrap().is_empty());
-    let gone: ApiError = t.chat.get_conversation(&conv.id).await.unwrap_err().into();
+    t.chat.delete_conversation(ME, &conv.id).await.unwrap();
+    assert!(t.chat.list_conversations(ME).await.unwrap().is_empty());
+    let gone: ApiError = t.chat.get_conversation(ME, &conv.id).await.unwrap_err().into();
     assert_eq!(gone.status(), 404);
     let e: ApiError = t
         .chat
-        .send(req(&conv.id, "hi", 0.0, 4))
+        .send(ME, req(&conv.id, "hi", 0.0, 4))
         .await
         .err()
         .unwrap()
         .into();
     assert_eq!(e.status(), 404, "no answers into a deleted conversation");
 
-    let back = t.chat.restore_conversation(&conv.id).await.unwrap();
+    let back = t.chat.restore_conversation(ME, &conv.id).await.unwrap();
     assert_eq!(back.title, "Fruit talk");
     assert_eq!(
-        t.chat.get_conversation(&conv.id).await.unwrap().messages.len(),
+        t.chat
+            .get_conversation(ME, &conv.id)
+            .await
+            .unwrap()
+            .messages
+            .len(),
         2,
         "nothing lost"
     );
 
     // Purged for good once its time in the trash is over.
-    t.chat.delete_conversation(&conv.id).await.unwrap();
+    t.chat.delete_conversation(ME, &conv.id).await.unwrap();
     assert_eq!(t.store.purge_trash(i64::MAX).await.unwrap(), 1);
-    let e: ApiError = t.chat.restore_conversation(&conv.id).await.unwrap_err().into();
+    let e: ApiError = t
+        .chat
+        .restore_conversation(ME, &conv.id)
+        .await
+        .unwrap_err()
+        .into();
     assert_eq!(e.status(), 404);
 }

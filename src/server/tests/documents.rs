@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::support::ME;
 use super::support::{App, collect, spawn_app, spawn_app_with};
 use crate::{
     api::{
@@ -56,7 +57,7 @@ async fn upload_ready(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<V
             .state
             .ingest()
             .unwrap()
-            .wait(&id, Duration::from_secs(120))
+            .wait(ME, &id, Duration::from_secs(120))
             .await
             .unwrap();
         assert_eq!(doc.status, DocumentStatus::Ready, "{doc:?}");
@@ -68,10 +69,10 @@ async fn upload_ready(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<V
 
 /// Asks in a new conversation (optionally limited to collections); returns the answer.
 async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
-    let conv = app.state.chat.create_conversation().await.unwrap();
+    let conv = app.state.chat.create_conversation(ME).await.unwrap();
     app.state
         .chat
-        .set_collections(&conv.id, collections)
+        .set_collections(ME, &conv.id, collections)
         .await
         .unwrap();
     let req = ChatRequest {
@@ -84,7 +85,7 @@ async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
         model: None,
         trim_history: false,
     };
-    let events = collect(app.state.chat.send(req).await.unwrap()).await;
+    let events = collect(app.state.chat.send(ME, req).await.unwrap()).await;
     match events.last() {
         Some(ChatEvent::Done { message }) => message.clone(),
         other => panic!("{other:?}"),
@@ -164,7 +165,7 @@ async fn every_kind_is_ingested_and_the_right_passage_is_cited() {
     let stored = app
         .state
         .chat
-        .get_conversation(&app.state.chat.list_conversations().await.unwrap()[1].id)
+        .get_conversation(ME, &app.state.chat.list_conversations(ME).await.unwrap()[1].id)
         .await
         .unwrap();
     assert_eq!(stored.messages[1].citations, cake.citations);
@@ -216,7 +217,7 @@ async fn bad_files_are_refused_one_by_one_and_the_rest_go_in() {
     assert_eq!(err["field"], "metadata.tags[1]", "{err}");
     let (status, err) = upload(&app, vec![], Some(json!({"colour": "red"}))).await;
     assert_eq!(status, 400, "{err}");
-    assert_eq!(app.state.ingest().unwrap().list().await.unwrap().len(), 1);
+    assert_eq!(app.state.ingest().unwrap().list(ME).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -245,10 +246,10 @@ async fn duplicates_collections_and_deletion() {
     assert_eq!(again[0]["duplicate"], true);
     assert_eq!(again[0]["document"]["id"], space[0].as_str());
     let ingest = app.state.ingest().unwrap();
-    assert_eq!(ingest.list().await.unwrap().len(), 2);
+    assert_eq!(ingest.list(ME).await.unwrap().len(), 2);
 
     // A conversation limited to one collection only sees that collection.
-    let collections = ingest.collections().await.unwrap();
+    let collections = ingest.collections(ME).await.unwrap();
     let space_id = collections.iter().find(|c| c.name == "space").unwrap().id.clone();
     let only_space = ask(
         &app,
@@ -267,8 +268,8 @@ async fn duplicates_collections_and_deletion() {
     assert!(top(&europa).text.contains("salty ocean"));
 
     // Deleting removes the document, its passages and their index entries.
-    ingest.delete(&space[0]).await.unwrap();
-    assert_eq!(ingest.list().await.unwrap().len(), 1);
+    ingest.delete(ME, &space[0]).await.unwrap();
+    assert_eq!(ingest.list(ME).await.unwrap().len(), 1);
     let gone = ask(&app, "What lies beneath the ice of Europa?", &[]).await;
     assert!(
         gone.citations.iter().all(|c| c.document_title != "astronomy"),
@@ -278,7 +279,7 @@ async fn duplicates_collections_and_deletion() {
         .await
         .unwrap();
     assert!(
-        db.keyword_search("Europa ocean", None, 10)
+        db.keyword_search(ME, "Europa ocean", None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -292,7 +293,7 @@ async fn duplicates_collections_and_deletion() {
             .count(),
         0
     );
-    assert_eq!(ingest.delete(&space[0]).await.unwrap_err().status(), 404);
+    assert_eq!(ingest.delete(ME, &space[0]).await.unwrap_err().status(), 404);
 }
 
 #[tokio::test]

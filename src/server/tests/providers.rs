@@ -11,6 +11,7 @@ use std::{
 use futures::StreamExt;
 use tokio::{net::TcpListener, task::JoinSet};
 
+use super::support::ME;
 use super::support::{App, collect, spawn_app, spawn_app_with};
 use crate::{
     api::{
@@ -45,11 +46,11 @@ fn request(conversation_id: &str, model: Option<&str>, message: &str, max_tokens
 
 /// Asks `message` in a new conversation; returns every event until `Done`.
 async fn ask(app: &App, model: Option<&str>, message: &str, max_tokens: u32) -> (String, Vec<ChatEvent>) {
-    let conv = app.state.chat.create_conversation().await.unwrap();
+    let conv = app.state.chat.create_conversation(ME).await.unwrap();
     let events = app
         .state
         .chat
-        .send(request(&conv.id, model, message, max_tokens))
+        .send(ME, request(&conv.id, model, message, max_tokens))
         .await
         .unwrap();
     (conv.id, collect(events).await)
@@ -130,7 +131,7 @@ async fn a_second_stoa_answers_through_the_first_over_http() {
     assert_eq!(bu.prompt_tokens, au.prompt_tokens);
     assert_eq!(bu.completion_tokens, au.completion_tokens);
     // The conversation remembers its model.
-    let stored = b.state.chat.get_conversation(&conv).await.unwrap();
+    let stored = b.state.chat.get_conversation(ME, &conv).await.unwrap();
     assert_eq!(stored.model.as_deref(), Some(m.id.as_str()));
 }
 
@@ -142,11 +143,11 @@ async fn stop_and_a_closed_listener_close_the_upstream_stream() {
     let story = "Write a very long story about a lighthouse keeper and the sea.";
 
     for how in ["stop", "drop"] {
-        let conv = b.state.chat.create_conversation().await.unwrap();
+        let conv = b.state.chat.create_conversation(ME).await.unwrap();
         let mut events = Box::pin(
             b.state
                 .chat
-                .send(request(&conv.id, None, story, 600))
+                .send(ME, request(&conv.id, None, story, 600))
                 .await
                 .unwrap(),
         );
@@ -163,7 +164,7 @@ async fn stop_and_a_closed_listener_close_the_upstream_stream() {
         }
         assert_eq!(a_model.in_flight(), 1, "A is decoding for B");
         match how {
-            "stop" => assert!(b.state.chat.stop(&assistant_id)),
+            "stop" => assert!(b.state.chat.stop(ME, &assistant_id)),
             _ => drop(events),
         }
         // A notices its client left only because B closed the HTTP connection.
@@ -172,7 +173,7 @@ async fn stop_and_a_closed_listener_close_the_upstream_stream() {
             "A stopped decoding after B's {how}"
         );
         assert!(eventually(Duration::from_secs(5), || b.state.chat.running() == 0).await);
-        let stored = b.state.chat.get_conversation(&conv.id).await.unwrap();
+        let stored = b.state.chat.get_conversation(ME, &conv.id).await.unwrap();
         let answer = stored.messages.last().unwrap();
         assert_eq!(answer.status, MessageStatus::Stopped, "{how}: {answer:?}");
         assert!(!answer.content.is_empty());
@@ -224,7 +225,7 @@ async fn a_provider_that_is_down_falls_back_before_the_first_token() {
         answer.error.as_deref().unwrap().contains("could not connect"),
         "{answer:?}"
     );
-    let stored = b.state.chat.get_conversation(&conv).await.unwrap();
+    let stored = b.state.chat.get_conversation(ME, &conv).await.unwrap();
     assert_eq!(stored.messages[0].content, "Hello?");
 
     // The same through B's own OpenAI-compatible API.
@@ -295,12 +296,12 @@ async fn a_provider_dying_mid_answer_fails_the_answer_and_is_not_retried() {
         .find(|m| m.provider == "a")
         .expect("A's model, through the relay")
         .id;
-    let conv = b.state.chat.create_conversation().await.unwrap();
+    let conv = b.state.chat.create_conversation(ME).await.unwrap();
     let story = "Write a very long story about a lighthouse keeper and the sea.";
     let mut events = Box::pin(
         b.state
             .chat
-            .send(request(&conv.id, Some(&a_model), story, 600))
+            .send(ME, request(&conv.id, Some(&a_model), story, 600))
             .await
             .unwrap(),
     );

@@ -131,10 +131,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
     App {
         base: format!("http://{addr}"),
         state,
         _dir: dir,
     }
 }
+
+/// The single-user owner, as whom tests that drive services directly act.
+pub const ME: crate::server::auth::UserId = crate::server::auth::UserId::SINGLE_USER;

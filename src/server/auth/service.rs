@@ -1,0 +1,332 @@
+//! Accounts: sign-up and sign-in, sessions, API keys, and the admin's controls.
+
+use std::sync::Arc;
+
+use super::{Principal, Via, secrets};
+use crate::{
+    api::{
+        ApiError, ErrorCode,
+        accounts::{
+            AdminView, ApiKeyView, CreatedApiKey, UserView, check_key_name, check_password, check_user_name,
+        },
+    },
+    server::{
+        config::{AuthMode, AuthSettings},
+        storage::{
+            StoreError,
+            accounts::{AccountStore, ApiKeyRecord, NewSession, UserRecord},
+        },
+    },
+};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "stoa_session";
+/// API keys start with this, so they are recognisable (and findable by secret scanners).
+pub const KEY_PREFIX: &str = "stoa_";
+/// Instance setting: whether sign-up is open (`true`/`false`).
+const SIGNUP_SETTING: &str = "signup_open";
+
+fn now_ms() -> i64 {
+    crate::server::chat::now_ms()
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("user"),
+        e => {
+            tracing::error!(error = %e, "account store failed");
+            ApiError::internal()
+        }
+    }
+}
+
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    settings: AuthSettings,
+    secure_cookies: bool,
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn AccountStore>, settings: AuthSettings, secure_cookies: bool) -> Self {
+        Self {
+            store,
+            settings,
+            secure_cookies,
+        }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.settings.mode
+    }
+
+    /// Whether a new account may be made now: always for the first one.
+    pub async fn signup_open(&self) -> Result<bool, ApiError> {
+        if !self.store.has_accounts().await.map_err(store_error)? {
+            return Ok(true);
+        }
+        Ok(
+            match self.store.setting(SIGNUP_SETTING).await.map_err(store_error)? {
+                Some(v) => v == "true",
+                None => self.settings.signup,
+            },
+        )
+    }
+
+    /// Creates an account (the first one is admin and owns what single-user mode made).
+    pub async fn sign_up(&self, name: &str, password: &str) -> Result<UserRecord, ApiError> {
+        let name = name.trim();
+        check_user_name(name)?;
+        check_password(password)?;
+        if !self.signup_open().await? {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "sign-up is closed on this Stoa; ask its admin for an account",
+            ));
+        }
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| {
+                tracing::error!(error = %e, "hashing a password failed");
+                ApiError::internal()
+            })?;
+        match self.store.create_user(name, &hash, now_ms()).await {
+            Ok(user) => {
+                tracing::info!(user = user.id, admin = user.admin, "account created");
+                Ok(user)
+            }
+            Err(StoreError::Conflict) => {
+                Err(ApiError::invalid("name", format!("the name '{name}' is taken")))
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Checks a name and password. Unknown names and wrong passwords get the same answer,
+    /// in the same time.
+    pub async fn sign_in(&self, name: &str, password: &str) -> Result<UserRecord, ApiError> {
+        let wrong =
+            || ApiError::new(ErrorCode::Unauthorized, "wrong user name or password").with_field("password");
+        if password.len() > crate::api::accounts::MAX_PASSWORD_BYTES {
+            return Err(wrong());
+        }
+        let user = self.store.user_by_name(name.trim()).await.map_err(store_error)?;
+        let stored = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| secrets::decoy_hash().to_owned());
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &stored))
+            .await
+            .map_err(|_| ApiError::internal())?;
+        match user {
+            Some(user) if matches && user.password_hash.is_some() => {
+                if user.disabled {
+                    return Err(ApiError::new(ErrorCode::Forbidden, "this account is disabled"));
+                }
+                Ok(user)
+            }
+            _ => Err(wrong()),
+        }
+    }
+
+    /// Starts a session; returns the cookie value.
+    pub async fn open_session(&self, user: &UserRecord) -> Result<String, ApiError> {
+        let token = secrets::random_token();
+        let now = now_ms();
+        self.store
+            .create_session(NewSession {
+                token_hash: secrets::digest(&token),
+                user_id: user.id,
+                csrf_token: secrets::random_token(),
+                now_ms: now,
+                expires_at: now + i64::from(self.settings.session_days) * 86_400_000,
+            })
+            .await
+            .map_err(store_error)?;
+        // Now and then, forget sessions that ran out.
+        if let Err(e) = self.store.delete_expired_sessions(now).await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+        Ok(token)
+    }
+
+    pub async fn close_session(&self, token: &str) -> Result<(), ApiError> {
+        self.store
+            .delete_session(&secrets::digest(token))
+            .await
+            .map_err(store_error)
+    }
+
+    /// `Set-Cookie` for a new session.
+    pub fn session_cookie(&self, token: &str) -> String {
+        let max_age = u64::from(self.settings.session_days) * 86_400;
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    }
+
+    /// The principal of a request: single-user mode's, an API key's, a session's, or none.
+    /// A key that is not (or no longer) valid is an error, never anonymous access.
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<Option<Principal>, ApiError> {
+        if self.settings.mode == AuthMode::SingleUser {
+            return Ok(Some(Principal::single_user()));
+        }
+        let now = now_ms();
+        if let Some(key) = bearer {
+            return match self
+                .store
+                .api_key_user(&secrets::digest(key), now)
+                .await
+                .map_err(store_error)?
+            {
+                Some(user) => Ok(Some(Principal::of(&user, Via::ApiKey))),
+                None => Err(super::middleware::unauthorized()),
+            };
+        }
+        if let Some(token) = session
+            && let Some((user, csrf_token)) = self
+                .store
+                .session(&secrets::digest(token), now)
+                .await
+                .map_err(store_error)?
+        {
+            return Ok(Some(Principal::of(&user, Via::Session { csrf_token })));
+        }
+        Ok(None)
+    }
+
+    pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKeyView>, ApiError> {
+        let keys = self
+            .store
+            .list_api_keys(who.user.get())
+            .await
+            .map_err(store_error)?;
+        Ok(keys.into_iter().map(key_view).collect())
+    }
+
+    pub async fn create_key(&self, who: &Principal, name: &str) -> Result<CreatedApiKey, ApiError> {
+        check_key_name(name)?;
+        let secret = format!("{KEY_PREFIX}{}", secrets::random_token());
+        let record = ApiKeyRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: who.user.get(),
+            name: name.trim().to_owned(),
+            prefix: secret.chars().take(KEY_PREFIX.len() + 6).collect(),
+            created_at: now_ms(),
+            last_used_at: None,
+        };
+        self.store
+            .create_api_key(&record, &secrets::digest(&secret))
+            .await
+            .map_err(store_error)?;
+        tracing::info!(user = who.user.get(), key = %record.id, "API key created");
+        Ok(CreatedApiKey {
+            key: key_view(record),
+            secret,
+        })
+    }
+
+    pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
+        match self.store.revoke_api_key(who.user.get(), id, now_ms()).await {
+            Ok(()) => {
+                tracing::info!(user = who.user.get(), key = %id, "API key revoked");
+                Ok(())
+            }
+            Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    fn admin_only(who: &Principal) -> Result<(), ApiError> {
+        if who.admin {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Forbidden, "only an admin may do this"))
+        }
+    }
+
+    /// An admin may not disable or delete themself (there would be no admin left to undo it).
+    fn not_self(who: &Principal, user_id: i64) -> Result<(), ApiError> {
+        if who.user.get() == user_id {
+            Err(ApiError::invalid(
+                "user_id",
+                "admins cannot disable or delete their own account",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn overview(&self, who: &Principal) -> Result<AdminView, ApiError> {
+        Self::admin_only(who)?;
+        let users = self.store.list_users().await.map_err(store_error)?;
+        Ok(AdminView {
+            users: users
+                .into_iter()
+                .map(|u| UserView {
+                    id: u.id,
+                    name: u.name,
+                    admin: u.admin,
+                    disabled: u.disabled,
+                    created_at: u.created_at,
+                })
+                .collect(),
+            signup_open: self.signup_open().await?,
+        })
+    }
+
+    pub async fn set_signup_open(&self, who: &Principal, open: bool) -> Result<(), ApiError> {
+        Self::admin_only(who)?;
+        self.store
+            .set_setting(SIGNUP_SETTING, if open { "true" } else { "false" })
+            .await
+            .map_err(store_error)
+    }
+
+    pub async fn set_disabled(&self, who: &Principal, user_id: i64, disabled: bool) -> Result<(), ApiError> {
+        Self::admin_only(who)?;
+        Self::not_self(who, user_id)?;
+        self.store
+            .set_user_disabled(user_id, disabled, now_ms())
+            .await
+            .map_err(store_error)?;
+        tracing::info!(
+            admin = who.user.get(),
+            user = user_id,
+            disabled,
+            "account access changed"
+        );
+        Ok(())
+    }
+
+    /// Deletes an account and all it owns; returns its documents' ids (to drop from the
+    /// vector index).
+    pub async fn delete_user(&self, who: &Principal, user_id: i64) -> Result<Vec<String>, ApiError> {
+        Self::admin_only(who)?;
+        Self::not_self(who, user_id)?;
+        let documents = self.store.delete_user(user_id).await.map_err(store_error)?;
+        tracing::info!(admin = who.user.get(), user = user_id, "account deleted");
+        Ok(documents)
+    }
+}
+
+fn key_view(k: ApiKeyRecord) -> ApiKeyView {
+    ApiKeyView {
+        id: k.id,
+        name: k.name,
+        prefix: k.prefix,
+        created_at: k.created_at,
+        last_used_at: k.last_used_at,
+    }
+}

@@ -1,0 +1,92 @@
+//! Who is signed in, as the page knows it. The server writes it into `<meta>` elements of
+//! the page it renders; the browser reads them back, so both render the same and no
+//! request is needed.
+
+use leptos::prelude::*;
+
+use crate::api::csrf::{CSRF_FIELD, CSRF_META};
+
+/// `<meta name=...>` of the signed-in user's name.
+const USER_META: &str = "stoa-user";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionInfo {
+    /// Accounts are on (sign-in, sign-out, account pages); off in single-user mode.
+    pub accounts: bool,
+    /// The signed-in user's name.
+    pub name: Option<String>,
+    pub admin: bool,
+    /// The session's CSRF token, for forms posted without JavaScript.
+    pub csrf_token: Option<String>,
+}
+
+impl SessionInfo {
+    /// The session as this request's authentication found it (server) or as the page
+    /// carries it (browser).
+    pub fn current() -> Self {
+        #[cfg(feature = "ssr")]
+        {
+            crate::server::auth::page_session()
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            from_page()
+        }
+    }
+
+    pub fn signed_in(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
+pub fn session() -> SessionInfo {
+    use_context::<SessionInfo>().unwrap_or_default()
+}
+
+/// The `<meta>` elements the browser reads the session from.
+#[component]
+pub fn SessionMeta(info: SessionInfo) -> impl IntoView {
+    view! {
+        <meta name=CSRF_META content=info.csrf_token.unwrap_or_default() />
+        <meta
+            name=USER_META
+            content=info.name.unwrap_or_default()
+            data-admin=info.admin.to_string()
+            data-accounts=info.accounts.to_string()
+        />
+    }
+}
+
+/// A hidden field with the CSRF token, for forms that post without JavaScript.
+#[component]
+pub fn CsrfField() -> impl IntoView {
+    view! { <input type="hidden" name=CSRF_FIELD value=session().csrf_token.unwrap_or_default() /> }
+}
+
+#[cfg(not(feature = "ssr"))]
+fn meta(name: &str) -> Option<web_sys::Element> {
+    document()
+        .query_selector(&format!("meta[name=\"{name}\"]"))
+        .ok()
+        .flatten()
+}
+
+#[cfg(not(feature = "ssr"))]
+fn from_page() -> SessionInfo {
+    let user = meta(USER_META);
+    let attr = |name: &str| user.as_ref().and_then(|m| m.get_attribute(name));
+    SessionInfo {
+        accounts: attr("data-accounts").as_deref() == Some("true"),
+        name: attr("content").filter(|n| !n.is_empty()),
+        admin: attr("data-admin").as_deref() == Some("true"),
+        csrf_token: csrf_from_page(),
+    }
+}
+
+/// The page's CSRF token, for the header of server-function calls.
+#[cfg(not(feature = "ssr"))]
+pub fn csrf_from_page() -> Option<String> {
+    meta(CSRF_META)
+        .and_then(|m| m.get_attribute("content"))
+        .filter(|t| !t.is_empty())
+}
