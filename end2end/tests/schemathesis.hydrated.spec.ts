@@ -1,17 +1,25 @@
 import { test, expect } from "@playwright/test";
 import { execFile } from "node:child_process";
 import { dirname, join } from "node:path";
-import { PORT } from "../playwright.config";
+import { startServer } from "../server";
 
 // Schemathesis (from PyPI) generates requests from Stoa's own OpenAPI document, with a fixed
 // budget: no response may be a 5xx, and every response must match the documented status
-// codes, content types and schemas.
+// codes, content types and schemas. Its own server: the generated requests create
+// conversations and upload files, which must not ground other tests' answers; the rate
+// limits are raised so the requests reach the handlers (limits are tested in Rust).
 test("schemathesis finds no server error and no response that breaks the spec", async () => {
   test.setTimeout(240_000);
   const python = process.env.E2E_PYTHON;
   expect(python, "E2E_PYTHON names the venv Python (make test-e2e sets it)").toBeTruthy();
   const st = join(dirname(python!), "st");
-  const base = `http://127.0.0.1:${PORT}`;
+  const server = await startServer(3700, undefined, {
+    STOA_LIMITS__GENERATIONS_PER_USER: "100000",
+    STOA_LIMITS__GENERATIONS_PER_IP: "100000",
+    STOA_LIMITS__UPLOADS_PER_USER: "100000",
+    STOA_LIMITS__UPLOADS_PER_IP: "100000",
+  });
+  const base = server.url;
   const args = [
     "run", `${base}/api/v1/openapi.json`, "--url", base,
     "--max-examples", "15", "--seed", "1",
@@ -23,6 +31,7 @@ test("schemathesis finds no server error and no response that breaks the spec", 
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: stdout + stderr }),
     );
   });
+  await server.stop();
   console.log(output.split("\n").slice(-25).join("\n"));
   expect(code, output).toBe(0);
   expect(output).toMatch(/\d+ generated, \d+ passed/);

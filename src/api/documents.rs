@@ -9,6 +9,7 @@ use super::error::ApiError;
 
 /// Where a document is in the ingestion pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentStatus {
     Queued,
@@ -50,6 +51,7 @@ impl DocumentStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DocumentView {
     pub id: String,
     pub title: String,
@@ -69,6 +71,7 @@ pub struct DocumentView {
 
 /// Optional facts about uploaded files, sent as the multipart field `metadata` (JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DocumentMetadata {
     /// Title of the document (only with a single file); default: from the file.
@@ -157,6 +160,7 @@ pub fn check_collection_name(name: &str) -> Result<(), ApiError> {
 
 /// What became of one uploaded file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UploadOutcome {
     pub file_name: String,
     /// The stored document (an earlier one when the same content was uploaded before).
@@ -168,6 +172,7 @@ pub struct UploadOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CollectionView {
     pub id: String,
     pub name: String,
@@ -176,6 +181,7 @@ pub struct CollectionView {
 
 /// A source an answer was given, shown as a chip `[n]` that opens the passage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Citation {
     pub n: u32,
     pub document_id: String,

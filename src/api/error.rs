@@ -10,6 +10,7 @@ use server_fn::{
 
 /// What kind of failure; decides the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A field breaks a rule of the contract (400).
@@ -39,6 +40,7 @@ pub enum ErrorCode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[error("{message}")]
 pub struct ApiError {
     pub code: ErrorCode,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::types::MessageView;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatEvent {
     /// The user message is stored and the assistant message exists (status streaming).

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     System,
@@ -33,6 +34,7 @@ impl Role {
 /// Where a message stands. An assistant message is `Streaming` while tokens arrive and ends
 /// in exactly one of the other states; user messages are always `Complete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Tokens are still arriving.
@@ -77,6 +79,8 @@ impl MessageStatus {
 
 /// Sampling parameters of one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct GenerationParams {
     /// 0 means greedy (deterministic) decoding.
     pub temperature: f32,
@@ -95,6 +99,7 @@ impl Default for GenerationParams {
 
 /// Ask for an answer: a new user message in a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChatRequest {
     /// The conversation to continue.
     pub conversation_id: String,
@@ -114,6 +119,7 @@ pub struct ChatRequest {
 
 /// What a conversation list shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConversationSummary {
     pub id: String,
     pub title: String,
@@ -125,6 +131,7 @@ pub struct ConversationSummary {
 
 /// Usage and timing of one assistant answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub provider: String,
     pub model: String,
@@ -139,6 +146,7 @@ pub struct Usage {
 
 /// One message as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub id: String,
     pub role: Role,
@@ -160,6 +168,7 @@ pub struct MessageView {
 
 /// A conversation with its messages, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConversationView {
     pub id: String,
     pub title: String,
@@ -173,6 +182,7 @@ pub struct ConversationView {
 
 /// A model a user can pick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelInfo {
     /// `provider/model`.
     pub id: String,
@@ -188,6 +198,7 @@ pub struct ModelInfo {
 
 /// The models to pick from, and the one new conversations use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelList {
     pub default: Option<String>,
     pub models: Vec<ModelInfo>,

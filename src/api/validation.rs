@@ -28,6 +28,18 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// A conversation title: 1 to 200 characters once trimmed.
+pub fn validate_title(title: &str) -> Result<(), FieldError> {
+    let n = title.trim().chars().count();
+    if n == 0 || n > MAX_TITLE_CHARS {
+        return Err(FieldError {
+            field: "title",
+            message: format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
+        });
+    }
+    Ok(())
+}
+
 pub fn validate_message(message: &str) -> Result<(), FieldError> {
     if message.trim().is_empty() {
         return Err(FieldError {

@@ -4,6 +4,7 @@
 pub(crate) mod embeddings;
 pub mod openai;
 pub(crate) mod openai_wire;
+pub mod resources;
 pub mod rest;
 pub mod security;
 

@@ -10,7 +10,7 @@ use crate::{
     api::{
         ApiError,
         types::{ConversationSummary, ConversationView},
-        validation::MAX_TITLE_CHARS,
+        validation::validate_title,
     },
     server::auth::UserId,
 };
@@ -89,14 +89,8 @@ impl ChatService {
         id: &str,
         title: &str,
     ) -> Result<ConversationSummary, ChatError> {
+        validate_title(title).map_err(|e| ChatError::Invalid(e.into()))?;
         let title = title.trim();
-        let n = title.chars().count();
-        if n == 0 || n > MAX_TITLE_CHARS {
-            return Err(ChatError::Invalid(ApiError::invalid(
-                "title",
-                format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
-            )));
-        }
         self.store
             .rename_conversation(owner, id, title)
             .await

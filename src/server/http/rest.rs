@@ -27,6 +27,7 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/generate", post(generate))
+        .merge(super::resources::router())
         .route("/api/v1/openapi.json", get(openapi_json))
         // The docs page is a static file of the site (public/docs); this makes `/docs` work.
         .route(
@@ -85,13 +86,9 @@ pub fn problem(e: ApiError) -> Response {
     )
 )]
 async fn generate(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: PromptRequest = match serde_json::from_slice(&body) {
+    let req: PromptRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
-            error.field = field_of(&e.to_string());
-            return problem(error);
-        }
+        Err(e) => return problem(e),
     };
     if let Err(e) = req.check() {
         return problem(e);
@@ -129,6 +126,15 @@ async fn generate(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
+/// A JSON request body, or a 400 naming the field serde found missing, unknown or wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
+        error.field = field_of(&e.to_string());
+        error
+    })
+}
+
 /// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
 fn field_of(message: &str) -> Option<String> {
     ["missing field `", "unknown field `"].iter().find_map(|prefix| {
@@ -146,17 +152,61 @@ fn field_of(message: &str) -> Option<String> {
     ),
     paths(
         generate,
+        super::resources::list_conversations,
+        super::resources::create_conversation,
+        super::resources::get_conversation,
+        super::resources::rename_conversation,
+        super::resources::delete_conversation,
+        super::resources::list_messages,
+        super::resources::post_message,
+        super::resources::set_collections,
+        super::resources::list_documents,
+        super::resources::upload_documents,
+        super::resources::get_document,
+        super::resources::delete_document,
+        super::resources::list_collections,
+        super::resources::list_models,
+        super::resources::list_keys,
+        super::resources::create_key,
+        super::resources::revoke_key,
         super::openai::models,
         super::openai::chat_completions,
         super::embeddings::create
     ),
     components(schemas(PromptRequest, PromptResponse, Problem)),
+    modifiers(&BearerAuth),
+    security(("api_key" = []), ()),
     tags(
+        (name = "conversations", description = "Conversations and their messages; replies can stream as server-sent events"),
+        (name = "documents", description = "Upload documents; answers cite them"),
+        (name = "keys", description = "API keys of the caller"),
         (name = "generate", description = "The founding contract: one prompt in, one answer out"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI client at /v1")
     )
 )]
 pub struct ApiDoc;
+
+/// Programs authenticate with `Authorization: Bearer <API key>` (browsers with the session
+/// cookie; in single-user mode on loopback, nothing is needed).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key made on the account page or with POST /api/v1/keys",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI 3.1 document, generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {

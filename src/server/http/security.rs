@@ -42,8 +42,8 @@ pub fn layers() -> [SetResponseHeaderLayer<HeaderValue>; 3] {
 
 /// Largest request body of every route but uploads.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// The document upload endpoint, which takes several files at once.
-pub const UPLOAD_PATH: &str = "/api/documents/upload";
+/// The document upload endpoints (UI and REST), which take several files at once.
+pub const UPLOAD_PATHS: [&str; 2] = ["/api/documents/upload", "/api/v1/documents"];
 
 /// Refuses request bodies over the limit with a 413 naming it (by `Content-Length` at
 /// once, otherwise when the body grows past it), so no route reads unbounded input.
@@ -53,7 +53,7 @@ pub async fn limit_body(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let limit = if req.uri().path() == UPLOAD_PATH {
+    let limit = if UPLOAD_PATHS.contains(&req.uri().path()) {
         upload_limit
     } else {
         MAX_BODY_BYTES

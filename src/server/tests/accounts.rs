@@ -466,3 +466,95 @@ async fn the_first_account_takes_over_what_single_user_mode_made() {
     bob.sign_up("bob").await;
     assert_eq!(bob.call("conversations/list", json!({})).await.1, json!([]));
 }
+
+#[tokio::test]
+async fn the_rest_api_keeps_users_apart_by_api_key() {
+    let app = spawn_app_with(accounts).await;
+    let (mut ada, mut bob) = (Browser::new(&app), Browser::new(&app));
+    ada.sign_up("ada").await;
+    bob.sign_up("bob").await;
+    let ada_key = ada.call("keys/create", json!({"name": "k"})).await.1["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_key = bob.call("keys/create", json!({"name": "k"})).await.1["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}/api/v1{path}", app.base);
+
+    let res = http
+        .post(url("/conversations"))
+        .bearer_auth(&ada_key)
+        .json(&json!({"title": "Ada's"}))
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conversation = format!("/conversations/{id}");
+    let messages = format!("/conversations/{id}/messages");
+    let collections = format!("/conversations/{id}/collections");
+    for (method, path, body) in [
+        (reqwest::Method::GET, conversation.as_str(), None),
+        (
+            reqwest::Method::PATCH,
+            conversation.as_str(),
+            Some(json!({"title": "Bob's"})),
+        ),
+        (reqwest::Method::GET, messages.as_str(), None),
+        (
+            reqwest::Method::POST,
+            messages.as_str(),
+            Some(json!({"message": "hi"})),
+        ),
+        (
+            reqwest::Method::PUT,
+            collections.as_str(),
+            Some(json!({"collection_ids": []})),
+        ),
+        (reqwest::Method::DELETE, conversation.as_str(), None),
+    ] {
+        let mut r = http.request(method.clone(), url(path)).bearer_auth(&bob_key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        assert_eq!(res.status(), 404, "{method} {path}");
+    }
+    let listed: Value = http
+        .get(url("/conversations"))
+        .bearer_auth(&bob_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    // Nor can he revoke her key.
+    let (_, keys) = ada.call("keys/list", json!({})).await;
+    let res = http
+        .delete(url(&format!("/keys/{}", keys[0]["id"].as_str().unwrap())))
+        .bearer_auth(&bob_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // Hers still works and her conversation is intact.
+    let res = http
+        .get(url(&conversation))
+        .bearer_auth(&ada_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["title"], "Ada's");
+    // Without a key: 401 as problem details.
+    let res = http.get(url("/conversations")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+}

@@ -150,3 +150,195 @@ async fn bodies_over_the_limit_are_refused_with_413() {
         assert!(body["message"].as_str().unwrap().contains("4 MB"), "{body}");
     }
 }
+
+/// The resources of `/api/v1` in single-user mode: conversations, messages (whole and
+/// streamed), documents and collections, with problems for bad input and unknown ids.
+#[tokio::test]
+async fn rest_resources_cover_conversations_messages_and_documents() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}/api/v1{path}", app.base);
+
+    // Create (titled), list, rename, and refuse bad input naming the field.
+    let res = http
+        .post(url("/conversations"))
+        .json(&json!({"title": "Trip planning"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["title"], "Trip planning");
+    let res = http.post(url("/conversations")).send().await.unwrap();
+    assert_eq!(res.status(), 201, "no body: an untitled conversation");
+    let list: Value = http
+        .get(url("/conversations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    for (body, field) in [
+        (json!({"title": ""}), "title"),
+        (json!({"title": "x".repeat(201)}), "title"),
+        (json!({"name": "x"}), "name"),
+    ] {
+        let res = http
+            .patch(url(&format!("/conversations/{id}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        let p: Value = res.json().await.unwrap();
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let res = http
+        .patch(url(&format!("/conversations/{id}")))
+        .json(&json!({"title": "Trip to Lisbon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A message with the whole reply, then one streamed as server-sent events.
+    let res = http
+        .post(url(&format!("/conversations/{id}/messages")))
+        .json(&json!({"message": "What is the capital of Portugal?", "params": {"temperature": 0.0, "max_tokens": 16}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let exchange: Value = res.json().await.unwrap();
+    assert_eq!(
+        exchange["user_message"]["content"],
+        "What is the capital of Portugal?"
+    );
+    assert!(["complete", "stopped"].contains(&exchange["assistant_message"]["status"].as_str().unwrap()));
+    let res = http
+        .post(url(&format!("/conversations/{id}/messages")))
+        .json(&json!({"message": "And of Spain?", "stream": true, "params": {"temperature": 0.0, "max_tokens": 12}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = res.text().await.unwrap();
+    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(names.first(), Some(&"started"), "{text}");
+    assert_eq!(names.last(), Some(&"done"), "{text}");
+    assert!(names.contains(&"token"), "{text}");
+    let messages: Value = http
+        .get(url(&format!("/conversations/{id}/messages")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(messages.as_array().unwrap().len(), 4);
+    let res = http
+        .post(url(&format!("/conversations/{id}/messages")))
+        .json(&json!({"message": "hi", "params": {"temperature": 5.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "temperature");
+
+    // Documents: upload, status, collections, delete.
+    let form = reqwest::multipart::Form::new()
+        .text("metadata", r#"{"collection": "travel"}"#)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"# Lisbon\nTrams climb the hills of Alfama.".to_vec())
+                .file_name("lisbon.md"),
+        );
+    let res = http.post(url("/documents")).multipart(form).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let outcomes: Value = res.json().await.unwrap();
+    let doc = outcomes[0]["document"]["id"].as_str().unwrap().to_owned();
+    let got: Value = http
+        .get(url(&format!("/documents/{doc}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["file_name"], "lisbon.md");
+    let collections: Value = http
+        .get(url("/collections"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let collection = collections[0]["id"].as_str().unwrap();
+    let res = http
+        .put(url(&format!("/conversations/{id}/collections")))
+        .json(&json!({"collection_ids": [collection]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = http
+        .post(url("/documents"))
+        .body("not multipart")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        http.delete(url(&format!("/documents/{doc}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        http.get(url(&format!("/documents/{doc}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Unknown ids are 404 problems; delete is 204 once.
+    for path in [
+        "/conversations/nope",
+        "/conversations/nope/messages",
+        "/documents/nope",
+    ] {
+        let res = http.get(url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(
+        http.delete(url(&format!("/conversations/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        http.delete(url(&format!("/conversations/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

@@ -1,0 +1,510 @@
+//! The resources of the REST API under `/api/v1`: conversations and their messages
+//! (a reply streams as server-sent events on request), documents, collections, models and
+//! API keys. Every handler takes the [`Principal`] the auth gate established and passes
+//! its user to the services, whose queries only see that user's rows: another user's id
+//! is a 404 like an id that never existed.
+
+use std::convert::Infallible;
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{delete, get, put},
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::rest::{json_body, problem};
+use crate::{
+    api::{
+        ApiError,
+        accounts::{ApiKeyView, CreatedApiKey},
+        documents::{CollectionView, DocumentView, UploadOutcome},
+        events::ChatEvent,
+        types::{
+            ChatRequest, ConversationSummary, ConversationView, GenerationParams, MessageView, ModelList,
+        },
+    },
+    server::{auth::Principal, state::AppState},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/conversations",
+            get(list_conversations).post(create_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{id}",
+            get(get_conversation)
+                .patch(rename_conversation)
+                .delete(delete_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(list_messages).post(post_message),
+        )
+        .route("/api/v1/conversations/{id}/collections", put(set_collections))
+        .route("/api/v1/documents", get(list_documents).post(upload_documents))
+        .route(
+            "/api/v1/documents/{id}",
+            get(get_document).delete(delete_document),
+        )
+        .route("/api/v1/collections", get(list_collections))
+        .route("/api/v1/models", get(list_models))
+        .route("/api/v1/keys", get(list_keys).post(create_key))
+        .route("/api/v1/keys/{id}", delete(revoke_key))
+}
+
+/// `200` with the value, or the error as problem details.
+fn reply<T: Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => problem(e),
+    }
+}
+
+fn created<T: Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => problem(e),
+    }
+}
+
+fn no_content(result: Result<(), ApiError>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => problem(e),
+    }
+}
+
+/// A new conversation; both fields optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewConversation {
+    /// A title (1 to 200 characters); by default the first message names it.
+    pub title: Option<String>,
+}
+
+/// A new title.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    /// 1 to 200 characters.
+    pub title: String,
+}
+
+/// A user message to add to a conversation; the reply is generated at once.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    /// The message (1 to 16,000 characters).
+    pub message: String,
+    #[serde(default)]
+    pub params: GenerationParams,
+    /// `provider/model`; by default the conversation's model, or the default one.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Leave the oldest messages out of the prompt when the conversation no longer fits
+    /// the model's window, instead of refusing (400 `context_length_exceeded`).
+    #[serde(default)]
+    pub trim_history: bool,
+    /// Stream the reply as server-sent events (`started`, `answering`, `token`…, `done`)
+    /// instead of answering once it is complete.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// Both messages of an exchange, as stored once the reply ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Exchange {
+    pub user_message: MessageView,
+    pub assistant_message: MessageView,
+}
+
+/// The collections a conversation's answers draw on; empty for all documents.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionChoice {
+    pub collection_ids: Vec<String>,
+}
+
+/// A name for a new API key.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
+    responses(
+        (status = 200, description = "The caller's conversations, most recently active first", body = [ConversationSummary]),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_conversations(State(state): State<AppState>, who: Principal) -> Response {
+    reply(
+        state
+            .chat
+            .list_conversations(who.user)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
+    responses(
+        (status = 201, description = "The new, empty conversation", body = ConversationSummary),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Bytes,
+) -> Response {
+    let new: NewConversation = if body.iter().all(u8::is_ascii_whitespace) {
+        NewConversation::default()
+    } else {
+        match json_body(&body) {
+            Ok(n) => n,
+            Err(e) => return problem(e),
+        }
+    };
+    if let Some(title) = &new.title
+        && let Err(e) = crate::api::validation::validate_title(title)
+    {
+        return problem(e.into());
+    }
+    let result = async {
+        let c = state.chat.create_conversation(who.user).await?;
+        match new.title {
+            Some(title) => state.chat.rename_conversation(who.user, &c.id, &title).await,
+            None => Ok(c),
+        }
+    }
+    .await;
+    created(result.map_err(ApiError::from))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation with its messages", body = ConversationView),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    reply(
+        state
+            .chat
+            .get_conversation(who.user, &id)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = Rename,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "Renamed", body = ConversationSummary),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn rename_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let rename: Rename = match json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(e),
+    };
+    reply(
+        state
+            .chat
+            .rename_conversation(who.user, &id, &rename.title)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 204, description = "Deleted (a running answer in it is stopped)"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    no_content(
+        state
+            .chat
+            .delete_conversation(who.user, &id)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "Its messages, oldest first", body = [MessageView]),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_messages(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    reply(
+        state
+            .chat
+            .get_conversation(who.user, &id)
+            .await
+            .map(|c| c.messages)
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = PostMessage,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 201, description = "The exchange once the reply ended (`stream: false`); \
+            with `stream: true`, `text/event-stream` of events `started`, `answering`, `token`… and `done`, \
+            each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = Exchange),
+        (status = 400, description = "A field breaks the contract, or the prompt does not fit the window; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many answers started; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn post_message(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let post: PostMessage = match json_body(&body) {
+        Ok(p) => p,
+        Err(e) => return problem(e),
+    };
+    let req = ChatRequest {
+        conversation_id: id,
+        message: post.message,
+        params: post.params,
+        model: post.model,
+        trim_history: post.trim_history,
+    };
+    let events = match state.chat.send(who.user, req).await {
+        Ok(events) => events,
+        Err(e) => return problem(e.into()),
+    };
+    if post.stream {
+        let sse = events.map(|event| {
+            let name = match &event {
+                ChatEvent::Started { .. } => "started",
+                ChatEvent::Answering { .. } => "answering",
+                ChatEvent::Token { .. } => "token",
+                ChatEvent::Done { .. } => "done",
+            };
+            Ok::<_, Infallible>(Event::default().event(name).data(event.to_line().trim_end()))
+        });
+        return Sse::new(sse).keep_alive(KeepAlive::default()).into_response();
+    }
+    let mut events = std::pin::pin!(events);
+    let mut user_message = None;
+    while let Some(event) = events.next().await {
+        match event {
+            ChatEvent::Started { user_message: u, .. } => user_message = Some(*u),
+            ChatEvent::Done { message } => {
+                if let Some(user_message) = user_message {
+                    return (
+                        StatusCode::CREATED,
+                        Json(Exchange {
+                            user_message,
+                            assistant_message: message,
+                        }),
+                    )
+                        .into_response();
+                }
+            }
+            _ => {}
+        }
+    }
+    problem(ApiError::internal())
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/collections", tag = "conversations", request_body = CollectionChoice,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 204, description = "Its answers draw on these collections from now on"),
+        (status = 400, description = "An unknown collection; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_collections(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let choice: CollectionChoice = match json_body(&body) {
+        Ok(c) => c,
+        Err(e) => return problem(e),
+    };
+    no_content(
+        state
+            .chat
+            .set_collections(who.user, &id, &choice.collection_ids)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
+    responses(
+        (status = 200, description = "The caller's documents, newest first, with their progress", body = [DocumentView]),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal) -> Response {
+    reply(async { state.ingest()?.list(who.user).await }.await)
+}
+
+#[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
+    request_body(content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
+        and an optional `metadata` field: JSON with title, source, tags and collection"),
+    responses(
+        (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),
+        (status = 400, description = "Not a multipart upload, or bad metadata; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request is over the size limit", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many uploads; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn upload_documents(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
+    let Some(boundary) = boundary else {
+        return problem(ApiError::invalid(
+            "file",
+            "the request is not multipart/form-data",
+        ));
+    };
+    let multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    reply(async { state.ingest()?.upload(who.user, multipart).await }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The document and its processing status", body = DocumentView),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such document of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_document(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    reply(async { state.ingest()?.get(who.user, &id).await }.await)
+}
+
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 204, description = "Deleted with its passages"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such document of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_document(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    no_content(async { state.ingest()?.delete(who.user, &id).await }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
+    responses(
+        (status = 200, description = "The caller's collections", body = [CollectionView]),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_collections(State(state): State<AppState>, who: Principal) -> Response {
+    reply(async { state.ingest()?.collections(who.user).await }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/models", tag = "conversations",
+    responses(
+        (status = 200, description = "Models of every provider, whether available, and the default", body = ModelList),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) -> Response {
+    Json(state.chat.model_list()).into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    responses(
+        (status = 200, description = "The caller's API keys (never their secrets)", body = [ApiKeyView]),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> Response {
+    reply(state.accounts.list_keys(&who).await)
+}
+
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, with its secret: shown this once", body = CreatedApiKey),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_key(State(state): State<AppState>, who: Principal, body: Bytes) -> Response {
+    let new: NewKey = match json_body(&body) {
+        Ok(n) => n,
+        Err(e) => return problem(e),
+    };
+    created(state.accounts.create_key(&who, &new.name).await)
+}
+
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked: requests with it get 401 from now on"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    no_content(state.accounts.revoke_key(&who, &id).await)
+}
