@@ -56,6 +56,7 @@ pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 /// local embedding model marked `type: embedding`.
 #[utoipa::path(get, path = "/v1/models", tag = "openai", responses(
     (status = 200, description = "`{\"object\": \"list\", \"data\": [model]}` as OpenAI lists models"),
+    (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
 ))]
 pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
     let created = now_ms() / 1000;
@@ -93,6 +94,8 @@ fn finish_reason(f: FinishReason) -> &'static str {
     (status = 400, description = "A parameter is invalid; `param` names it", body = OpenAiError),
     (status = 404, description = "Unknown model (`model_not_found`)", body = OpenAiError),
     (status = 503, description = "Busy, or no provider could start an answer; see `Retry-After`", body = OpenAiError),
+    (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
+    (status = 429, description = "Too many answers started (`rate_limit_exceeded`); see `Retry-After`", body = OpenAiError),
 ))]
 pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
     let req: ChatCompletionRequest = match parse_body(&body) {
