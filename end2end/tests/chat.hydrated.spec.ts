@@ -122,3 +122,33 @@ test("a conversation is renamed, deleted, and brought back with Undo", async ({ 
   await page.getByRole("button", { name: "Undo" }).click();
   await expect(page.locator(".conversation-link").first()).toHaveText("Colours");
 });
+
+test("a reload, or a second tab, while an answer streams follows it live to its end", async ({ page }) => {
+  test.setTimeout(90_000);
+  await openHydrated(page);
+  await send(page, "Write a long story about a dragon and a knight.", { maxTokens: 400 });
+  await expect(page).toHaveURL(/\/c\/[0-9a-f-]+$/);
+  const answer = lastAssistant(page);
+  await expect.poll(async () => Number(await answer.getAttribute("data-length")), { timeout: 30_000 }).toBeGreaterThan(20);
+
+  // A second tab attaches to the same answer.
+  const second = await page.context().newPage();
+  await openHydrated(second, page.url());
+  const mirrored = lastAssistant(second);
+  await expect(mirrored).toHaveAttribute("data-status", /streaming|complete/);
+
+  // The first tab reloads mid-answer: the server kept writing, the page re-attaches.
+  await page.reload();
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
+  const afterReload = Number(await lastAssistant(page).getAttribute("data-length"));
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await expect(mirrored).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const final = Number(await lastAssistant(page).getAttribute("data-length"));
+  expect(final).toBeGreaterThanOrEqual(afterReload);
+  // Both tabs show the whole answer, as stored.
+  expect(Number(await mirrored.getAttribute("data-length"))).toBe(final);
+  await page.reload();
+  await expect(lastAssistant(page)).toHaveAttribute("data-length", String(final));
+  await expect(lastAssistant(page).locator(".message-usage")).toContainText("tok/s");
+  await second.close();
+});

@@ -13,10 +13,27 @@ pub async fn send_message(req: ChatRequest) -> Result<TextStream<ApiError>, ApiE
     use crate::server::state::{principal, state};
     use futures::StreamExt;
 
+    // The page may reload while the answer is written: it goes on, and the page
+    // re-attaches with `watch_answer`. Stop ends it.
     let events = state()?
         .chat
-        .send(principal()?.user, req)
+        .send_detached(principal()?.user, req)
         .await
+        .map_err(ApiError::from)?;
+    Ok(TextStream::new(events.map(|event| Ok(event.to_line()))))
+}
+
+/// Re-attaches to an answer still being written (after a reload, or from another tab):
+/// a `resumed` event with the answer so far, then its tokens and `done`. Not found when
+/// the answer has ended meanwhile (the page then reads the stored message).
+#[server(endpoint = "chat/watch", input = Json, output = StreamingText, client = super::csrf::CsrfClient)]
+pub async fn watch_answer(message_id: String) -> Result<TextStream<ApiError>, ApiError> {
+    use crate::server::state::{principal, state};
+    use futures::StreamExt;
+
+    let events = state()?
+        .chat
+        .watch(principal()?.user, &message_id)
         .map_err(ApiError::from)?;
     Ok(TextStream::new(events.map(|event| Ok(event.to_line()))))
 }

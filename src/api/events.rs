@@ -22,11 +22,30 @@ pub enum ChatEvent {
     },
     /// The next piece of the answer.
     Token { text: String },
+    /// A page attached to an answer already being written (a reload, another tab): the
+    /// answer so far, replacing what the page shows, and who is writing it once known.
+    Resumed {
+        content: String,
+        provider: Option<String>,
+        model: Option<String>,
+        notice: Option<String>,
+    },
     /// The answer ended; the message as stored, with its final status, usage and timings.
     Done { message: MessageView },
 }
 
 impl ChatEvent {
+    /// The event's `type`, also its name in server-sent events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChatEvent::Started { .. } => "started",
+            ChatEvent::Answering { .. } => "answering",
+            ChatEvent::Token { .. } => "token",
+            ChatEvent::Resumed { .. } => "resumed",
+            ChatEvent::Done { .. } => "done",
+        }
+    }
+
     /// One line of the stream, newline included.
     pub fn to_line(&self) -> String {
         let mut line = serde_json::to_string(self).expect("events always serialize");

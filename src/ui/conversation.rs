@@ -11,7 +11,7 @@ use super::{
 };
 use crate::api::{
     ApiError,
-    chat::{send_message, stop_generation},
+    chat::{send_message, stop_generation, watch_answer},
     conversations::{create_conversation, get_conversation},
     events::{ChatEvent, EventDecoder},
     types::{ChatRequest, ConversationView, MessageStatus},
@@ -127,7 +127,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     server_error.set(Some(e));
                 }
                 Ok(stream) => {
-                    read_events(
+                    let done = read_events(
                         stream.into_inner(),
                         messages,
                         current,
@@ -135,7 +135,10 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                         state,
                         scroll_to_end,
                     )
-                    .await
+                    .await;
+                    if !done {
+                        fail_current(current, "the connection broke before the answer ended");
+                    }
                 }
             }
             streaming.set(false);
@@ -143,6 +146,46 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
             state.refresh_conversations();
         });
     };
+
+    // An answer still being written when the page was rendered (a reload, another tab):
+    // attach to it and follow it live from where it is.
+    Effect::new(move |_| {
+        let Some(last) = messages
+            .get_untracked()
+            .last()
+            .copied()
+            .filter(|m| m.status.get_untracked() == MessageStatus::Streaming)
+        else {
+            return;
+        };
+        if current.get_untracked().is_some() {
+            return;
+        }
+        streaming.set(true);
+        current.set(Some(last));
+        spawn_local(async move {
+            match watch_answer(last.key()).await {
+                Ok(stream) => {
+                    let done = read_events(
+                        stream.into_inner(),
+                        messages,
+                        current,
+                        draft,
+                        state,
+                        scroll_to_end,
+                    )
+                    .await;
+                    if !done {
+                        refresh_message(conversation_id.get_value(), last).await;
+                    }
+                }
+                // It ended in the meantime: show it as stored.
+                Err(_) => refresh_message(conversation_id.get_value(), last).await,
+            }
+            streaming.set(false);
+            current.set(None);
+        });
+    });
 
     // A message typed on the new-chat page is sent from here.
     Effect::new(move |_| {
@@ -186,7 +229,8 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
     }
 }
 
-/// Applies the events of one answer to the message list until the stream ends.
+/// Applies the events of one answer to the message list until the stream ends; whether
+/// the answer's end (`done`) was seen.
 async fn read_events(
     stream: impl futures::Stream<Item = Result<String, ApiError>>,
     messages: RwSignal<Vec<ChatMessage>>,
@@ -194,7 +238,7 @@ async fn read_events(
     draft: RwSignal<String>,
     state: ClientState,
     scroll_to_end: impl Fn() + Copy,
-) {
+) -> bool {
     use futures::StreamExt;
     let mut stream = std::pin::pin!(stream);
     let mut decoder = EventDecoder::default();
@@ -203,8 +247,8 @@ async fn read_events(
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {
-                fail_current(current, &format!("the connection broke: {e}"));
-                return;
+                leptos::logging::warn!("the answer's stream broke: {e}");
+                return false;
             }
         };
         for event in decoder.push(&chunk) {
@@ -239,6 +283,21 @@ async fn read_events(
                         scroll_to_end();
                     }
                 }
+                Ok(ChatEvent::Resumed {
+                    content,
+                    provider,
+                    model,
+                    notice,
+                }) => {
+                    if let Some(m) = current.get_untracked() {
+                        m.content.set(content);
+                        if let (Some(provider), Some(model)) = (provider, model) {
+                            m.answering.set(Some(format!("{provider}/{model}")));
+                        }
+                        m.notice.set(notice);
+                        scroll_to_end();
+                    }
+                }
                 Ok(ChatEvent::Done { message }) => {
                     if let Some(m) = current.get_untracked() {
                         m.apply(message);
@@ -249,8 +308,15 @@ async fn read_events(
             }
         }
     }
-    if !finished {
-        fail_current(current, "the answer ended unexpectedly");
+    finished
+}
+
+/// Shows a message as stored (after an answer ended while nobody was attached).
+async fn refresh_message(conversation_id: String, message: ChatMessage) {
+    if let Ok(view) = get_conversation(conversation_id).await
+        && let Some(stored) = view.messages.into_iter().find(|m| m.id == message.key())
+    {
+        message.apply(stored);
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::views;
@@ -25,28 +25,121 @@ use crate::{
     },
 };
 
-/// Running answers by assistant message id, so Stop can find them.
+/// One answer being written: who may stop or watch it, and what it has said so far,
+/// for pages that attach while it runs (a reload, a second tab).
+pub struct Live {
+    owner: UserId,
+    stop: CancellationToken,
+    /// Every event after `Started`, for watchers.
+    feed: broadcast::Sender<ChatEvent>,
+    /// The answer so far; changed under the same lock as `feed` is fed, so a watcher's
+    /// snapshot plus its feed is exactly the whole answer.
+    so_far: Mutex<SoFar>,
+}
+
+#[derive(Default)]
+struct SoFar {
+    content: String,
+    answering: Option<(String, String, Option<String>)>,
+}
+
+/// Events a watcher may fall behind by before it is dropped (and re-reads the message).
+const WATCH_BUFFER: usize = 512;
+
+impl Live {
+    fn new(owner: UserId) -> Self {
+        Self {
+            owner,
+            stop: CancellationToken::new(),
+            feed: broadcast::channel(WATCH_BUFFER).0,
+            so_far: Mutex::new(SoFar::default()),
+        }
+    }
+
+    fn so_far(&self) -> std::sync::MutexGuard<'_, SoFar> {
+        self.so_far.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the watchers, after recording what the event changes.
+    fn publish(&self, event: &ChatEvent) {
+        let mut so_far = self.so_far();
+        match event {
+            ChatEvent::Token { text } => so_far.content.push_str(text),
+            ChatEvent::Answering {
+                provider,
+                model,
+                notice,
+            } => so_far.answering = Some((provider.clone(), model.clone(), notice.clone())),
+            _ => {}
+        }
+        let _ = self.feed.send(event.clone());
+    }
+
+    /// The answer so far as one `Resumed` event, and the feed of what follows.
+    fn watch(&self) -> (ChatEvent, broadcast::Receiver<ChatEvent>) {
+        let so_far = self.so_far();
+        let (provider, model, notice) = so_far
+            .answering
+            .clone()
+            .map_or((None, None, None), |(p, m, n)| (Some(p), Some(m), n));
+        let resumed = ChatEvent::Resumed {
+            content: so_far.content.clone(),
+            provider,
+            model,
+            notice,
+        };
+        (resumed, self.feed.subscribe())
+    }
+}
+
+/// Running answers by assistant message id, so Stop and watchers can find them.
 #[derive(Default)]
 pub struct Running {
-    tokens: Mutex<HashMap<String, (UserId, CancellationToken)>>,
+    live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
 impl Running {
-    pub fn register(&self, owner: UserId, message_id: &str) -> CancellationToken {
-        let token = CancellationToken::new();
-        self.lock().insert(message_id.to_owned(), (owner, token.clone()));
-        token
+    pub fn register(&self, owner: UserId, message_id: &str) -> Arc<Live> {
+        let live = Arc::new(Live::new(owner));
+        self.lock().insert(message_id.to_owned(), Arc::clone(&live));
+        live
+    }
+
+    /// `owner`'s running answer; `None` when it is not running (any more), or is not theirs.
+    fn get(&self, owner: UserId, message_id: &str) -> Option<Arc<Live>> {
+        self.lock()
+            .get(message_id)
+            .filter(|live| live.owner == owner)
+            .cloned()
     }
 
     /// Cancels `owner`'s answer; false when it is not running (any more), or is not theirs.
     pub fn stop(&self, owner: UserId, message_id: &str) -> bool {
-        match self.lock().get(message_id) {
-            Some((o, token)) if *o == owner => {
-                token.cancel();
-                true
+        self.get(owner, message_id)
+            .map(|live| live.stop.cancel())
+            .is_some()
+    }
+
+    /// The events of `owner`'s running answer from now on, starting with what it has
+    /// said so far; `None` when it is not running (any more), or is not theirs.
+    pub fn watch(
+        &self,
+        owner: UserId,
+        message_id: &str,
+    ) -> Option<impl futures::Stream<Item = ChatEvent> + Send + 'static> {
+        let (resumed, feed) = self.get(owner, message_id)?.watch();
+        let rest = futures::stream::unfold(Some(feed), |feed| async move {
+            let mut feed = feed?;
+            match feed.recv().await {
+                Ok(event) => {
+                    let last = matches!(event, ChatEvent::Done { .. });
+                    Some((event, (!last).then_some(feed)))
+                }
+                // Closed, or fell too far behind: the page re-reads the message.
+                Err(_) => None,
             }
-            _ => false,
-        }
+        });
+        Some(futures::stream::once(async move { resumed }).chain(rest))
     }
 
     fn finish(&self, message_id: &str) {
@@ -57,10 +150,8 @@ impl Running {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (UserId, CancellationToken)>> {
-        self.tokens
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -79,7 +170,10 @@ pub struct Generation {
     /// What the user should know before the answer (history trimmed, no relevant passage).
     pub notice: Option<String>,
     pub events: mpsc::Sender<ChatEvent>,
-    pub stop: CancellationToken,
+    /// Keep writing when the listener goes away (the chat page: a reload re-attaches);
+    /// otherwise a listener that leaves stops the answer (APIs).
+    pub detached: bool,
+    pub live: Arc<Live>,
     /// Cancelled when the server shuts down and the grace period is over.
     pub shutdown: CancellationToken,
     pub persist_every: Duration,
@@ -122,7 +216,23 @@ fn join_notices(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
+/// Resolves when the listener has gone and the answer should stop because of it.
+async fn listener_left(events: &mpsc::Sender<ChatEvent>, detached: bool) {
+    if detached {
+        std::future::pending::<()>().await;
+    }
+    events.closed().await;
+}
+
 impl Generation {
+    /// Sends an event to the listener and the watchers; false when the listener has gone
+    /// and the answer should stop because of it.
+    fn tell(&self, event: ChatEvent) -> impl Future<Output = bool> + Send + 'static {
+        self.live.publish(&event);
+        let (events, detached) = (self.events.clone(), self.detached);
+        async move { events.send(event).await.is_ok() || detached }
+    }
+
     pub async fn run(mut self) {
         let started = Instant::now();
         let mut progress = Progress {
@@ -138,9 +248,9 @@ impl Generation {
             let open = self.router.open(&self.chain, &self.request, primed);
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => Err(Outcome::Stopped),
+                _ = self.live.stop.cancelled() => Err(Outcome::Stopped),
                 _ = self.shutdown.cancelled() => Err(Outcome::Interrupted),
-                _ = self.events.closed() => Err(Outcome::Stopped),
+                _ = listener_left(&self.events, self.detached) => Err(Outcome::Stopped),
                 opened = open => opened.map_err(Outcome::Failed),
             }
         };
@@ -152,14 +262,12 @@ impl Generation {
                     prompt_tokens: o.prompt_tokens,
                     notice: join_notices(self.notice.take(), o.notice),
                 };
-                let _ = self
-                    .events
-                    .send(ChatEvent::Answering {
-                        provider: answer.provider.clone(),
-                        model: answer.model.clone(),
-                        notice: answer.notice.clone(),
-                    })
-                    .await;
+                self.tell(ChatEvent::Answering {
+                    provider: answer.provider.clone(),
+                    model: answer.model.clone(),
+                    notice: answer.notice.clone(),
+                })
+                .await;
                 let outcome = self.relay(o.tokens, &mut progress).await;
                 (answer, outcome)
             }
@@ -184,10 +292,11 @@ impl Generation {
         let outcome = loop {
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => break Outcome::Stopped,
+                _ = self.live.stop.cancelled() => break Outcome::Stopped,
                 _ = self.shutdown.cancelled() => break Outcome::Interrupted,
-                // The listener left (tab closed, connection dropped): stop, keep the text.
-                _ = self.events.closed() => break Outcome::Stopped,
+                // The listener left (connection dropped) and nobody else may re-attach:
+                // stop, keep the text.
+                _ = listener_left(&self.events, self.detached) => break Outcome::Stopped,
                 item = tokens.next() => match item {
                     Some(Ok(TokenEvent::Token(text))) => {
                         let now = Instant::now();
@@ -195,7 +304,7 @@ impl Generation {
                         p.last_token = now;
                         p.pieces += 1;
                         p.content.push_str(&text);
-                        if self.events.send(ChatEvent::Token { text }).await.is_err() {
+                        if !self.tell(ChatEvent::Token { text }).await {
                             break Outcome::Stopped;
                         }
                         if last_persist.elapsed() >= self.persist_every && p.content.len() != persisted_len {
@@ -275,7 +384,6 @@ impl Generation {
             now_ms: now_ms(),
         };
         let stored = self.store.finish_message(&self.message_id, finish).await;
-        self.running.finish(&self.message_id);
         match stored {
             Ok(record) => {
                 tracing::info!(
@@ -287,16 +395,16 @@ impl Generation {
                     tokens_per_second,
                     "answer finished"
                 );
-                let _ = self
-                    .events
-                    .send(ChatEvent::Done {
-                        message: views::message(record),
-                    })
-                    .await;
+                self.tell(ChatEvent::Done {
+                    message: views::message(record),
+                })
+                .await;
             }
             Err(e) => {
                 tracing::error!(error = %e, message_id = %self.message_id, "could not store the finished answer")
             }
         }
+        // Watchers that come later read the stored message.
+        self.running.finish(&self.message_id);
     }
 }

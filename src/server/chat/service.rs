@@ -136,11 +136,43 @@ impl ChatService {
     /// `Started`, `Answering`, `Token`s, then `Done`. Every rejection happens before the
     /// store is touched and before any provider is asked for anything. The conversation
     /// must be `owner`'s.
-    #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
+    /// Dropping the stream stops the answer (the APIs' contract).
     pub async fn send(
         &self,
         owner: UserId,
         req: ChatRequest,
+    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
+        self.start(owner, req, false).await
+    }
+
+    /// Like [`Self::send`], but the answer goes on when the stream is dropped (a reload of
+    /// the chat page), until it ends or is stopped; pages re-attach with [`Self::watch`].
+    pub async fn send_detached(
+        &self,
+        owner: UserId,
+        req: ChatRequest,
+    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
+        self.start(owner, req, true).await
+    }
+
+    /// The events of one of `owner`'s answers still being written: what it has said so far
+    /// (`Resumed`), then its tokens and `Done`. Not found when it is not running (any more).
+    pub fn watch(
+        &self,
+        owner: UserId,
+        message_id: &str,
+    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
+        self.running
+            .watch(owner, message_id)
+            .ok_or(ChatError::NotFound("running answer"))
+    }
+
+    #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
+    async fn start(
+        &self,
+        owner: UserId,
+        req: ChatRequest,
+        detached: bool,
     ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
         req.check().map_err(ChatError::Invalid)?;
         let conversation = self
@@ -243,7 +275,8 @@ impl ChatService {
         let generation = Generation {
             store: Arc::clone(&self.store),
             running: Arc::clone(&self.running),
-            stop: self.running.register(owner, &assistant.id),
+            live: self.running.register(owner, &assistant.id),
+            detached,
             message_id: assistant.id,
             router: Arc::clone(&self.router),
             chain,

@@ -319,13 +319,11 @@ pub(crate) async fn post_message(
     };
     if post.stream {
         let sse = events.map(|event| {
-            let name = match &event {
-                ChatEvent::Started { .. } => "started",
-                ChatEvent::Answering { .. } => "answering",
-                ChatEvent::Token { .. } => "token",
-                ChatEvent::Done { .. } => "done",
-            };
-            Ok::<_, Infallible>(Event::default().event(name).data(event.to_line().trim_end()))
+            Ok::<_, Infallible>(
+                Event::default()
+                    .event(event.name())
+                    .data(event.to_line().trim_end()),
+            )
         });
         return Sse::new(sse).keep_alive(KeepAlive::default()).into_response();
     }

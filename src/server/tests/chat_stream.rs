@@ -524,3 +524,61 @@ async fn conversations_are_renamed_deleted_and_restored() {
         .into();
     assert_eq!(e.status(), 404);
 }
+
+/// The chat page's answers go on when the page goes away (a reload), and a page that
+/// comes back (or another tab) re-attaches: what was said so far, then the rest live.
+#[tokio::test]
+async fn a_detached_answer_survives_its_listener_and_can_be_watched_by_its_owner_only() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let mut events = Box::pin(
+        t.chat
+            .send_detached(
+                ME,
+                req(
+                    &conv.id,
+                    "Write a long story about a dragon and a knight.",
+                    0.0,
+                    160,
+                ),
+            )
+            .await
+            .unwrap(),
+    );
+    let Some(ChatEvent::Started {
+        assistant_message, ..
+    }) = events.next().await
+    else {
+        panic!("Started comes first");
+    };
+    let id = assistant_message.id.clone();
+    while !matches!(events.next().await, Some(ChatEvent::Token { .. })) {}
+    // The page reloads: its stream is gone, the answer is not stopped.
+    drop(events);
+
+    assert!(
+        t.chat
+            .watch(crate::server::auth::UserId::for_tests(2), &id)
+            .is_err(),
+        "not someone else's"
+    );
+    let watched = collect(t.chat.watch(ME, &id).unwrap()).await;
+    let Some(ChatEvent::Resumed {
+        content, provider, ..
+    }) = watched.first()
+    else {
+        panic!("a watcher starts from the answer so far: {:?}", watched.first());
+    };
+    assert!(!content.is_empty());
+    assert_eq!(provider.as_deref(), Some("local"));
+    let message = done(&watched);
+    assert_eq!(message.status, MessageStatus::Complete);
+    assert_eq!(
+        format!("{content}{}", tokens_of(&watched)),
+        message.content,
+        "the snapshot plus the live tokens are exactly the answer"
+    );
+    assert_eq!(message.usage.as_ref().unwrap().completion_tokens, 160);
+    // Once it has ended, there is nothing to attach to: the page reads the stored message.
+    assert!(t.chat.watch(ME, &id).is_err());
+}
