@@ -4,6 +4,7 @@
 pub mod account;
 pub mod composer;
 pub mod conversation;
+pub mod conversation_settings;
 pub mod documents;
 pub mod layout;
 pub mod markdown;

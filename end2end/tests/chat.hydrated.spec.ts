@@ -152,3 +152,56 @@ test("a reload, or a second tab, while an answer streams follows it live to its 
   await expect(lastAssistant(page).locator(".message-usage")).toContainText("tok/s");
   await second.close();
 });
+
+test("regenerate and edit keep earlier versions to switch between; settings and the context gauge", async ({ page }) => {
+  test.setTimeout(90_000);
+  await openHydrated(page);
+  // Temperature 1: the regenerated answer may differ (it uses the same parameters).
+  await send(page, "Name a fruit.", { maxTokens: 8, temperature: 1 });
+  const answer = lastAssistant(page);
+  await expect(answer).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const first = await answer.locator(".message-content").textContent();
+  // The gauge shows how full the model's window is.
+  await expect(page.locator(".context-gauge")).toContainText(/Context \d+ \/ 4096 tokens/);
+
+  // Regenerate: a second version; the first one is one click away.
+  await answer.locator(".regenerate").click();
+  await expect(lastAssistant(page).locator(".version-label")).toHaveText("2 / 2", { timeout: 45_000 });
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await lastAssistant(page).locator(".version-prev").click();
+  await expect(lastAssistant(page).locator(".version-label")).toHaveText("1 / 2");
+  await expect(lastAssistant(page).locator(".message-content")).toHaveText(first!);
+
+  // Edit the question: a new version of it with its own answer.
+  const question = page.locator("article.message-user").first();
+  await question.locator(".edit").click();
+  await question.locator(".edit-text").fill("Name a vegetable.");
+  await question.getByRole("button", { name: "Save & send" }).click();
+  await expect(page.locator("article.message-user .message-content").first()).toHaveText("Name a vegetable.");
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await expect(page.locator("article.message-user .version-label")).toHaveText("2 / 2");
+  await page.locator("article.message-user .version-prev").click();
+  await expect(page.locator("article.message-user .message-content")).toHaveText("Name a fruit.");
+  // The branch shown is remembered.
+  await page.reload();
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.locator("article.message-user .message-content")).toHaveText("Name a fruit.");
+  await expect(page.locator("article.message-user .version-label")).toHaveText("1 / 2");
+
+  // Conversation settings: validated next to the field, stored, and the composer follows.
+  await page.locator(".conversation-settings summary").click();
+  await page.locator("#system-prompt").fill("Answer in one word.");
+  await page.locator("#conv-temperature").fill("3");
+  await page.locator(".save-settings").click();
+  await expect(page.locator('.conversation-settings [data-field-error="temperature"]')).toContainText("between 0 and 2");
+  await page.locator("#conv-temperature").fill("0.5");
+  await page.locator(".save-settings").click();
+  await expect(page.locator(".conversation-settings .saved")).toBeVisible();
+  await page.reload();
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
+  await page.locator(".conversation-settings summary").click();
+  await expect(page.locator("#system-prompt")).toHaveValue("Answer in one word.");
+  await expect(page.locator("#conv-temperature")).toHaveValue("0.5");
+  await page.locator("details.params summary").click();
+  await expect(page.locator("#temperature")).toHaveValue("0.5");
+});

@@ -94,6 +94,7 @@ pub async fn send_form(
             },
             model: model.filter(|m| !m.is_empty()),
             trim_history: trim_history.is_some(),
+            edit_of: None,
         };
         req.check()?;
         Ok(req)
@@ -129,4 +130,21 @@ pub async fn send_form(
         Err(e) => back(Some(&id), &e.into()),
     }
     Ok(())
+}
+
+/// Answers a question again as a new version of an assistant message (the old one stays,
+/// as another branch); streams like [`send_message`].
+#[server(endpoint = "chat/regenerate", input = Json, output = StreamingText, client = super::csrf::CsrfClient)]
+pub async fn regenerate_answer(
+    req: super::types::RegenerateRequest,
+) -> Result<TextStream<ApiError>, ApiError> {
+    use crate::server::state::{principal, state};
+    use futures::StreamExt;
+
+    let events = state()?
+        .chat
+        .regenerate(principal()?.user, req)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(TextStream::new(events.map(|event| Ok(event.to_line()))))
 }

@@ -80,3 +80,29 @@ pub async fn restore_conversation(id: String) -> Result<ConversationSummary, Api
         .await
         .map_err(ApiError::from)
 }
+
+/// Shows another version of a message (and the newest branch under it); returns the
+/// conversation as now shown.
+#[server(endpoint = "conversations/branch", input = Json, client = super::csrf::CsrfClient)]
+pub async fn switch_branch(id: String, message_id: String) -> Result<ConversationView, ApiError> {
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .switch_branch(principal()?.user, &id, &message_id)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Sets a conversation's system prompt and default parameters.
+#[server(endpoint = "conversations/settings", input = Json, client = super::csrf::CsrfClient)]
+pub async fn set_conversation_settings(
+    id: String,
+    settings: super::types::ConversationSettings,
+) -> Result<super::types::ConversationSettings, ApiError> {
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .set_settings(principal()?.user, &id, settings)
+        .await
+        .map_err(ApiError::from)
+}

@@ -115,6 +115,40 @@ pub struct ChatRequest {
     /// messages out of the prompt (they stay stored) instead of refusing.
     #[serde(default)]
     pub trim_history: bool,
+    /// Edit and resend: this user message of the conversation is replaced by `message` as a
+    /// new version (the old one and its answers stay, as another branch).
+    #[serde(default)]
+    pub edit_of: Option<String>,
+}
+
+/// Answer a question again: a new version of an assistant message (the old one stays, as
+/// another branch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RegenerateRequest {
+    pub conversation_id: String,
+    /// The assistant message to answer again.
+    pub message_id: String,
+    #[serde(default)]
+    pub params: GenerationParams,
+    /// `provider/model`; by default the conversation's.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub trim_history: bool,
+}
+
+/// A conversation's own system prompt and default parameters (unset: Stoa's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationSettings {
+    /// Instructions the model gets before the conversation (at most 8,000 characters).
+    pub system_prompt: Option<String>,
+    /// 0 to 2.
+    pub temperature: Option<f32>,
+    /// 1 to 8192.
+    pub max_tokens: Option<u32>,
 }
 
 /// What a conversation list shows.
@@ -149,6 +183,13 @@ pub struct Usage {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub id: String,
+    /// The message before it in its branch.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Every version of this message (itself included), oldest first, after a regenerate
+    /// or an edit; empty while it is the only one.
+    #[serde(default)]
+    pub siblings: Vec<String>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -177,6 +218,9 @@ pub struct ConversationView {
     /// Collections its answers may draw on; empty means all documents.
     #[serde(default)]
     pub collections: Vec<String>,
+    #[serde(default)]
+    pub settings: ConversationSettings,
+    /// The branch shown, oldest first.
     pub messages: Vec<MessageView>,
 }
 

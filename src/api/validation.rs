@@ -14,6 +14,8 @@ pub const TEMPERATURE_RANGE: (f32, f32) = (0.0, 2.0);
 pub const MAX_TOKENS_LIMIT: u32 = 8_192;
 /// Longest conversation title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest conversation system prompt, in characters.
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 8_000;
 
 /// A rule broken by one field: the field's name and a message that names the limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +108,45 @@ impl GenerationParams {
     }
 }
 
+impl super::types::ConversationSettings {
+    /// Every broken rule, in field order.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(p) = &self.system_prompt {
+            let n = p.chars().count();
+            if n > MAX_SYSTEM_PROMPT_CHARS {
+                errors.push(FieldError {
+                    field: "system_prompt",
+                    message: format!(
+                        "system_prompt is {n} characters long; the limit is {MAX_SYSTEM_PROMPT_CHARS} characters"
+                    ),
+                });
+            }
+        }
+        errors.extend(self.temperature.and_then(|t| validate_temperature(t).err()));
+        errors.extend(self.max_tokens.and_then(|n| validate_max_tokens(n).err()));
+        errors
+    }
+
+    pub fn check(&self) -> Result<(), ApiError> {
+        match self.validate().into_iter().next() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl super::types::RegenerateRequest {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut errors = self.params.validate();
+        errors.extend(self.model.as_deref().and_then(|m| validate_model_id(m).err()));
+        match errors.into_iter().next() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
 impl ChatRequest {
     /// Every broken rule, in field order. Empty means valid.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -135,6 +176,7 @@ mod tests {
             params: GenerationParams::default(),
             model: None,
             trim_history: false,
+            edit_of: None,
         }
     }
 

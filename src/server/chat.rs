@@ -2,6 +2,7 @@
 //! stored". Validation happens before any token is spent; the user message is stored
 //! before generation starts; the answer is stored while it streams and ends with a status.
 
+mod branches;
 pub mod completion;
 mod conversations;
 mod error;

@@ -12,5 +12,5 @@ mod store;
 
 pub use accounts::AccountStore;
 pub use documents::DocumentStore;
-pub use records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage};
+pub use records::{ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage};
 pub use store::{Store, StoreError};

@@ -69,6 +69,12 @@ pub fn Composer(
     let initial = params.get_untracked();
     let temperature = RwSignal::new(initial.temperature.to_string());
     let max_tokens = RwSignal::new(initial.max_tokens.to_string());
+    // The fields follow the parameters when a conversation's defaults change them.
+    Effect::new(move |_| {
+        let p = params.get();
+        temperature.set(p.temperature.to_string());
+        max_tokens.set(p.max_tokens.to_string());
+    });
     let local_errors = RwSignal::new(FieldErrors::default());
     // Without JavaScript a rejected form comes back with its error in the query.
     let query = leptos_router::hooks::use_query_map();

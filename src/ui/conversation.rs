@@ -2,19 +2,21 @@
 
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::{use_navigate, use_params_map};
+use server_fn::codec::TextStream;
 
 use super::{
     composer::Composer,
+    conversation_settings::{ContextGauge, ConversationSettingsPanel, apply_defaults},
     documents::SourcesPicker,
-    message::{ChatMessage, MessageBubble},
+    message::{ChatMessage, MessageActions, MessageBubble},
     state::{ClientState, Outgoing, PendingSend, client_state},
 };
 use crate::api::{
     ApiError,
-    chat::{send_message, stop_generation, watch_answer},
-    conversations::{create_conversation, get_conversation},
+    chat::{regenerate_answer, send_message, stop_generation, watch_answer},
+    conversations::{create_conversation, get_conversation, switch_branch},
     events::{ChatEvent, EventDecoder},
-    types::{ChatRequest, ConversationView, MessageStatus},
+    types::{ChatRequest, ConversationView, MessageStatus, RegenerateRequest},
 };
 
 /// `/`: an empty chat. The first message creates the conversation, then the conversation
@@ -96,6 +98,9 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
     let streaming = RwSignal::new(false);
     let model = RwSignal::new(conversation.model.clone());
     let collections = conversation.collections.clone();
+    let settings = conversation.settings.clone();
+    // The composer starts from this conversation's own defaults.
+    apply_defaults(&settings);
     // The assistant message being written, for Stop.
     let current = RwSignal::new(None::<ChatMessage>);
     let list = NodeRef::<leptos::html::Div>::new();
@@ -106,27 +111,21 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
         }
     };
 
-    let send = move |outgoing: Outgoing| {
+    // Streams one answer (a new question, an edited one, or an answer again) into the list.
+    // `restore` is given back to the message box if the request is refused.
+    let run = move |call: TurnCall, restore: Option<String>| {
         streaming.set(true);
-        let message = outgoing.message.clone();
-        if outgoing.model.is_some() {
-            model.set(outgoing.model.clone());
-        }
-        let req = ChatRequest {
-            conversation_id: conversation_id.get_value(),
-            message: outgoing.message,
-            params: outgoing.params,
-            model: outgoing.model,
-            trim_history: outgoing.trim_history,
-        };
         spawn_local(async move {
-            match send_message(req).await {
+            match call.await {
                 Err(e) => {
                     // Nothing was stored: give the text back.
-                    draft.set(message);
+                    if let Some(text) = restore {
+                        draft.set(text);
+                    }
                     server_error.set(Some(e));
                 }
                 Ok(stream) => {
+                    server_error.set(None);
                     let done = read_events(
                         stream.into_inner(),
                         messages,
@@ -146,6 +145,56 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
             state.refresh_conversations();
         });
     };
+    let send = move |outgoing: Outgoing| {
+        let message = outgoing.message.clone();
+        if outgoing.model.is_some() {
+            model.set(outgoing.model.clone());
+        }
+        let req = ChatRequest {
+            conversation_id: conversation_id.get_value(),
+            message: outgoing.message,
+            params: outgoing.params,
+            model: outgoing.model,
+            trim_history: outgoing.trim_history,
+            edit_of: None,
+        };
+        run(Box::pin(send_message(req)), Some(message));
+    };
+    let regenerate = Callback::new(move |message_id: String| {
+        let req = RegenerateRequest {
+            conversation_id: conversation_id.get_value(),
+            message_id,
+            params: state.params.get_untracked(),
+            model: model.get_untracked(),
+            trim_history: state.trim_history.get_untracked(),
+        };
+        run(Box::pin(regenerate_answer(req)), None);
+    });
+    let edit = Callback::new(move |(of, text): (String, String)| {
+        let req = ChatRequest {
+            conversation_id: conversation_id.get_value(),
+            message: text,
+            params: state.params.get_untracked(),
+            model: model.get_untracked(),
+            trim_history: state.trim_history.get_untracked(),
+            edit_of: Some(of),
+        };
+        run(Box::pin(send_message(req)), None);
+    });
+    let switch_to = Callback::new(move |message_id: String| {
+        spawn_local(async move {
+            match switch_branch(conversation_id.get_value(), message_id).await {
+                Ok(view) => messages.set(view.messages.into_iter().map(ChatMessage::new).collect()),
+                Err(e) => server_error.set(Some(e)),
+            }
+        });
+    });
+    provide_context(MessageActions {
+        busy: streaming.into(),
+        switch_to,
+        regenerate,
+        edit,
+    });
 
     // An answer still being written when the page was rendered (a reload, another tab):
     // attach to it and follow it live from where it is.
@@ -215,7 +264,11 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     <MessageBubble message />
                 </For>
             </div>
-            <SourcesPicker conversation_id=conversation_id.get_value() selected=collections />
+            <div class="conversation-tools">
+                <SourcesPicker conversation_id=conversation_id.get_value() selected=collections />
+                <ConversationSettingsPanel conversation_id=conversation_id.get_value() settings />
+                <ContextGauge messages model />
+            </div>
             <Composer
                 draft
                 streaming=streaming.into()
@@ -228,6 +281,9 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
         </section>
     }
 }
+
+/// A request that starts an answer stream.
+type TurnCall = std::pin::Pin<Box<dyn Future<Output = Result<TextStream<ApiError>, ApiError>>>>;
 
 /// Applies the events of one answer to the message list until the stream ends; whether
 /// the answer's end (`done`) was seen.
@@ -259,8 +315,19 @@ async fn read_events(
                 }) => {
                     draft.set(String::new());
                     let assistant = ChatMessage::new(*assistant_message);
+                    let user = ChatMessage::new(*user_message);
+                    // The branch shown now: up to the question's parent, then the question
+                    // (new, edited or the same) and its new answer.
                     messages.update(|list| {
-                        list.push(ChatMessage::new(*user_message));
+                        let keep = match user.parent_id.get_value() {
+                            Some(parent) => list
+                                .iter()
+                                .position(|m| m.key() == parent)
+                                .map_or(list.len(), |i| i + 1),
+                            None => 0,
+                        };
+                        list.truncate(keep);
+                        list.push(user);
                         list.push(assistant);
                     });
                     current.set(Some(assistant));

@@ -12,6 +12,10 @@ use crate::api::{
 #[derive(Clone, Copy)]
 pub struct ChatMessage {
     pub id: StoredValue<String>,
+    /// The message before it in its branch.
+    pub parent_id: StoredValue<Option<String>>,
+    /// Its versions (itself included), oldest first.
+    pub siblings: RwSignal<Vec<String>>,
     pub role: Role,
     pub content: RwSignal<String>,
     pub status: RwSignal<MessageStatus>,
@@ -28,6 +32,8 @@ impl ChatMessage {
     pub fn new(m: MessageView) -> Self {
         Self {
             id: StoredValue::new(m.id),
+            parent_id: StoredValue::new(m.parent_id),
+            siblings: RwSignal::new(m.siblings),
             role: m.role,
             content: RwSignal::new(m.content),
             status: RwSignal::new(m.status),
@@ -53,6 +59,166 @@ impl ChatMessage {
 
     pub fn key(&self) -> String {
         self.id.get_value()
+    }
+}
+
+/// What a conversation lets its messages do: show another version, answer again, edit a
+/// question. Provided by the conversation page; absent elsewhere.
+#[derive(Clone, Copy)]
+pub struct MessageActions {
+    /// An answer is being written: nothing else may start.
+    pub busy: Signal<bool>,
+    pub switch_to: Callback<String>,
+    pub regenerate: Callback<String>,
+    /// (question id, new text)
+    pub edit: Callback<(String, String)>,
+}
+
+/// `‹ 2 / 3 ›` between the versions of a message.
+#[component]
+fn Versions(message: ChatMessage, actions: MessageActions) -> impl IntoView {
+    let id = message.key();
+    move || {
+        let siblings = message.siblings.get();
+        let n = siblings.len();
+        let i = siblings.iter().position(|s| *s == id)?;
+        (n > 1).then(|| {
+            let (prev, next) = (
+                i.checked_sub(1).map(|j| siblings[j].clone()),
+                siblings.get(i + 1).cloned(),
+            );
+            view! {
+                <span class="versions" role="group" aria-label="Versions">
+                    <button
+                        type="button"
+                        class="version-prev"
+                        aria-label="Previous version"
+                        disabled={
+                            let none = prev.is_none();
+                            move || none || actions.busy.get()
+                        }
+                        on:click={
+                            let prev = prev.clone();
+                            move |_| {
+                                if let Some(p) = prev.clone() {
+                                    actions.switch_to.run(p);
+                                }
+                            }
+                        }
+                    >
+                        "‹"
+                    </button>
+                    <span class="version-label">{format!("{} / {n}", i + 1)}</span>
+                    <button
+                        type="button"
+                        class="version-next"
+                        aria-label="Next version"
+                        disabled={
+                            let none = next.is_none();
+                            move || none || actions.busy.get()
+                        }
+                        on:click={
+                            let next = next.clone();
+                            move |_| {
+                                if let Some(n) = next.clone() {
+                                    actions.switch_to.run(n);
+                                }
+                            }
+                        }
+                    >
+                        "›"
+                    </button>
+                </span>
+            }
+        })
+    }
+}
+
+/// Versions, and Regenerate (answers) or Edit (questions), under a message.
+#[component]
+fn Actions(
+    message: ChatMessage,
+    actions: MessageActions,
+    editing: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let streaming = move || message.status.get() == MessageStatus::Streaming;
+    view! {
+        <div class="message-actions">
+            <Versions message actions />
+            {match message.role {
+                Role::Assistant => {
+                    view! {
+                        <button
+                            type="button"
+                            class="regenerate"
+                            disabled=move || actions.busy.get() || streaming()
+                            on:click=move |_| actions.regenerate.run(message.key())
+                        >
+                            "Regenerate"
+                        </button>
+                    }
+                        .into_any()
+                }
+                _ => {
+                    view! {
+                        <button
+                            type="button"
+                            class="edit"
+                            disabled=move || actions.busy.get()
+                            on:click=move |_| editing.set(Some(message.content.get_untracked()))
+                        >
+                            "Edit"
+                        </button>
+                    }
+                        .into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+/// A question being edited: Save & send makes a new version of it, Cancel keeps it.
+#[component]
+fn EditBox(
+    message: ChatMessage,
+    actions: MessageActions,
+    editing: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let save = move || {
+        if let Some(text) = editing.get_untracked().filter(|t| !t.trim().is_empty()) {
+            editing.set(None);
+            actions.edit.run((message.key(), text));
+        }
+    };
+    view! {
+        <div class="edit-box">
+            <label class="sr-only" for=format!("edit-{}", message.key())>
+                "Edit your message"
+            </label>
+            <textarea
+                id=format!("edit-{}", message.key())
+                class="edit-text"
+                rows="3"
+                prop:value=move || editing.get().unwrap_or_default()
+                on:input=move |e| editing.set(Some(event_target_value(&e)))
+                on:keydown=move |e: leptos::ev::KeyboardEvent| {
+                    if e.key() == "Escape" {
+                        editing.set(None);
+                    } else if e.key() == "Enter" && !e.shift_key() {
+                        e.prevent_default();
+                        save();
+                    }
+                }
+            ></textarea>
+            <div class="edit-buttons">
+                <button type="button" class="save-edit" on:click=move |_| save()>
+                    "Save & send"
+                </button>
+                <button type="button" class="cancel-edit" on:click=move |_| editing.set(None)>
+                    "Cancel"
+                </button>
+            </div>
+        </div>
     }
 }
 
@@ -88,6 +254,8 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
     let role = message.role.as_str();
     let status = message.status;
     let streaming = move || status.get() == MessageStatus::Streaming;
+    let actions = use_context::<MessageActions>();
+    let editing = RwSignal::new(None::<String>);
     view! {
         <article
             class=format!("message message-{role}")
@@ -117,7 +285,20 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
                     }
                         .into_any()
                 }
-                _ => view! { <div class="message-content">{move || message.content.get()}</div> }.into_any(),
+                _ => {
+                    view! {
+                        {move || {
+                            match (editing.get().is_some(), actions) {
+                                (true, Some(actions)) => view! { <EditBox message actions editing /> }.into_any(),
+                                _ => {
+                                    view! { <div class="message-content">{move || message.content.get()}</div> }
+                                        .into_any()
+                                }
+                            }
+                        }}
+                    }
+                        .into_any()
+                }
             }}
             {move || {
                 let citations = message.citations.get();
@@ -152,6 +333,7 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
                     .flatten()
                     .map(|u| view! { <div class="message-usage">{usage_line(&u)}</div> })
             }}
+            {actions.map(|actions| view! { <Actions message actions editing /> })}
         </article>
     }
 }

@@ -95,7 +95,12 @@ fn class_of(path: &str) -> Option<Class> {
         }
         "/api/documents/upload" | "/api/v1/documents" => Some(Class::Upload),
         "/auth/signin" | "/auth/signup" => Some(Class::SignIn),
-        p if p.starts_with("/api/v1/conversations/") && p.ends_with("/messages") => Some(Class::Generation),
+        "/api/chat/regenerate" => Some(Class::Generation),
+        p if p.starts_with("/api/v1/conversations/")
+            && (p.ends_with("/messages") || p.ends_with("/regenerate")) =>
+        {
+            Some(Class::Generation)
+        }
         _ => None,
     }
 }

@@ -2,17 +2,17 @@
 //! restore, and which document collections a conversation may draw on.
 
 use super::{
-    ChatError, prompt,
+    ChatError, branches, prompt,
     service::{ChatService, new_id, not_found, now_ms},
     views,
 };
 use crate::{
     api::{
         ApiError,
-        types::{ConversationSummary, ConversationView},
+        types::{ConversationSettings, ConversationSummary, ConversationView},
         validation::validate_title,
     },
-    server::auth::UserId,
+    server::{auth::UserId, storage::ConversationSettingsRecord},
 };
 
 /// Conversations shown in the sidebar.
@@ -68,18 +68,69 @@ impl ChatService {
             .get_conversation(owner, id)
             .await
             .map_err(not_found("conversation"))?;
-        let messages = self.store.list_messages(owner, id).await?;
+        let all = self.store.list_messages(owner, id).await?;
         let collections = match &self.rag {
             Some(rag) => rag.documents.conversation_collections(id).await?,
             None => Vec::new(),
         };
         Ok(ConversationView {
+            messages: branches::shown(&conversation, &all),
             id: conversation.id,
             title: conversation.title,
             model: conversation.model,
             collections,
-            messages: messages.into_iter().map(views::message).collect(),
+            settings: ConversationSettings {
+                system_prompt: conversation.system_prompt,
+                temperature: conversation.temperature,
+                max_tokens: conversation.max_tokens,
+            },
         })
+    }
+
+    /// Shows another version of a message (and the newest branch under it).
+    pub async fn switch_branch(
+        &self,
+        owner: UserId,
+        id: &str,
+        message_id: &str,
+    ) -> Result<ConversationView, ChatError> {
+        let all = self.store.list_messages(owner, id).await?;
+        if !all.iter().any(|m| m.id == message_id) {
+            return Err(ChatError::NotFound("message"));
+        }
+        let leaf = branches::latest_leaf(&all, message_id);
+        self.store
+            .set_active_leaf(owner, id, &leaf)
+            .await
+            .map_err(not_found("conversation"))?;
+        self.get_conversation(owner, id).await
+    }
+
+    /// Sets a conversation's system prompt and default parameters.
+    pub async fn set_settings(
+        &self,
+        owner: UserId,
+        id: &str,
+        settings: ConversationSettings,
+    ) -> Result<ConversationSettings, ChatError> {
+        settings.check().map_err(ChatError::Invalid)?;
+        let settings = ConversationSettings {
+            system_prompt: settings.system_prompt.filter(|p| !p.trim().is_empty()),
+            ..settings
+        };
+        self.store
+            .set_conversation_settings(
+                owner,
+                id,
+                &ConversationSettingsRecord {
+                    system_prompt: settings.system_prompt.clone(),
+                    temperature: settings.temperature,
+                    max_tokens: settings.max_tokens,
+                },
+            )
+            .await
+            .map_err(not_found("conversation"))?;
+        Ok(settings)
     }
 
     /// Renames a conversation (1 to 200 characters, trimmed).

@@ -174,6 +174,8 @@ pub struct Generation {
     /// otherwise a listener that leaves stops the answer (APIs).
     pub detached: bool,
     pub live: Arc<Live>,
+    /// The answer's versions (empty when it is the only one), for its final view.
+    pub siblings: Vec<String>,
     /// Cancelled when the server shuts down and the grace period is over.
     pub shutdown: CancellationToken,
     pub persist_every: Duration,
@@ -395,10 +397,9 @@ impl Generation {
                     tokens_per_second,
                     "answer finished"
                 );
-                self.tell(ChatEvent::Done {
-                    message: views::message(record),
-                })
-                .await;
+                let mut message = views::message(record);
+                message.siblings = self.siblings.clone();
+                self.tell(ChatEvent::Done { message }).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, message_id = %self.message_id, "could not store the finished answer")

@@ -154,6 +154,7 @@ mod tests {
         MessageRecord {
             id: "m".into(),
             conversation_id: "c".into(),
+            parent_id: None,
             role,
             content: content.into(),
             status,

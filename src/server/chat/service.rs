@@ -5,16 +5,16 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    ChatError,
+    ChatError, branches,
     generation::{Generation, Running},
-    prompt, views,
+    prompt,
 };
 use crate::{
     api::{
         ApiError,
         documents::Citation,
         events::ChatEvent,
-        types::{ChatRequest, MessageStatus, ModelList, Role},
+        types::{ChatRequest, GenerationParams, MessageStatus, ModelList, RegenerateRequest, Role},
         validation::MAX_TITLE_CHARS,
     },
     server::{
@@ -135,14 +135,14 @@ impl ChatService {
     /// Validates, stores the user message, starts the answer and returns its events:
     /// `Started`, `Answering`, `Token`s, then `Done`. Every rejection happens before the
     /// store is touched and before any provider is asked for anything. The conversation
-    /// must be `owner`'s.
+    /// must be `owner`'s. With `edit_of`, the message is a new version of that one.
     /// Dropping the stream stops the answer (the APIs' contract).
     pub async fn send(
         &self,
         owner: UserId,
         req: ChatRequest,
     ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
-        self.start(owner, req, false).await
+        self.start(owner, Turn::ask(req)?, false).await
     }
 
     /// Like [`Self::send`], but the answer goes on when the stream is dropped (a reload of
@@ -152,7 +152,25 @@ impl ChatService {
         owner: UserId,
         req: ChatRequest,
     ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
-        self.start(owner, req, true).await
+        self.start(owner, Turn::ask(req)?, true).await
+    }
+
+    /// Answers a question again: a new version of an assistant message, streamed like a
+    /// sent message (and going on when the page goes away, like the chat page's sends).
+    pub async fn regenerate(
+        &self,
+        owner: UserId,
+        req: RegenerateRequest,
+    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
+        req.check().map_err(ChatError::Invalid)?;
+        let turn = Turn {
+            conversation_id: req.conversation_id,
+            kind: TurnKind::Regenerate { of: req.message_id },
+            params: req.params,
+            model: req.model,
+            trim_history: req.trim_history,
+        };
+        self.start(owner, turn, true).await
     }
 
     /// The events of one of `owner`'s answers still being written: what it has said so far
@@ -167,41 +185,86 @@ impl ChatService {
             .ok_or(ChatError::NotFound("running answer"))
     }
 
-    #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %req.conversation_id))]
+    #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %turn.conversation_id))]
     async fn start(
         &self,
         owner: UserId,
-        req: ChatRequest,
+        turn: Turn,
         detached: bool,
     ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
-        req.check().map_err(ChatError::Invalid)?;
         let conversation = self
             .store
-            .get_conversation(owner, &req.conversation_id)
+            .get_conversation(owner, &turn.conversation_id)
             .await
             .map_err(not_found("conversation"))?;
-        let primary = self.target(req.model.as_deref(), conversation.model.as_deref())?;
-        let history = self.store.list_messages(owner, &conversation.id).await?;
-        let grounding = self.ground(owner, &conversation.id, &req.message).await?;
-        let system = [self.settings.system_prompt.clone(), grounding.context]
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let mut all = self.store.list_messages(owner, &conversation.id).await?;
+        let find = |id: &str| {
+            all.iter()
+                .find(|m| m.id == id)
+                .cloned()
+                .ok_or(ChatError::NotFound("message"))
+        };
+        // Where the new user message hangs, its text, and (regenerating) the one reused.
+        let (parent, question, asked) = match turn.kind {
+            TurnKind::New(text) => (branches::shown_leaf(&conversation, &all), text, None),
+            TurnKind::Edit { of, text } => {
+                let old = find(&of)?;
+                if old.role != Role::User {
+                    return Err(ChatError::Invalid(ApiError::invalid(
+                        "edit_of",
+                        "only a question can be edited; answers are regenerated",
+                    )));
+                }
+                (old.parent_id, text, None)
+            }
+            TurnKind::Regenerate { of } => {
+                let answer = find(&of)?;
+                let question = match (&answer.role, answer.parent_id.as_deref()) {
+                    (Role::Assistant, Some(parent)) => find(parent)?,
+                    _ => {
+                        return Err(ChatError::Invalid(ApiError::invalid(
+                            "message_id",
+                            "only an answer can be regenerated",
+                        )));
+                    }
+                };
+                (
+                    question.parent_id.clone(),
+                    question.content.clone(),
+                    Some(question),
+                )
+            }
+        };
+        let history = branches::path_to(&all, parent.as_deref());
+        let primary = self.target(turn.model.as_deref(), conversation.model.as_deref())?;
+        let grounding = self.ground(owner, &conversation.id, &question).await?;
+        // The conversation's own system prompt, else Stoa's; then the sources.
+        let system = [
+            conversation
+                .system_prompt
+                .clone()
+                .filter(|p| !p.trim().is_empty())
+                .or_else(|| self.settings.system_prompt.clone()),
+            grounding.context,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
         let fitted = prompt::fit(
             Some(system.as_str()),
             &history,
-            &req.message,
-            req.trim_history,
-            req.params.max_tokens,
+            &question,
+            turn.trim_history,
+            turn.params.max_tokens,
             &primary,
         )?;
         let request = GenerationRequest {
             model: primary.model.id.clone(),
             messages: fitted.messages,
-            temperature: req.params.temperature,
-            max_tokens: req.params.max_tokens,
+            temperature: turn.params.temperature,
+            max_tokens: turn.params.max_tokens,
         };
         let chain = self.router.chain(primary.clone());
         // Takes a queue slot on the primary (or fails "busy" before anything is stored,
@@ -218,24 +281,29 @@ impl ChatService {
         };
 
         let now = now_ms();
-        let user_message = self
-            .store
-            .insert_message(NewMessage {
-                id: new_id(),
-                conversation_id: conversation.id.clone(),
-                role: Role::User,
-                content: req.message.clone(),
-                status: MessageStatus::Complete,
-                provider: None,
-                model: None,
-                temperature: None,
-                max_tokens: None,
-                citations: Vec::new(),
-                now_ms: now,
-            })
-            .await?;
+        let user_message = match asked {
+            Some(question) => question,
+            None => {
+                self.store
+                    .insert_message(NewMessage {
+                        id: new_id(),
+                        conversation_id: conversation.id.clone(),
+                        parent_id: parent,
+                        role: Role::User,
+                        content: question.clone(),
+                        status: MessageStatus::Complete,
+                        provider: None,
+                        model: None,
+                        temperature: None,
+                        max_tokens: None,
+                        citations: Vec::new(),
+                        now_ms: now,
+                    })
+                    .await?
+            }
+        };
         if conversation.title == prompt::UNTITLED && history.is_empty() {
-            let title: String = prompt::title_from(&req.message)
+            let title: String = prompt::title_from(&question)
                 .chars()
                 .take(MAX_TITLE_CHARS)
                 .collect();
@@ -254,22 +322,29 @@ impl ChatService {
             .insert_message(NewMessage {
                 id: new_id(),
                 conversation_id: conversation.id.clone(),
+                parent_id: Some(user_message.id.clone()),
                 role: Role::Assistant,
                 content: String::new(),
                 status: MessageStatus::Streaming,
                 provider: Some(primary.provider_name().to_owned()),
                 model: Some(primary.model.id.clone()),
-                temperature: Some(req.params.temperature),
-                max_tokens: Some(req.params.max_tokens),
+                temperature: Some(turn.params.temperature),
+                max_tokens: Some(turn.params.max_tokens),
                 citations: grounding.citations,
                 now_ms: now,
             })
             .await?;
 
+        if !all.iter().any(|m| m.id == user_message.id) {
+            all.push(user_message.clone());
+        }
+        all.push(assistant.clone());
         let (events, receiver) = mpsc::channel(1024);
+        let assistant_view = branches::view(&all, assistant.clone());
+        let siblings = assistant_view.siblings.clone();
         let started_event = ChatEvent::Started {
-            user_message: Box::new(views::message(user_message)),
-            assistant_message: Box::new(views::message(assistant.clone())),
+            user_message: Box::new(branches::view(&all, user_message)),
+            assistant_message: Box::new(assistant_view),
         };
         events.try_send(started_event).expect("a new channel has room");
         let generation = Generation {
@@ -277,6 +352,7 @@ impl ChatService {
             running: Arc::clone(&self.running),
             live: self.running.register(owner, &assistant.id),
             detached,
+            siblings,
             message_id: assistant.id,
             router: Arc::clone(&self.router),
             chain,
@@ -323,6 +399,40 @@ impl ChatService {
             Ok(n) => tracing::warn!(count = n, "marked unfinished answers as interrupted"),
             Err(e) => tracing::error!(error = %e, "could not mark unfinished answers"),
         }
+    }
+}
+
+/// What to answer: a new question, an edited one, or an answer again.
+struct Turn {
+    conversation_id: String,
+    kind: TurnKind,
+    params: GenerationParams,
+    model: Option<String>,
+    trim_history: bool,
+}
+
+enum TurnKind {
+    New(String),
+    Edit { of: String, text: String },
+    Regenerate { of: String },
+}
+
+impl Turn {
+    fn ask(req: ChatRequest) -> Result<Self, ChatError> {
+        req.check().map_err(ChatError::Invalid)?;
+        Ok(Self {
+            kind: match req.edit_of {
+                Some(of) => TurnKind::Edit {
+                    of,
+                    text: req.message,
+                },
+                None => TurnKind::New(req.message),
+            },
+            conversation_id: req.conversation_id,
+            params: req.params,
+            model: req.model,
+            trim_history: req.trim_history,
+        })
     }
 }
 

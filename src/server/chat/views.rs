@@ -30,6 +30,8 @@ pub fn message(m: MessageRecord) -> MessageView {
     };
     MessageView {
         id: m.id,
+        parent_id: m.parent_id,
+        siblings: Vec::new(),
         role: m.role,
         content: m.content,
         status: m.status,

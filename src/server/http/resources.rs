@@ -28,7 +28,8 @@ use crate::{
         documents::{CollectionView, DocumentView, UploadOutcome},
         events::ChatEvent,
         types::{
-            ChatRequest, ConversationSummary, ConversationView, GenerationParams, MessageView, ModelList,
+            ChatRequest, ConversationSettings, ConversationSummary, ConversationView, GenerationParams,
+            MessageView, ModelList, RegenerateRequest,
         },
     },
     server::{auth::Principal, state::AppState},
@@ -51,6 +52,12 @@ pub fn router() -> Router<AppState> {
             get(list_messages).post(post_message),
         )
         .route("/api/v1/conversations/{id}/collections", put(set_collections))
+        .route(
+            "/api/v1/conversations/{id}/messages/{message_id}/regenerate",
+            axum::routing::post(regenerate),
+        )
+        .route("/api/v1/conversations/{id}/branch", put(switch_branch))
+        .route("/api/v1/conversations/{id}/settings", put(set_settings))
         .route("/api/v1/documents", get(list_documents).post(upload_documents))
         .route(
             "/api/v1/documents/{id}",
@@ -119,6 +126,29 @@ pub struct PostMessage {
     /// instead of answering once it is complete.
     #[serde(default)]
     pub stream: bool,
+    /// Edit and resend: this question of the conversation gets `message` as a new version
+    /// (the old one and its answers stay, as another branch).
+    #[serde(default)]
+    pub edit_of: Option<String>,
+}
+
+/// Answer a question again.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Regenerate {
+    pub params: GenerationParams,
+    /// `provider/model`; by default the conversation's.
+    pub model: Option<String>,
+    pub trim_history: bool,
+    /// Stream the new answer as server-sent events.
+    pub stream: bool,
+}
+
+/// The version of a message to show (with the newest branch under it).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchChoice {
+    pub message_id: String,
 }
 
 /// Both messages of an exchange, as stored once the reply ended.
@@ -312,12 +342,17 @@ pub(crate) async fn post_message(
         params: post.params,
         model: post.model,
         trim_history: post.trim_history,
+        edit_of: post.edit_of,
     };
-    let events = match state.chat.send(who.user, req).await {
-        Ok(events) => events,
-        Err(e) => return problem(e.into()),
-    };
-    if post.stream {
+    match state.chat.send(who.user, req).await {
+        Ok(events) => answer(events, post.stream).await,
+        Err(e) => problem(e.into()),
+    }
+}
+
+/// An answer as server-sent events, or the exchange once it has ended (201).
+async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static, stream: bool) -> Response {
+    if stream {
         let sse = events.map(|event| {
             Ok::<_, Infallible>(
                 Event::default()
@@ -348,6 +383,99 @@ pub(crate) async fn post_message(
         }
     }
     problem(ApiError::internal())
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message_id}/regenerate", tag = "conversations",
+    request_body = Regenerate,
+    params(("id" = String, Path, description = "Conversation id"), ("message_id" = String, Path, description = "The answer to write again")),
+    responses(
+        (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch), \
+            or with `stream: true` server-sent events as for a new message", body = Exchange),
+        (status = 400, description = "A field breaks the contract, or the message is not an answer; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation or message of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many answers started; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn regenerate(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, message_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let again: Regenerate = if body.iter().all(u8::is_ascii_whitespace) {
+        Regenerate::default()
+    } else {
+        match json_body(&body) {
+            Ok(r) => r,
+            Err(e) => return problem(e),
+        }
+    };
+    let req = RegenerateRequest {
+        conversation_id: id,
+        message_id,
+        params: again.params,
+        model: again.model,
+        trim_history: again.trim_history,
+    };
+    match state.chat.regenerate(who.user, req).await {
+        Ok(events) => answer(events, again.stream).await,
+        Err(e) => problem(e.into()),
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/branch", tag = "conversations", request_body = BranchChoice,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation showing that version (and the newest branch under it)", body = ConversationView),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation or message of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn switch_branch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let choice: BranchChoice = match json_body(&body) {
+        Ok(c) => c,
+        Err(e) => return problem(e),
+    };
+    reply(
+        state
+            .chat
+            .switch_branch(who.user, &id, &choice.message_id)
+            .await
+            .map_err(ApiError::from),
+    )
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/settings", tag = "conversations", request_body = ConversationSettings,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation's settings as stored", body = ConversationSettings),
+        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_settings(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let settings: ConversationSettings = match json_body(&body) {
+        Ok(s) => s,
+        Err(e) => return problem(e),
+    };
+    reply(
+        state
+            .chat
+            .set_settings(who.user, &id, settings)
+            .await
+            .map_err(ApiError::from),
+    )
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/collections", tag = "conversations", request_body = CollectionChoice,

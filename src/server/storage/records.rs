@@ -11,6 +11,12 @@ pub struct ConversationRecord {
     pub title: String,
     /// `provider/model` chosen for the conversation.
     pub model: Option<String>,
+    /// The last message of the branch shown (and continued).
+    pub active_leaf: Option<String>,
+    pub system_prompt: Option<String>,
+    /// Defaults of new messages in this conversation.
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -31,6 +37,8 @@ pub struct UsageRecord {
 pub struct MessageRecord {
     pub id: String,
     pub conversation_id: String,
+    /// The message before it in its branch (none for the first).
+    pub parent_id: Option<String>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -48,6 +56,7 @@ pub struct MessageRecord {
 pub struct NewMessage {
     pub id: String,
     pub conversation_id: String,
+    pub parent_id: Option<String>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -68,4 +77,12 @@ pub struct MessageFinish {
     pub notice: Option<String>,
     pub usage: UsageRecord,
     pub now_ms: i64,
+}
+
+/// A conversation's own settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationSettingsRecord {
+    pub system_prompt: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
 }

@@ -12,7 +12,9 @@ use sqlx::{
 };
 
 use super::{
-    records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage, UsageRecord},
+    records::{
+        ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage, UsageRecord,
+    },
     store::{Store, StoreError},
 };
 use crate::{
@@ -85,9 +87,10 @@ impl SqliteStore {
     }
 }
 
-const CONVERSATION_COLUMNS: &str = "id, title, model, created_at, updated_at";
+const CONVERSATION_COLUMNS: &str =
+    "id, title, model, active_leaf, system_prompt, temperature, max_tokens, created_at, updated_at";
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, error, notice, citations, provider, model, \
+const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, error, notice, citations, provider, model, \
      prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
      max_tokens, created_at, updated_at";
 
@@ -96,6 +99,10 @@ fn conversation_from_row(row: &SqliteRow) -> Result<ConversationRecord, StoreErr
         id: row.try_get("id")?,
         title: row.try_get("title")?,
         model: row.try_get("model")?,
+        active_leaf: row.try_get("active_leaf")?,
+        system_prompt: row.try_get("system_prompt")?,
+        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|v| v as f32),
+        max_tokens: opt_u32(row, "max_tokens")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -113,6 +120,7 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
     Ok(MessageRecord {
         id: row.try_get("id")?,
         conversation_id: row.try_get("conversation_id")?,
+        parent_id: row.try_get("parent_id")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
         content: row.try_get("content")?,
         status: MessageStatus::parse(&status)
@@ -168,6 +176,10 @@ impl Store for SqliteStore {
             id: id.to_owned(),
             title: title.to_owned(),
             model: None,
+            active_leaf: None,
+            system_prompt: None,
+            temperature: None,
+            max_tokens: None,
             created_at: now_ms,
             updated_at: now_ms,
         })
@@ -209,6 +221,47 @@ impl Store for SqliteStore {
 
     async fn set_conversation_model(&self, owner: UserId, id: &str, model: &str) -> Result<(), StoreError> {
         self.update_conversation(owner, "model", id, model).await
+    }
+
+    async fn set_active_leaf(&self, owner: UserId, id: &str, leaf: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET active_leaf = ? WHERE id = ? AND user_id = ? AND deleted_at IS NULL \
+             AND EXISTS (SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?)",
+        )
+        .bind(leaf)
+        .bind(id)
+        .bind(owner.get())
+        .bind(leaf)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_conversation_settings(
+        &self,
+        owner: UserId,
+        id: &str,
+        settings: &ConversationSettingsRecord,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET system_prompt = ?, temperature = ?, max_tokens = ? \
+             WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
+        )
+        .bind(&settings.system_prompt)
+        .bind(settings.temperature.map(f64::from))
+        .bind(settings.max_tokens.map(i64::from))
+        .bind(id)
+        .bind(owner.get())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     async fn trash_conversation(
@@ -260,8 +313,9 @@ impl Store for SqliteStore {
 
     async fn insert_message(&self, m: NewMessage) -> Result<MessageRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let touched = sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
+        let touched = sqlx::query("UPDATE conversations SET updated_at = ?, active_leaf = ? WHERE id = ?")
             .bind(m.now_ms)
+            .bind(&m.id)
             .bind(&m.conversation_id)
             .execute(&mut *tx)
             .await?;
@@ -269,13 +323,14 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let sql = format!(
-            "INSERT INTO messages (id, conversation_id, role, content, status, provider, model, \
-             temperature, max_tokens, citations, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             RETURNING {MESSAGE_COLUMNS}"
+            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
+             temperature, max_tokens, citations, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&m.id)
             .bind(&m.conversation_id)
+            .bind(&m.parent_id)
             .bind(m.role.as_str())
             .bind(&m.content)
             .bind(m.status.as_str())

@@ -2,7 +2,9 @@ use async_trait::async_trait;
 
 use crate::server::auth::UserId;
 
-use super::records::{ConversationRecord, MessageFinish, MessageRecord, NewMessage};
+use super::records::{
+    ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,14 +64,25 @@ pub trait Store: Send + Sync + 'static {
     /// Remembers the `provider/model` a conversation answers with.
     async fn set_conversation_model(&self, owner: UserId, id: &str, model: &str) -> Result<(), StoreError>;
 
-    /// A conversation's messages, oldest first.
+    /// Shows the branch ending at `leaf` (a message of the conversation).
+    async fn set_active_leaf(&self, owner: UserId, id: &str, leaf: &str) -> Result<(), StoreError>;
+
+    /// Sets a conversation's system prompt and default parameters.
+    async fn set_conversation_settings(
+        &self,
+        owner: UserId,
+        id: &str,
+        settings: &ConversationSettingsRecord,
+    ) -> Result<(), StoreError>;
+
+    /// A conversation's messages of every branch, oldest first.
     async fn list_messages(
         &self,
         owner: UserId,
         conversation_id: &str,
     ) -> Result<Vec<MessageRecord>, StoreError>;
 
-    /// Stores a message and bumps its conversation's activity time.
+    /// Stores a message, makes it the conversation's shown leaf and bumps its activity time.
     async fn insert_message(&self, message: NewMessage) -> Result<MessageRecord, StoreError>;
 
     /// Saves the text of a message that is still streaming.

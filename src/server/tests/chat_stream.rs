@@ -26,6 +26,7 @@ fn req(conversation_id: &str, message: &str, temperature: f32, max_tokens: u32) 
         },
         model: None,
         trim_history: false,
+        edit_of: None,
     }
 }
 
@@ -315,12 +316,15 @@ async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
     let t = chat().await;
     let conv = t.chat.create_conversation(ME).await.unwrap();
     // Eight long turns, about 9,600 tokens: more than the 4,096-token window.
+    let mut parent = None;
     for i in 0..16 {
         let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let id = uuid::Uuid::now_v7().to_string();
         t.store
             .insert_message(NewMessage {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: id.clone(),
                 conversation_id: conv.id.clone(),
+                parent_id: parent.replace(id),
                 role,
                 content: format!("turn {i}: {}", "a ".repeat(600)),
                 status: MessageStatus::Complete,
@@ -438,6 +442,7 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
         .insert_message(NewMessage {
             id: "crashed".into(),
             conversation_id: conv.id.clone(),
+            parent_id: None,
             role: Role::Assistant,
             content: "half an ans".into(),
             status: MessageStatus::Streaming,
@@ -581,4 +586,170 @@ async fn a_detached_answer_survives_its_listener_and_can_be_watched_by_its_owner
     assert_eq!(message.usage.as_ref().unwrap().completion_tokens, 160);
     // Once it has ended, there is nothing to attach to: the page reads the stored message.
     assert!(t.chat.watch(ME, &id).is_err());
+}
+
+/// Regenerate and edit keep the earlier versions as branches; switching shows a version
+/// with the newest branch under it; bad targets are refused before anything is stored.
+#[tokio::test]
+async fn regenerate_and_edit_make_branches_the_user_can_switch_between() {
+    use crate::api::types::RegenerateRequest;
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let first = collect(
+        t.chat
+            .send(ME, req(&conv.id, "Name a fruit.", 0.0, 8))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (q1, a1) = match &first[0] {
+        ChatEvent::Started {
+            user_message,
+            assistant_message,
+        } => (user_message.id.clone(), assistant_message.id.clone()),
+        other => panic!("{other:?}"),
+    };
+    let again = |message_id: &str, temperature: f32| RegenerateRequest {
+        conversation_id: conv.id.clone(),
+        message_id: message_id.into(),
+        params: GenerationParams {
+            temperature,
+            max_tokens: 8,
+        },
+        model: None,
+        trim_history: false,
+    };
+    let regenerated = collect(t.chat.regenerate(ME, again(&a1, 1.0)).await.unwrap()).await;
+    let ChatEvent::Started {
+        user_message,
+        assistant_message,
+    } = &regenerated[0]
+    else {
+        panic!()
+    };
+    assert_eq!(user_message.id, q1, "the same question is answered again");
+    let a1b = assistant_message.id.clone();
+    assert_eq!(assistant_message.siblings, [a1.clone(), a1b.clone()]);
+    assert_eq!(done(&regenerated).status, MessageStatus::Complete);
+
+    let view = t.chat.get_conversation(ME, &conv.id).await.unwrap();
+    let ids: Vec<&str> = view.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, [q1.as_str(), a1b.as_str()]);
+    assert_eq!(view.messages[1].siblings.len(), 2);
+
+    // A follow-up continues the shown branch; editing the first question starts another.
+    let follow = collect(
+        t.chat
+            .send(ME, req(&conv.id, "And a colour?", 0.0, 8))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let a2 = done(&follow).id.clone();
+    let mut edit = req(&conv.id, "Name a vegetable.", 0.0, 8);
+    edit.edit_of = Some(q1.clone());
+    let edited = collect(t.chat.send(ME, edit).await.unwrap()).await;
+    let view = t.chat.get_conversation(ME, &conv.id).await.unwrap();
+    assert_eq!(view.messages.len(), 2);
+    assert_eq!(view.messages[0].content, "Name a vegetable.");
+    assert_eq!(view.messages[0].siblings.len(), 2);
+    assert_eq!(view.messages[1].id, done(&edited).id);
+
+    // Back to the first question: its newest branch, with the follow-up.
+    let view = t.chat.switch_branch(ME, &conv.id, &q1).await.unwrap();
+    let ids: Vec<&str> = view.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!((ids[0], ids[1], ids[3]), (q1.as_str(), a1b.as_str(), a2.as_str()));
+    assert_eq!(view.messages[2].content, "And a colour?");
+    // What is shown is remembered.
+    assert_eq!(
+        t.chat
+            .get_conversation(ME, &conv.id)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        4
+    );
+
+    // Refused before anything is stored: a question to regenerate, an answer to edit,
+    // someone else's or an unknown message.
+    let stored = t.store.list_messages(ME, &conv.id).await.unwrap().len();
+    let e = ApiError::from(t.chat.regenerate(ME, again(&q1, 0.0)).await.err().unwrap());
+    assert_eq!((e.status(), e.field.as_deref()), (400, Some("message_id")));
+    let mut bad_edit = req(&conv.id, "x", 0.0, 8);
+    bad_edit.edit_of = Some(a1.clone());
+    let e = ApiError::from(t.chat.send(ME, bad_edit).await.err().unwrap());
+    assert_eq!((e.status(), e.field.as_deref()), (400, Some("edit_of")));
+    let e = ApiError::from(t.chat.regenerate(ME, again("nope", 0.0)).await.err().unwrap());
+    assert_eq!(e.status(), 404);
+    let other = crate::server::auth::UserId::for_tests(2);
+    let e = ApiError::from(t.chat.regenerate(other, again(&a1, 0.0)).await.err().unwrap());
+    assert_eq!(e.status(), 404);
+    assert!(t.chat.switch_branch(other, &conv.id, &q1).await.is_err());
+    assert_eq!(t.store.list_messages(ME, &conv.id).await.unwrap().len(), stored);
+}
+
+#[tokio::test]
+async fn a_conversation_has_its_own_system_prompt_and_defaults() {
+    use crate::api::types::ConversationSettings;
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    for (settings, field) in [
+        (
+            ConversationSettings {
+                temperature: Some(5.0),
+                ..Default::default()
+            },
+            "temperature",
+        ),
+        (
+            ConversationSettings {
+                max_tokens: Some(0),
+                ..Default::default()
+            },
+            "max_tokens",
+        ),
+        (
+            ConversationSettings {
+                system_prompt: Some("x".repeat(8_001)),
+                ..Default::default()
+            },
+            "system_prompt",
+        ),
+    ] {
+        let e = ApiError::from(t.chat.set_settings(ME, &conv.id, settings).await.err().unwrap());
+        assert_eq!(e.field.as_deref(), Some(field));
+        assert!(
+            e.message.contains(if field == "system_prompt" {
+                "8000"
+            } else {
+                "between"
+            }),
+            "{}",
+            e.message
+        );
+    }
+    let wanted = ConversationSettings {
+        system_prompt: Some("You are a pirate. Answer like one. ".repeat(20)),
+        temperature: Some(0.2),
+        max_tokens: Some(64),
+    };
+    t.chat.set_settings(ME, &conv.id, wanted.clone()).await.unwrap();
+    assert_eq!(
+        t.chat.get_conversation(ME, &conv.id).await.unwrap().settings,
+        wanted
+    );
+    // The system prompt reaches the model (in place of the template's default one): the
+    // prompt grows by its 200-odd tokens.
+    let plain = t.chat.create_conversation(ME).await.unwrap();
+    let tokens = |events: &[ChatEvent]| done(events).usage.as_ref().unwrap().prompt_tokens;
+    let with = collect(t.chat.send(ME, req(&conv.id, "Hello", 0.0, 4)).await.unwrap()).await;
+    let without = collect(t.chat.send(ME, req(&plain.id, "Hello", 0.0, 4)).await.unwrap()).await;
+    assert!(
+        tokens(&with) > tokens(&without),
+        "{} vs {}",
+        tokens(&with),
+        tokens(&without)
+    );
 }

@@ -84,6 +84,7 @@ async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
         },
         model: None,
         trim_history: false,
+        edit_of: None,
     };
     let events = collect(app.state.chat.send(ME, req).await.unwrap()).await;
     match events.last() {

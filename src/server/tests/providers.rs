@@ -41,6 +41,7 @@ fn request(conversation_id: &str, model: Option<&str>, message: &str, max_tokens
         },
         model: model.map(Into::into),
         trim_history: false,
+        edit_of: None,
     }
 }
 

@@ -245,6 +245,51 @@ async fn rest_resources_cover_conversations_messages_and_documents() {
         .await
         .unwrap();
     assert_eq!(messages.as_array().unwrap().len(), 4);
+    // Regenerate the last answer: a new version, the old one kept; switch back to it.
+    let last = messages[3]["id"].as_str().unwrap().to_owned();
+    let res = http
+        .post(url(&format!("/conversations/{id}/messages/{last}/regenerate")))
+        .json(&json!({"params": {"temperature": 1.0, "max_tokens": 8}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(
+        again["assistant_message"]["siblings"].as_array().unwrap().len(),
+        2
+    );
+    let res = http
+        .put(url(&format!("/conversations/{id}/branch")))
+        .json(&json!({"message_id": last}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let shown: Value = res.json().await.unwrap();
+    assert_eq!(shown["messages"][3]["id"], last.as_str());
+    // Settings: validated, stored, shown with the conversation.
+    let settings = |body: Value| {
+        http.put(url(&format!("/conversations/{id}/settings")))
+            .json(&body)
+            .send()
+    };
+    let res = settings(json!({"temperature": 3})).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "temperature");
+    let res = settings(json!({"system_prompt": "Be brief.", "max_tokens": 32}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let view: Value = http
+        .get(url(&format!("/conversations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["settings"]["system_prompt"], "Be brief.");
     let res = http
         .post(url(&format!("/conversations/{id}/messages")))
         .json(&json!({"message": "hi", "params": {"temperature": 5.0}}))

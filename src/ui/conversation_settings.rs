@@ -1,0 +1,178 @@
+//! A conversation's own settings (system prompt, default temperature and max tokens) and
+//! the gauge of how full the model's context window is.
+
+use leptos::{prelude::*, task::spawn_local};
+
+use super::{message::ChatMessage, state::client_state};
+use crate::api::{
+    ApiError,
+    conversations::{list_models, set_conversation_settings},
+    types::{ConversationSettings, MessageStatus, Role},
+    validation::{MAX_SYSTEM_PROMPT_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE},
+};
+
+/// The composer's parameters take the conversation's defaults where it has them.
+pub fn apply_defaults(settings: &ConversationSettings) {
+    if settings.temperature.is_none() && settings.max_tokens.is_none() {
+        return;
+    }
+    client_state().params.update(|p| {
+        p.temperature = settings.temperature.unwrap_or(p.temperature);
+        p.max_tokens = settings.max_tokens.unwrap_or(p.max_tokens);
+    });
+}
+
+#[component]
+pub fn ConversationSettingsPanel(conversation_id: String, settings: ConversationSettings) -> impl IntoView {
+    let id = StoredValue::new(conversation_id);
+    let system_prompt = RwSignal::new(settings.system_prompt.clone().unwrap_or_default());
+    let temperature = RwSignal::new(settings.temperature.map(|t| t.to_string()).unwrap_or_default());
+    let max_tokens = RwSignal::new(settings.max_tokens.map(|n| n.to_string()).unwrap_or_default());
+    let error = RwSignal::new(None::<ApiError>);
+    let saved = RwSignal::new(false);
+    let error_for = move |field: &'static str| {
+        move || {
+            error
+                .get()
+                .filter(|e| e.field.as_deref() == Some(field))
+                .map(|e| view! { <p class="field-error" data-field-error=field role="alert">{e.message}</p> })
+        }
+    };
+    let number = |field: &'static str, raw: String| -> Result<Option<String>, ApiError> {
+        let raw = raw.trim().to_owned();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.parse::<f64>().is_err() {
+            return Err(ApiError::invalid(field, format!("{field} must be a number")));
+        }
+        Ok(Some(raw))
+    };
+    let save = move |e: leptos::ev::SubmitEvent| {
+        e.prevent_default();
+        saved.set(false);
+        let parsed =
+            (|| -> Result<ConversationSettings, ApiError> {
+                let t = number("temperature", temperature.get_untracked())?;
+                let n = number("max_tokens", max_tokens.get_untracked())?;
+                Ok(ConversationSettings {
+                    system_prompt: Some(system_prompt.get_untracked()).filter(|p| !p.trim().is_empty()),
+                    temperature: t.and_then(|t| t.parse().ok()),
+                    max_tokens: match n {
+                        Some(n) => Some(n.parse().map_err(|_| {
+                            ApiError::invalid("max_tokens", "max_tokens must be a whole number")
+                        })?),
+                        None => None,
+                    },
+                })
+            })();
+        let settings = match parsed.and_then(|s| s.check().map(|()| s)) {
+            Ok(s) => s,
+            Err(e) => {
+                error.set(Some(e));
+                return;
+            }
+        };
+        spawn_local(async move {
+            match set_conversation_settings(id.get_value(), settings).await {
+                Ok(stored) => {
+                    error.set(None);
+                    saved.set(true);
+                    apply_defaults(&stored);
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    let (t_min, t_max) = TEMPERATURE_RANGE;
+    view! {
+        <details class="conversation-settings">
+            <summary>"Conversation settings"</summary>
+            <form class="settings-form" novalidate on:submit=save>
+                <label for="system-prompt">"System prompt"</label>
+                <textarea
+                    id="system-prompt"
+                    rows="3"
+                    maxlength=MAX_SYSTEM_PROMPT_CHARS
+                    placeholder="Instructions for every answer in this conversation"
+                    prop:value=move || system_prompt.get()
+                    on:input=move |e| system_prompt.set(event_target_value(&e))
+                ></textarea>
+                {error_for("system_prompt")}
+                <div class="settings-row">
+                    <label>
+                        {format!("Temperature ({t_min}–{t_max}) ")}
+                        <input
+                            id="conv-temperature"
+                            inputmode="decimal"
+                            placeholder="default"
+                            prop:value=move || temperature.get()
+                            on:input=move |e| temperature.set(event_target_value(&e))
+                        />
+                    </label>
+                    <label>
+                        {format!("Max tokens (1–{MAX_TOKENS_LIMIT}) ")}
+                        <input
+                            id="conv-max-tokens"
+                            inputmode="numeric"
+                            placeholder="default"
+                            prop:value=move || max_tokens.get()
+                            on:input=move |e| max_tokens.set(event_target_value(&e))
+                        />
+                    </label>
+                    <button type="submit" class="save-settings">"Save"</button>
+                    {move || saved.get().then(|| view! { <span class="saved" role="status">"Saved"</span> })}
+                </div>
+                {error_for("temperature")}
+                {error_for("max_tokens")}
+            </form>
+        </details>
+    }
+}
+
+/// How much of the model's context window the conversation fills: the last answer's
+/// prompt plus its own tokens, against the window of the model it answers with.
+#[component]
+pub fn ContextGauge(messages: RwSignal<Vec<ChatMessage>>, model: RwSignal<Option<String>>) -> impl IntoView {
+    let models = Resource::new(|| (), |_| list_models());
+    let used = Memo::new(move |_| {
+        messages.with(|list| {
+            list.iter()
+                .rev()
+                .filter(|m| m.role == Role::Assistant && m.status.get() != MessageStatus::Streaming)
+                .find_map(|m| m.usage.get())
+                .map(|u| u.prompt_tokens + u.completion_tokens)
+        })
+    });
+    let window = move || {
+        let list = models.get()?.ok()?;
+        let id = model.get().or(list.default.clone())?;
+        list.models.iter().find(|m| m.id == id).map(|m| m.context_window)
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let (used, window) = (used.get()?, window()?);
+                let percent = (f64::from(used) * 100.0 / f64::from(window.max(1))).round();
+                Some(
+                    view! {
+                        <div class="context-gauge" title="How full the model's context window is">
+                            <label for="context-meter">
+                                {format!("Context {used} / {window} tokens ({percent}%)")}
+                            </label>
+                            <meter
+                                id="context-meter"
+                                min="0"
+                                max=window
+                                low=f64::from(window) * 0.7
+                                high=f64::from(window) * 0.9
+                                optimum="0"
+                                value=used
+                            ></meter>
+                        </div>
+                    },
+                )
+            }}
+        </Transition>
+    }
+}
