@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod documents;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod generate;
 pub mod types;
 pub mod validation;

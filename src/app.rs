@@ -13,6 +13,7 @@ use crate::ui::{
     conversation::{ConversationPage, NewChatPage},
     documents::DocumentsPage,
     layout::Layout,
+    search::SearchPage,
     session::{SessionInfo, SessionMeta},
     state::ClientState,
 };
@@ -62,6 +63,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod markdown;
 pub mod message;
 pub mod models;
+pub mod search;
 pub mod session;
 pub mod sidebar;
 pub mod state;

@@ -205,3 +205,44 @@ test("regenerate and edit keep earlier versions to switch between; settings and 
   await page.locator("details.params summary").click();
   await expect(page.locator("#temperature")).toHaveValue("0.5");
 });
+
+test("search finds messages across conversations; a conversation exports and imports back", async ({ page }) => {
+  test.setTimeout(90_000);
+  await openHydrated(page);
+  await send(page, "Tell me about the zeppelin hangar.", { maxTokens: 8 });
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const conversation = page.url();
+
+  await page.locator("#search").fill("zeppel");
+  await page.locator("#search").press("Enter");
+  await expect(page).toHaveURL(/\/search\?q=zeppel$/);
+  const hit = page.locator(".search-hit").first();
+  await expect(hit.locator("mark").first()).toHaveText(/zeppelin/i);
+  await hit.locator("a").click();
+  await expect(page).toHaveURL(conversation);
+  await expect(page.locator("article.message-user .message-content").first()).toHaveText("Tell me about the zeppelin hangar.");
+
+  // Export as JSON (every branch), then import it back as a new conversation.
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator(".export-links a", { hasText: "JSON" }).click(),
+  ]);
+  const path = await download.path();
+  const exported = JSON.parse(require("node:fs").readFileSync(path!, "utf8"));
+  expect(exported.stoa_export).toBe(1);
+  expect(exported.conversations[0].messages.length).toBe(2);
+  const before = await page.locator(".conversation-link").count();
+  await openHydrated(page, "/account");
+  await page.setInputFiles("#import-file", {
+    name: "export.json",
+    mimeType: "application/json",
+    buffer: Buffer.from(JSON.stringify(exported)),
+  });
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.locator(".import-result")).toHaveText("Imported 1 conversations.");
+  await expect(page.locator(".conversation-link")).toHaveCount(before + 1);
+  // A file that is not an export is refused with the reason.
+  await page.setInputFiles("#import-file", { name: "x.json", mimeType: "application/json", buffer: Buffer.from("{\"a\":1}") });
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page.locator(".field-error")).toContainText("stoa_export");
+});

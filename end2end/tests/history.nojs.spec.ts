@@ -65,3 +65,18 @@ test("without JavaScript a message is sent with the plain form and the answer ap
   await expect(page.locator("article.message-user")).toHaveCount(2);
   await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "false");
 });
+
+test("without JavaScript the search form finds messages", async ({ page, baseURL }) => {
+  const created = await callServerFn(baseURL!, "conversations/create", {});
+  const { id } = await created.json();
+  const reply = await callServerFn(baseURL!, "chat/send", {
+    req: { conversation_id: id, message: "Where do flamingos sleep?", params: { temperature: 0, max_tokens: 8 } },
+  });
+  await reply.text();
+  await page.goto("/");
+  await page.locator("#search").fill("flamingos");
+  await page.locator("#search").press("Enter");
+  await expect(page).toHaveURL(/\/search\?q=flamingos$/);
+  await expect(page.locator(".search-hit mark").first()).toHaveText(/flamingos/i);
+  await expect(page.locator(`.search-hit a[href="/c/${id}"]`).first()).toBeVisible();
+});

@@ -106,3 +106,15 @@ pub async fn set_conversation_settings(
         .await
         .map_err(ApiError::from)
 }
+
+/// The signed-in user's messages matching every word of `query` (the last as a prefix),
+/// best first, with the matching words marked.
+#[server(endpoint = "conversations/search", input = Json, client = super::csrf::CsrfClient)]
+pub async fn search_messages(query: String) -> Result<Vec<super::types::SearchHit>, ApiError> {
+    use crate::server::state::{principal, state};
+    state()?
+        .chat
+        .search(principal()?.user, &query)
+        .await
+        .map_err(ApiError::from)
+}

@@ -247,3 +247,25 @@ pub struct ModelList {
     pub default: Option<String>,
     pub models: Vec<ModelInfo>,
 }
+
+/// A piece of a search snippet; `matched` pieces are the words searched for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SnippetPart {
+    pub text: String,
+    pub matched: bool,
+}
+
+/// A message that matches a search, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub conversation_title: String,
+    pub message_id: String,
+    pub role: Role,
+    /// The words around the match.
+    pub snippet: Vec<SnippetPart>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}

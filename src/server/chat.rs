@@ -6,6 +6,7 @@ mod branches;
 pub mod completion;
 mod conversations;
 mod error;
+mod export;
 mod generation;
 mod prompt;
 mod service;

@@ -12,5 +12,8 @@ mod store;
 
 pub use accounts::AccountStore;
 pub use documents::DocumentStore;
-pub use records::{ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage};
+pub use records::{
+    ConversationRecord, ConversationSettingsRecord, ImportedConversation, ImportedMessage, MessageFinish,
+    MessageRecord, NewMessage, SearchHitRecord,
+};
 pub use store::{Store, StoreError};

@@ -166,6 +166,7 @@ pub fn AccountPage() -> impl IntoView {
                         </p>
                     }
                 })}
+            <YourData />
             <h2>"API keys"</h2>
             <p class="muted">
                 "Programs send a key as " <code>"Authorization: Bearer <key>"</code>
@@ -360,5 +361,50 @@ pub fn AdminPage() -> impl IntoView {
                 }}
             </Transition>
         </section>
+    }
+}
+
+/// Export every conversation, or import an export back (as new conversations).
+#[component]
+fn YourData() -> impl IntoView {
+    let form = NodeRef::<leptos::html::Form>::new();
+    let result = RwSignal::new(None::<Result<usize, ApiError>>);
+    let state = super::state::client_state();
+    let import = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        let Some(form) = form.get_untracked() else { return };
+        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
+            return;
+        };
+        spawn_local(async move {
+            let outcome = crate::api::export::import_conversations(data.into())
+                .await
+                .map(|list| list.len());
+            if outcome.is_ok() {
+                state.refresh_conversations();
+            }
+            result.set(Some(outcome));
+        });
+    };
+    view! {
+        <h2>"Your conversations"</h2>
+        <p>
+            "Export all: " <a href="/api/v1/export?format=json" download class="export-all-json">"JSON"</a>
+            " (every branch; can be imported) · "
+            <a href="/api/v1/export?format=markdown" download>"Markdown"</a>
+        </p>
+        <form class="import" node_ref=form on:submit=import>
+            <label for="import-file">"Import a JSON export"</label>
+            <input id="import-file" type="file" name="file" accept="application/json,.json" />
+            <button type="submit">"Import"</button>
+        </form>
+        {move || {
+            result
+                .get()
+                .map(|r| match r {
+                    Ok(n) => view! { <p class="import-result" role="status">{format!("Imported {n} conversations.")}</p> }.into_any(),
+                    Err(e) => show_error(&e).into_any(),
+                })
+        }}
     }
 }

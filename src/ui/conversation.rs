@@ -268,6 +268,16 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                 <SourcesPicker conversation_id=conversation_id.get_value() selected=collections />
                 <ConversationSettingsPanel conversation_id=conversation_id.get_value() settings />
                 <ContextGauge messages model />
+                <span class="export-links">
+                    "Export: "
+                    <a href=format!("/api/v1/conversations/{}/export?format=markdown", conversation_id.get_value()) download>
+                        "Markdown"
+                    </a>
+                    " · "
+                    <a href=format!("/api/v1/conversations/{}/export?format=json", conversation_id.get_value()) download>
+                        "JSON"
+                    </a>
+                </span>
             </div>
             <Composer
                 draft

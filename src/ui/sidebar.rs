@@ -28,6 +28,7 @@ pub fn Sidebar() -> impl IntoView {
             <A href="/documents" attr:class="documents-link">
                 "Documents"
             </A>
+            <super::search::SearchBox />
             {move || {
                 deleted
                     .get()

@@ -9,7 +9,7 @@ use super::{
 use crate::{
     api::{
         ApiError,
-        types::{ConversationSettings, ConversationSummary, ConversationView},
+        types::{ConversationSettings, ConversationSummary, ConversationView, SearchHit, SnippetPart},
         validation::validate_title,
     },
     server::{auth::UserId, storage::ConversationSettingsRecord},
@@ -17,6 +17,10 @@ use crate::{
 
 /// Conversations shown in the sidebar.
 const LIST_LIMIT: u32 = 200;
+/// Search results returned at most.
+const SEARCH_LIMIT: u32 = 50;
+/// Longest search, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
 
 impl ChatService {
     /// Limits a conversation's answers to these collections (empty: all documents).
@@ -85,6 +89,29 @@ impl ChatService {
                 max_tokens: conversation.max_tokens,
             },
         })
+    }
+
+    /// `owner`'s messages matching every word of `query`, best first.
+    pub async fn search(&self, owner: UserId, query: &str) -> Result<Vec<SearchHit>, ChatError> {
+        let n = query.chars().count();
+        if n > MAX_SEARCH_CHARS {
+            return Err(ChatError::Invalid(ApiError::invalid(
+                "query",
+                format!("a search is at most {MAX_SEARCH_CHARS} characters (got {n})"),
+            )));
+        }
+        let hits = self.store.search_messages(owner, query, SEARCH_LIMIT).await?;
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchHit {
+                snippet: snippet_parts(&h.snippet),
+                conversation_id: h.conversation_id,
+                conversation_title: h.conversation_title,
+                message_id: h.message_id,
+                role: h.role,
+                created_at: h.created_at,
+            })
+            .collect())
     }
 
     /// Shows another version of a message (and the newest branch under it).
@@ -180,5 +207,51 @@ impl ChatService {
             .await
             .map_err(not_found("deleted conversation"))?;
         self.summary_of(owner, id).await
+    }
+}
+
+/// A snippet with matches between \u{2} and \u{3} as plain and matched parts.
+fn snippet_parts(snippet: &str) -> Vec<SnippetPart> {
+    let mut parts = Vec::new();
+    let mut rest = snippet;
+    while let Some(start) = rest.find('\u{2}') {
+        if start > 0 {
+            parts.push(SnippetPart {
+                text: rest[..start].to_owned(),
+                matched: false,
+            });
+        }
+        let after = &rest[start + 1..];
+        let end = after.find('\u{3}').unwrap_or(after.len());
+        parts.push(SnippetPart {
+            text: after[..end].to_owned(),
+            matched: true,
+        });
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    if !rest.is_empty() {
+        parts.push(SnippetPart {
+            text: rest.to_owned(),
+            matched: false,
+        });
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn snippets_split_into_matched_and_plain_parts() {
+        let parts = super::snippet_parts("…a \u{2}dragon\u{3} and a \u{2}knight\u{3}");
+        let shown: Vec<(bool, &str)> = parts.iter().map(|p| (p.matched, p.text.as_str())).collect();
+        assert_eq!(
+            shown,
+            [
+                (false, "…a "),
+                (true, "dragon"),
+                (false, " and a "),
+                (true, "knight")
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{
         IntoResponse, Response,
@@ -27,9 +27,10 @@ use crate::{
         accounts::{ApiKeyView, CreatedApiKey},
         documents::{CollectionView, DocumentView, UploadOutcome},
         events::ChatEvent,
+        export::{ExportFile, to_markdown},
         types::{
             ChatRequest, ConversationSettings, ConversationSummary, ConversationView, GenerationParams,
-            MessageView, ModelList, RegenerateRequest,
+            MessageView, ModelList, RegenerateRequest, SearchHit,
         },
     },
     server::{auth::Principal, state::AppState},
@@ -58,6 +59,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/conversations/{id}/branch", put(switch_branch))
         .route("/api/v1/conversations/{id}/settings", put(set_settings))
+        .route("/api/v1/conversations/{id}/export", get(export_conversation))
+        .route("/api/v1/export", get(export_all))
+        .route("/api/v1/import", axum::routing::post(import))
+        .route("/api/v1/search", get(search))
         .route("/api/v1/documents", get(list_documents).post(upload_documents))
         .route(
             "/api/v1/documents/{id}",
@@ -633,4 +638,125 @@ pub(crate) async fn revoke_key(
     Path(id): Path<String>,
 ) -> Response {
     no_content(state.accounts.revoke_key(&who, &id).await)
+}
+
+/// `?format=` of an export.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `json` (every branch; importable) or `markdown` (the branch shown). Default `json`.
+    pub format: Option<String>,
+}
+
+/// `?q=` of a search.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to find (all of them; the last as a prefix), at most 200 characters.
+    pub q: Option<String>,
+}
+
+/// The export as a file download.
+fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, name: &str) -> Response {
+    let file = match result {
+        Ok(f) => f,
+        Err(e) => return problem(e),
+    };
+    let (body, content_type, extension) = match format.unwrap_or("json") {
+        "json" => (
+            serde_json::to_string_pretty(&file).unwrap_or_default(),
+            "application/json",
+            "json",
+        ),
+        "markdown" | "md" => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
+        other => {
+            return problem(ApiError::invalid(
+                "format",
+                format!("format is 'json' or 'markdown' (got '{other}')"),
+            ));
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{extension}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/export", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id"), ExportQuery),
+    responses(
+        (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)", body = ExportFile),
+        (status = 400, description = "An unknown format; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn export_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let result = state
+        .chat
+        .export(who.user, Some(&id))
+        .await
+        .map_err(ApiError::from);
+    export_response(result, q.format.as_deref(), "stoa-conversation")
+}
+
+#[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
+    responses(
+        (status = 200, description = "All the caller's conversations as a JSON export or Markdown", body = ExportFile),
+        (status = 400, description = "An unknown format; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn export_all(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let result = state.chat.export(who.user, None).await.map_err(ApiError::from);
+    export_response(result, q.format.as_deref(), "stoa-conversations")
+}
+
+#[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
+    responses(
+        (status = 201, description = "The imported conversations (new ids; every branch kept)", body = [ConversationSummary]),
+        (status = 400, description = "Not a Stoa export, or a rule broken; `field` names it (e.g. `conversations[0].messages[3].parent_id`)", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request is over the size limit", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn import(State(state): State<AppState>, who: Principal, body: Bytes) -> Response {
+    let file: ExportFile = match json_body(&body) {
+        Ok(f) => f,
+        Err(e) => return problem(e),
+    };
+    created(state.chat.import(who.user, file).await.map_err(ApiError::from))
+}
+
+#[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
+    responses(
+        (status = 200, description = "The caller's messages matching every word, best first, with the matches marked", body = [SearchHit]),
+        (status = 400, description = "The search is too long; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    reply(
+        state
+            .chat
+            .search(who.user, q.q.as_deref().unwrap_or_default())
+            .await
+            .map_err(ApiError::from),
+    )
 }

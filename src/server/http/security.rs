@@ -42,8 +42,13 @@ pub fn layers() -> [SetResponseHeaderLayer<HeaderValue>; 3] {
 
 /// Largest request body of every route but uploads.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// The document upload endpoints (UI and REST), which take several files at once.
-pub const UPLOAD_PATHS: [&str; 2] = ["/api/documents/upload", "/api/v1/documents"];
+/// The endpoints that take files (document uploads, conversation imports; UI and REST).
+pub const UPLOAD_PATHS: [&str; 4] = [
+    "/api/documents/upload",
+    "/api/v1/documents",
+    "/api/conversations/import",
+    "/api/v1/import",
+];
 
 /// Refuses request bodies over the limit with a 413 naming it (by `Content-Length` at
 /// once, otherwise when the body grows past it), so no route reads unbounded input.

@@ -86,3 +86,41 @@ pub struct ConversationSettingsRecord {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }
+
+/// A message found by full-text search; `snippet` marks matches with \u{2} … \u{3}.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHitRecord {
+    pub conversation_id: String,
+    pub conversation_title: String,
+    pub message_id: String,
+    pub role: Role,
+    pub snippet: String,
+    pub created_at: i64,
+}
+
+/// A conversation brought in from an export, with its new ids already given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedConversation {
+    pub id: String,
+    pub title: String,
+    pub model: Option<String>,
+    pub settings: ConversationSettingsRecord,
+    pub active_leaf: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Parents before children.
+    pub messages: Vec<ImportedMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedMessage {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub error: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub created_at: i64,
+}

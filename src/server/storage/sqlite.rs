@@ -13,7 +13,8 @@ use sqlx::{
 
 use super::{
     records::{
-        ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage, UsageRecord,
+        ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
+        NewMessage, SearchHitRecord, UsageRecord,
     },
     store::{Store, StoreError},
 };
@@ -151,6 +152,25 @@ fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// The words of a search as an FTS5 expression that cannot be a syntax error: every word
+/// must match, the last one as a prefix (results appear while typing).
+fn search_expression(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .collect();
+    let (last, rest) = words.split_last()?;
+    Some(
+        rest.iter()
+            .cloned()
+            .chain([format!("{last}*")])
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
 }
 
 #[async_trait]
@@ -395,8 +415,102 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn search_messages(
+        &self,
+        owner: UserId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<SearchHitRecord>, StoreError> {
+        let Some(expression) = search_expression(query) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT m.id, m.conversation_id, c.title, m.role, m.created_at, \
+             snippet(messages_fts, 0, char(2), char(3), '…', 16) AS snippet \
+             FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+             JOIN conversations c ON c.id = m.conversation_id \
+             WHERE messages_fts MATCH ? AND c.user_id = ? AND c.deleted_at IS NULL \
+             ORDER BY rank LIMIT ?",
+        )
+        .bind(expression)
+        .bind(owner.get())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get("role")?;
+                Ok(SearchHitRecord {
+                    message_id: row.try_get("id")?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    conversation_title: row.try_get("title")?,
+                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                    snippet: row.try_get("snippet")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn import_conversation(
+        &self,
+        owner: UserId,
+        c: ImportedConversation,
+    ) -> Result<ConversationRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO conversations (id, user_id, title, model, active_leaf, system_prompt, temperature, \
+             max_tokens, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(owner.get())
+        .bind(&c.title)
+        .bind(&c.model)
+        .bind(&c.active_leaf)
+        .bind(&c.settings.system_prompt)
+        .bind(c.settings.temperature.map(f64::from))
+        .bind(c.settings.max_tokens.map(i64::from))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        for m in &c.messages {
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, error, provider, model, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&m.id)
+            .bind(&c.id)
+            .bind(&m.parent_id)
+            .bind(m.role.as_str())
+            .bind(&m.content)
+            .bind(m.status.as_str())
+            .bind(&m.error)
+            .bind(&m.provider)
+            .bind(&m.model)
+            .bind(m.created_at)
+            .bind(m.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.get_conversation(owner, &c.id).await
+    }
+
     async fn close(&self) {
         // Closing the last connection checkpoints the WAL into the main file.
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn searches_become_safe_fts_expressions() {
+        assert_eq!(
+            super::search_expression("Dragon \"knight\" (NOT) fi").as_deref(),
+            Some("\"dragon\" AND \"knight\" AND \"not\" AND \"fi\"*")
+        );
+        assert_eq!(super::search_expression(" ?! "), None);
     }
 }

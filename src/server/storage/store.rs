@@ -3,7 +3,8 @@ use async_trait::async_trait;
 use crate::server::auth::UserId;
 
 use super::records::{
-    ConversationRecord, ConversationSettingsRecord, MessageFinish, MessageRecord, NewMessage,
+    ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
+    NewMessage, SearchHitRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,22 @@ pub trait Store: Send + Sync + 'static {
     /// Marks every message still `streaming` as `interrupted` (after a crash or at shutdown).
     /// Returns how many were marked.
     async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// `owner`'s messages (not in the trash, not still streaming) matching all the words
+    /// of `query` (the last one as a prefix), best first.
+    async fn search_messages(
+        &self,
+        owner: UserId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<SearchHitRecord>, StoreError>;
+
+    /// Stores an imported conversation of `owner` with all its messages, in one transaction.
+    async fn import_conversation(
+        &self,
+        owner: UserId,
+        conversation: ImportedConversation,
+    ) -> Result<ConversationRecord, StoreError>;
 
     /// Flushes and closes connections; called once at shutdown.
     async fn close(&self);

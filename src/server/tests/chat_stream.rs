@@ -753,3 +753,108 @@ async fn a_conversation_has_its_own_system_prompt_and_defaults() {
         tokens(&without)
     );
 }
+
+/// Full-text search finds finished messages of the owner only (not in the trash), marks
+/// the words; export holds every branch and imports back as a new, equal conversation.
+#[tokio::test]
+async fn search_export_and_import() {
+    use crate::api::export::ExportFile;
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let events = collect(
+        t.chat
+            .send(ME, req(&conv.id, "Tell me about the zeppelin hangar.", 0.0, 8))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let answer = done(&events).id.clone();
+    t.chat
+        .regenerate(
+            ME,
+            crate::api::types::RegenerateRequest {
+                conversation_id: conv.id.clone(),
+                message_id: answer,
+                params: GenerationParams {
+                    temperature: 1.0,
+                    max_tokens: 8,
+                },
+                model: None,
+                trim_history: false,
+            },
+        )
+        .await
+        .map(collect)
+        .unwrap()
+        .await;
+
+    // The question (and the answers, when the model repeats the word) are found.
+    let hits = t.chat.search(ME, "zeppel").await.unwrap();
+    let n = hits.len();
+    assert!(hits.iter().all(|h| h.conversation_id == conv.id), "{hits:?}");
+    let question = hits
+        .iter()
+        .find(|h| h.role == Role::User)
+        .expect("the question is found");
+    assert!(
+        question.snippet.iter().any(|p| p.matched && p.text == "zeppelin"),
+        "{question:?}"
+    );
+    assert!(!t.chat.search(ME, "zeppelin hangar").await.unwrap().is_empty());
+    assert!(
+        t.chat.search(ME, "zeppelin submarine").await.unwrap().is_empty(),
+        "every word must match"
+    );
+    let other = crate::server::auth::UserId::for_tests(2);
+    assert!(t.chat.search(other, "zeppelin").await.unwrap().is_empty());
+    let e = ApiError::from(t.chat.search(ME, &"x".repeat(201)).await.err().unwrap());
+    assert_eq!(e.field.as_deref(), Some("query"));
+
+    // Export: every branch (question, two answers); Markdown: the branch shown.
+    let file = t.chat.export(ME, Some(&conv.id)).await.unwrap();
+    assert_eq!(file.conversations[0].messages.len(), 3);
+    let markdown = crate::api::export::to_markdown(&file);
+    assert!(
+        markdown.starts_with("# Tell me about the zeppelin hangar."),
+        "{markdown}"
+    );
+    assert_eq!(markdown.matches("**Stoa").count(), 1, "{markdown}");
+
+    // Import it back through JSON: a new conversation with the same branches and view.
+    let json = serde_json::to_string(&file).unwrap();
+    let again: ExportFile = serde_json::from_str(&json).unwrap();
+    let imported = t.chat.import(ME, again).await.unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_ne!(imported[0].id, conv.id);
+    let (a, b) = (
+        t.chat.get_conversation(ME, &conv.id).await.unwrap(),
+        t.chat.get_conversation(ME, &imported[0].id).await.unwrap(),
+    );
+    let contents = |v: &crate::api::types::ConversationView| {
+        v.messages
+            .iter()
+            .map(|m| (m.content.clone(), m.siblings.len()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(contents(&a), contents(&b));
+    assert_eq!(
+        t.chat.search(ME, "zeppel").await.unwrap().len(),
+        2 * n,
+        "imported messages are searchable"
+    );
+
+    // Bad imports name the field, and store nothing.
+    let mut bad = file.clone();
+    bad.conversations[0].messages[1].parent_id = Some("elsewhere".into());
+    let e = ApiError::from(t.chat.import(ME, bad).await.err().unwrap());
+    assert_eq!(e.field.as_deref(), Some("conversations[0].messages[1].parent_id"));
+    let mut bad = file.clone();
+    bad.stoa_export = 7;
+    let e = ApiError::from(t.chat.import(ME, bad).await.err().unwrap());
+    assert_eq!(e.field.as_deref(), Some("stoa_export"));
+    assert_eq!(t.chat.list_conversations(ME).await.unwrap().len(), 2);
+
+    // Deleted conversations are not found.
+    t.chat.delete_conversation(ME, &conv.id).await.unwrap();
+    assert_eq!(t.chat.search(ME, "zeppel").await.unwrap().len(), n);
+}
