@@ -112,17 +112,23 @@ pub fn page_session() -> crate::ui::session::SessionInfo {
     use leptos::prelude::use_context;
     let accounts = use_context::<crate::server::state::AppState>()
         .is_some_and(|s| s.accounts.mode() == crate::server::config::AuthMode::Accounts);
-    let principal = use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Principal>().cloned());
+    let parts = use_context::<axum::http::request::Parts>();
+    let theme = parts
+        .as_ref()
+        .and_then(|p| middleware::cookie(&p.headers, crate::ui::session::THEME_COOKIE))
+        .and_then(crate::ui::session::valid_theme);
+    let principal = parts.and_then(|parts| parts.extensions.get::<Principal>().cloned());
     match principal {
         Some(p) => crate::ui::session::SessionInfo {
             accounts,
             csrf_token: p.csrf_token().map(str::to_owned),
             name: Some(p.name),
             admin: p.admin,
+            theme,
         },
         None => crate::ui::session::SessionInfo {
             accounts,
+            theme,
             ..Default::default()
         },
     }

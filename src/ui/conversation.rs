@@ -111,6 +111,26 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
         }
     };
 
+    // One polite announcement per finished answer for screen readers (never per token).
+    let announcement = RwSignal::new(String::new());
+    let announce = move || {
+        if let Some(m) = current.get_untracked() {
+            let text = match m.status.get_untracked() {
+                MessageStatus::Complete => {
+                    let content = m.content.get_untracked();
+                    let short: String = content.chars().take(300).collect();
+                    format!("Answer finished: {short}")
+                }
+                MessageStatus::Stopped => "Answer stopped.".to_owned(),
+                other => format!(
+                    "Answer {}: {}",
+                    other.as_str(),
+                    m.error.get_untracked().unwrap_or_default()
+                ),
+            };
+            announcement.set(text);
+        }
+    };
     // Streams one answer (a new question, an edited one, or an answer again) into the list.
     // `restore` is given back to the message box if the request is refused.
     let run = move |call: TurnCall, restore: Option<String>| {
@@ -138,6 +158,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     if !done {
                         fail_current(current, "the connection broke before the answer ended");
                     }
+                    announce();
                 }
             }
             streaming.set(false);
@@ -227,6 +248,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
                     if !done {
                         refresh_message(conversation_id.get_value(), last).await;
                     }
+                    announce();
                 }
                 // It ended in the meantime: show it as stored.
                 Err(_) => refresh_message(conversation_id.get_value(), last).await,
@@ -259,6 +281,9 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
 
     view! {
         <section class="chat">
+            <div class="sr-only announcer" role="status" aria-live="polite" aria-atomic="true">
+                {move || announcement.get()}
+            </div>
             <div class="messages" node_ref=list>
                 <For each=move || messages.get() key=|m| m.key() let:message>
                     <MessageBubble message />

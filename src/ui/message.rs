@@ -184,6 +184,13 @@ fn EditBox(
     actions: MessageActions,
     editing: RwSignal<Option<String>>,
 ) -> impl IntoView {
+    // Keyboard users land in the box they opened.
+    let textarea = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(el) = textarea.get() {
+            let _ = el.focus();
+        }
+    });
     let save = move || {
         if let Some(text) = editing.get_untracked().filter(|t| !t.trim().is_empty()) {
             editing.set(None);
@@ -196,6 +203,7 @@ fn EditBox(
                 "Edit your message"
             </label>
             <textarea
+                node_ref=textarea
                 id=format!("edit-{}", message.key())
                 class="edit-text"
                 rows="3"

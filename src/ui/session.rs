@@ -18,6 +18,16 @@ pub struct SessionInfo {
     pub admin: bool,
     /// The session's CSRF token, for forms posted without JavaScript.
     pub csrf_token: Option<String>,
+    /// The theme chosen in this browser (`light` or `dark`); `None` follows the system.
+    pub theme: Option<String>,
+}
+
+/// The cookie the chosen theme is kept in (so the server renders it, with no flash).
+pub const THEME_COOKIE: &str = "stoa_theme";
+
+/// A theme name worth keeping.
+pub fn valid_theme(theme: &str) -> Option<String> {
+    matches!(theme, "light" | "dark").then(|| theme.to_owned())
 }
 
 impl SessionInfo {
@@ -80,6 +90,10 @@ fn from_page() -> SessionInfo {
         name: attr("content").filter(|n| !n.is_empty()),
         admin: attr("data-admin").as_deref() == Some("true"),
         csrf_token: csrf_from_page(),
+        theme: document()
+            .document_element()
+            .and_then(|html| html.get_attribute("data-theme"))
+            .and_then(|t| valid_theme(&t)),
     }
 }
 
@@ -89,4 +103,45 @@ pub fn csrf_from_page() -> Option<String> {
     meta(CSRF_META)
         .and_then(|m| m.get_attribute("content"))
         .filter(|t| !t.is_empty())
+}
+
+/// Light, dark, or the system's: cycles on click, kept in a cookie for a year.
+#[component]
+pub fn ThemeToggle() -> impl IntoView {
+    let theme = RwSignal::new(session().theme);
+    let label = move || match theme.get().as_deref() {
+        Some("light") => "Theme: light",
+        Some("dark") => "Theme: dark",
+        _ => "Theme: system",
+    };
+    let next = move |_| {
+        let new = match theme.get_untracked().as_deref() {
+            None => Some("light"),
+            Some("light") => Some("dark"),
+            _ => None,
+        };
+        theme.set(new.map(str::to_owned));
+        #[cfg(not(feature = "ssr"))]
+        {
+            use leptos::wasm_bindgen::JsCast;
+            if let Some(html) = document().document_element() {
+                let _ = match new {
+                    Some(t) => html.set_attribute("data-theme", t),
+                    None => html.remove_attribute("data-theme"),
+                };
+            }
+            if let Ok(doc) = document().dyn_into::<web_sys::HtmlDocument>() {
+                let cookie = match new {
+                    Some(t) => format!("{THEME_COOKIE}={t}; Path=/; Max-Age=31536000; SameSite=Lax"),
+                    None => format!("{THEME_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax"),
+                };
+                let _ = doc.set_cookie(&cookie);
+            }
+        }
+    };
+    view! {
+        <button type="button" class="theme-toggle" aria-label=label on:click=next>
+            {label}
+        </button>
+    }
 }

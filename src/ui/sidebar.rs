@@ -81,6 +81,7 @@ pub fn Sidebar() -> impl IntoView {
                 })}
             </Transition>
             <AccountFooter />
+            <super::session::ThemeToggle />
         </nav>
     }
 }
