@@ -6,6 +6,7 @@ pub mod composer;
 pub mod conversation;
 pub mod conversation_settings;
 pub mod documents;
+pub mod highlight;
 pub mod layout;
 pub mod markdown;
 pub mod message;

@@ -1,9 +1,12 @@
 //! Markdown answers as safe HTML: CommonMark with tables, strikethrough and task lists.
 //! Raw HTML in the model's output is shown as text, never interpreted; links keep only
 //! http(s), mailto and relative targets; images become their alt text (no remote loads).
-//! Code blocks get a Copy button (handled by the message's click listener).
+//! Code blocks get a Copy button (handled by the message's click listener) and syntax
+//! highlighting for common languages (see `highlight`).
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
+
+use super::highlight::highlight;
 
 fn safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
@@ -41,15 +44,34 @@ pub fn to_html(markdown: &str) -> String {
     });
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut wrapped = Vec::new();
+    // The language of the fenced block being read, and its text so far.
+    let mut code: Option<(String, String)> = None;
     for event in events {
         match &event {
-            Event::Start(Tag::CodeBlock(_)) => {
+            Event::Start(Tag::CodeBlock(kind)) => {
                 wrapped.push(Event::Html(CowStr::from(
                     "<div class=\"code-block\"><button type=\"button\" class=\"copy-code\" aria-label=\"Copy code\">Copy</button>",
                 )));
+                if let CodeBlockKind::Fenced(info) = kind {
+                    let language = info.split_whitespace().next().unwrap_or_default().to_owned();
+                    code = Some((language, String::new()));
+                }
                 wrapped.push(event);
             }
+            Event::Text(text) if code.is_some() => {
+                if let Some((_, buffer)) = code.as_mut() {
+                    buffer.push_str(text);
+                }
+            }
             Event::End(TagEnd::CodeBlock) => {
+                if let Some((language, text)) = code.take() {
+                    // Highlighted (escaped by the highlighter), or plain text when the
+                    // language is not one it knows.
+                    wrapped.push(match highlight(&language, &text) {
+                        Some(html) => Event::Html(CowStr::from(html)),
+                        None => Event::Text(CowStr::from(text)),
+                    });
+                }
                 wrapped.push(event);
                 wrapped.push(Event::Html(CowStr::from("</div>")));
             }
@@ -73,7 +95,13 @@ mod tests {
         assert!(html.contains("<li><strong>one</strong></li>"));
         assert!(html.contains("<table>"));
         assert!(html.contains("<button type=\"button\" class=\"copy-code\""));
-        assert!(html.contains("<code class=\"language-rust\">fn main() {}"));
+        assert!(
+            html.contains("<code class=\"language-rust\"><span class=\"tok-kw\">fn</span> main() {}"),
+            "{html}"
+        );
+        // Code of an unknown language stays plain, escaped.
+        let plain = to_html("```text\n<b>x</b>\n```\n");
+        assert!(plain.contains("&lt;b&gt;x&lt;/b&gt;"), "{plain}");
     }
 
     #[test]
