@@ -50,10 +50,14 @@ lint:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag
+bench: bench-rag bench-long-chat
 
 bench-rag:
 	cargo bench --features ssr --bench rag
+
+# A 1,000-message conversation against a 10-message one in Chromium (needs the e2e build).
+bench-long-chat: build
+	node bench/long-chat.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site bench/results/long-chat.md
 
 # The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
 eval:

@@ -280,7 +280,7 @@ fn Conversation(conversation: ConversationView) -> impl IntoView {
     });
 
     view! {
-        <section class="chat">
+        <section class="chat" class:busy=move || streaming.get()>
             <div class="sr-only announcer" role="status" aria-live="polite" aria-atomic="true">
                 {move || announcement.get()}
             </div>

@@ -93,14 +93,13 @@ fn Versions(message: ChatMessage, actions: MessageActions) -> impl IntoView {
                         type="button"
                         class="version-prev"
                         aria-label="Previous version"
-                        disabled={
-                            let none = prev.is_none();
-                            move || none || actions.busy.get()
-                        }
+                        disabled=prev.is_none()
                         on:click={
                             let prev = prev.clone();
                             move |_| {
-                                if let Some(p) = prev.clone() {
+                                if let Some(p) = prev.clone()
+                                    && !actions.busy.get_untracked()
+                                {
                                     actions.switch_to.run(p);
                                 }
                             }
@@ -113,14 +112,13 @@ fn Versions(message: ChatMessage, actions: MessageActions) -> impl IntoView {
                         type="button"
                         class="version-next"
                         aria-label="Next version"
-                        disabled={
-                            let none = next.is_none();
-                            move || none || actions.busy.get()
-                        }
+                        disabled=next.is_none()
                         on:click={
                             let next = next.clone();
                             move |_| {
-                                if let Some(n) = next.clone() {
+                                if let Some(n) = next.clone()
+                                    && !actions.busy.get_untracked()
+                                {
                                     actions.switch_to.run(n);
                                 }
                             }
@@ -134,7 +132,9 @@ fn Versions(message: ChatMessage, actions: MessageActions) -> impl IntoView {
     }
 }
 
-/// Versions, and Regenerate (answers) or Edit (questions), under a message.
+/// Versions, and Regenerate (answers) or Edit (questions), under a message. While an
+/// answer is written they are inert: one class on the chat greys them all (a long history
+/// then changes one node, not two per message), and a click checks again.
 #[component]
 fn Actions(
     message: ChatMessage,
@@ -151,8 +151,12 @@ fn Actions(
                         <button
                             type="button"
                             class="regenerate"
-                            disabled=move || actions.busy.get() || streaming()
-                            on:click=move |_| actions.regenerate.run(message.key())
+                            disabled=streaming
+                            on:click=move |_| {
+                                if !actions.busy.get_untracked() {
+                                    actions.regenerate.run(message.key());
+                                }
+                            }
                         >
                             "Regenerate"
                         </button>
@@ -164,8 +168,11 @@ fn Actions(
                         <button
                             type="button"
                             class="edit"
-                            disabled=move || actions.busy.get()
-                            on:click=move |_| editing.set(Some(message.content.get_untracked()))
+                            on:click=move |_| {
+                                if !actions.busy.get_untracked() {
+                                    editing.set(Some(message.content.get_untracked()));
+                                }
+                            }
                         >
                             "Edit"
                         </button>
