@@ -18,7 +18,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat screenshots clean-data
 
 run: setup
 	cargo leptos build --release
@@ -58,6 +58,10 @@ bench-rag:
 # A 1,000-message conversation against a 10-message one in Chromium (needs the e2e build).
 bench-long-chat: build
 	node bench/long-chat.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site bench/results/long-chat.md
+
+# Screenshots of the main screens for the README (end2end/screenshots/).
+screenshots: build
+	cd end2end && node screenshots.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site
 
 # The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
 eval:
