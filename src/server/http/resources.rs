@@ -8,7 +8,7 @@ use std::convert::Infallible;
 
 use axum::{
     Json, Router,
-    body::{Body, Bytes},
+    body::Body,
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{
@@ -20,7 +20,7 @@ use axum::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::rest::{json_body, problem};
+use super::rest::{ApiJson, OptionalJson, problem};
 use crate::{
     api::{
         ApiError,
@@ -181,7 +181,7 @@ pub struct NewKey {
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
     responses(
         (status = 200, description = "The caller's conversations, most recently active first", body = [ConversationSummary]),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized,
     ))]
 pub(crate) async fn list_conversations(State(state): State<AppState>, who: Principal) -> Response {
     reply(
@@ -196,22 +196,13 @@ pub(crate) async fn list_conversations(State(state): State<AppState>, who: Princ
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
     responses(
         (status = 201, description = "The new, empty conversation", body = ConversationSummary),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized,
     ))]
 pub(crate) async fn create_conversation(
     State(state): State<AppState>,
     who: Principal,
-    body: Bytes,
+    OptionalJson(new): OptionalJson<NewConversation>,
 ) -> Response {
-    let new: NewConversation = if body.iter().all(u8::is_ascii_whitespace) {
-        NewConversation::default()
-    } else {
-        match json_body(&body) {
-            Ok(n) => n,
-            Err(e) => return problem(e),
-        }
-    };
     if let Some(title) = &new.title
         && let Err(e) = crate::api::validation::validate_title(title)
     {
@@ -232,8 +223,7 @@ pub(crate) async fn create_conversation(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "The conversation with its messages", body = ConversationView),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn get_conversation(
     State(state): State<AppState>,
@@ -253,20 +243,14 @@ pub(crate) async fn get_conversation(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "Renamed", body = ConversationSummary),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn rename_conversation(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(rename): ApiJson<Rename>,
 ) -> Response {
-    let rename: Rename = match json_body(&body) {
-        Ok(r) => r,
-        Err(e) => return problem(e),
-    };
     reply(
         state
             .chat
@@ -280,8 +264,7 @@ pub(crate) async fn rename_conversation(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 204, description = "Deleted (a running answer in it is stopped)"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn delete_conversation(
     State(state): State<AppState>,
@@ -301,8 +284,7 @@ pub(crate) async fn delete_conversation(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "Its messages, oldest first", body = [MessageView]),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn list_messages(
     State(state): State<AppState>,
@@ -325,22 +307,14 @@ pub(crate) async fn list_messages(
         (status = 201, description = "The exchange once the reply ended (`stream: false`); \
             with `stream: true`, `text/event-stream` of events `started`, `answering`, `token`… and `done`, \
             each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = Exchange),
-        (status = 400, description = "A field breaks the contract, or the prompt does not fit the window; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many answers started; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn post_message(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(post): ApiJson<PostMessage>,
 ) -> Response {
-    let post: PostMessage = match json_body(&body) {
-        Ok(p) => p,
-        Err(e) => return problem(e),
-    };
     let req = ChatRequest {
         conversation_id: id,
         message: post.message,
@@ -396,26 +370,14 @@ async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
     responses(
         (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch), \
             or with `stream: true` server-sent events as for a new message", body = Exchange),
-        (status = 400, description = "A field breaks the contract, or the message is not an answer; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation or message of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many answers started; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn regenerate(
     State(state): State<AppState>,
     who: Principal,
     Path((id, message_id)): Path<(String, String)>,
-    body: Bytes,
+    OptionalJson(again): OptionalJson<Regenerate>,
 ) -> Response {
-    let again: Regenerate = if body.iter().all(u8::is_ascii_whitespace) {
-        Regenerate::default()
-    } else {
-        match json_body(&body) {
-            Ok(r) => r,
-            Err(e) => return problem(e),
-        }
-    };
     let req = RegenerateRequest {
         conversation_id: id,
         message_id,
@@ -433,20 +395,14 @@ pub(crate) async fn regenerate(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "The conversation showing that version (and the newest branch under it)", body = ConversationView),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation or message of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn switch_branch(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(choice): ApiJson<BranchChoice>,
 ) -> Response {
-    let choice: BranchChoice = match json_body(&body) {
-        Ok(c) => c,
-        Err(e) => return problem(e),
-    };
     reply(
         state
             .chat
@@ -460,20 +416,14 @@ pub(crate) async fn switch_branch(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "The conversation's settings as stored", body = ConversationSettings),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn set_settings(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(settings): ApiJson<ConversationSettings>,
 ) -> Response {
-    let settings: ConversationSettings = match json_body(&body) {
-        Ok(s) => s,
-        Err(e) => return problem(e),
-    };
     reply(
         state
             .chat
@@ -487,20 +437,14 @@ pub(crate) async fn set_settings(
     params(("id" = String, Path, description = "Conversation id")),
     responses(
         (status = 204, description = "Its answers draw on these collections from now on"),
-        (status = 400, description = "An unknown collection; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn set_collections(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiJson(choice): ApiJson<CollectionChoice>,
 ) -> Response {
-    let choice: CollectionChoice = match json_body(&body) {
-        Ok(c) => c,
-        Err(e) => return problem(e),
-    };
     no_content(
         state
             .chat
@@ -513,8 +457,7 @@ pub(crate) async fn set_collections(
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
     responses(
         (status = 200, description = "The caller's documents, newest first, with their progress", body = [DocumentView]),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::Unavailable,
     ))]
 pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal) -> Response {
     reply(async { state.ingest()?.list(who.user).await }.await)
@@ -525,11 +468,7 @@ pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal
         and an optional `metadata` field: JSON with title, source, tags and collection"),
     responses(
         (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),
-        (status = 400, description = "Not a multipart upload, or bad metadata; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The request is over the size limit", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many uploads; retry after `Retry-After`", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::TooLarge, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn upload_documents(
     State(state): State<AppState>,
@@ -555,9 +494,7 @@ pub(crate) async fn upload_documents(
     params(("id" = String, Path, description = "Document id")),
     responses(
         (status = 200, description = "The document and its processing status", body = DocumentView),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such document of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound, super::rest::Unavailable,
     ))]
 pub(crate) async fn get_document(
     State(state): State<AppState>,
@@ -571,9 +508,7 @@ pub(crate) async fn get_document(
     params(("id" = String, Path, description = "Document id")),
     responses(
         (status = 204, description = "Deleted with its passages"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such document of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound, super::rest::Unavailable,
     ))]
 pub(crate) async fn delete_document(
     State(state): State<AppState>,
@@ -586,8 +521,7 @@ pub(crate) async fn delete_document(
 #[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
     responses(
         (status = 200, description = "The caller's collections", body = [CollectionView]),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Documents are disabled (no embedding model)", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::Unavailable,
     ))]
 pub(crate) async fn list_collections(State(state): State<AppState>, who: Principal) -> Response {
     reply(async { state.ingest()?.collections(who.user).await }.await)
@@ -596,7 +530,7 @@ pub(crate) async fn list_collections(State(state): State<AppState>, who: Princip
 #[utoipa::path(get, path = "/api/v1/models", tag = "conversations",
     responses(
         (status = 200, description = "Models of every provider, whether available, and the default", body = ModelList),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized,
     ))]
 pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) -> Response {
     Json(state.chat.model_list()).into_response()
@@ -605,7 +539,7 @@ pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
     responses(
         (status = 200, description = "The caller's API keys (never their secrets)", body = [ApiKeyView]),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized,
     ))]
 pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> Response {
     reply(state.accounts.list_keys(&who).await)
@@ -614,14 +548,13 @@ pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
     responses(
         (status = 201, description = "The key, with its secret: shown this once", body = CreatedApiKey),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized,
     ))]
-pub(crate) async fn create_key(State(state): State<AppState>, who: Principal, body: Bytes) -> Response {
-    let new: NewKey = match json_body(&body) {
-        Ok(n) => n,
-        Err(e) => return problem(e),
-    };
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(new): ApiJson<NewKey>,
+) -> Response {
     created(state.accounts.create_key(&who, &new.name).await)
 }
 
@@ -629,8 +562,7 @@ pub(crate) async fn create_key(State(state): State<AppState>, who: Principal, bo
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Revoked: requests with it get 401 from now on"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such key of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
@@ -693,9 +625,7 @@ fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, n
     params(("id" = String, Path, description = "Conversation id"), ExportQuery),
     responses(
         (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)", body = ExportFile),
-        (status = 400, description = "An unknown format; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation of the caller", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
     ))]
 pub(crate) async fn export_conversation(
     State(state): State<AppState>,
@@ -714,8 +644,7 @@ pub(crate) async fn export_conversation(
 #[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
     responses(
         (status = 200, description = "All the caller's conversations as a JSON export or Markdown", body = ExportFile),
-        (status = 400, description = "An unknown format; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized,
     ))]
 pub(crate) async fn export_all(
     State(state): State<AppState>,
@@ -729,23 +658,20 @@ pub(crate) async fn export_all(
 #[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
     responses(
         (status = 201, description = "The imported conversations (new ids; every branch kept)", body = [ConversationSummary]),
-        (status = 400, description = "Not a Stoa export, or a rule broken; `field` names it (e.g. `conversations[0].messages[3].parent_id`)", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The request is over the size limit", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized, super::rest::TooLarge,
     ))]
-pub(crate) async fn import(State(state): State<AppState>, who: Principal, body: Bytes) -> Response {
-    let file: ExportFile = match json_body(&body) {
-        Ok(f) => f,
-        Err(e) => return problem(e),
-    };
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(file): ApiJson<ExportFile>,
+) -> Response {
     created(state.chat.import(who.user, file).await.map_err(ApiError::from))
 }
 
 #[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
     responses(
         (status = 200, description = "The caller's messages matching every word, best first, with the matches marked", body = [SearchHit]),
-        (status = 400, description = "The search is too long; `field` names it", body = super::rest::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = super::rest::Problem, content_type = "application/problem+json"),
+        super::rest::BadRequest, super::rest::Unauthorized,
     ))]
 pub(crate) async fn search(
     State(state): State<AppState>,

@@ -51,6 +51,88 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// The error responses the `/api/v1` routes share, for their OpenAPI descriptions.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "A field breaks the contract: `field` names it, `detail` the rule and its limit",
+    content_type = "application/problem+json"
+)]
+pub struct BadRequest(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "No valid credentials: sign in, or send an API key as `Authorization: Bearer <key>`",
+    content_type = "application/problem+json"
+)]
+pub struct Unauthorized(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 404,
+    description = "Not found among the caller's own (another user's id is not found either)",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 413,
+    description = "The request is over the size limit",
+    content_type = "application/problem+json"
+)]
+pub struct TooLarge(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many requests from this user or address; retry after `Retry-After`",
+    content_type = "application/problem+json"
+)]
+pub struct TooManyRequests(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "Busy, or nothing can answer now (the model, the embedding model); retry after `Retry-After`",
+    content_type = "application/problem+json"
+)]
+pub struct Unavailable(pub Problem);
+
+/// A JSON request body; one that does not parse is a 400 problem naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        json_body(&body).map(ApiJson).map_err(problem)
+    }
+}
+
+/// Like [`ApiJson`], but an empty body is the default value.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> axum::extract::FromRequest<S>
+    for OptionalJson<T>
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        json_body(&body).map(OptionalJson).map_err(problem)
+    }
+}
+
 pub fn problem(e: ApiError) -> Response {
     let code = serde_json::to_value(e.code)
         .ok()
@@ -81,15 +163,10 @@ pub fn problem(e: ApiError) -> Response {
     request_body = PromptRequest,
     responses(
         (status = 200, description = "The answer", body = PromptResponse),
-        (status = 400, description = "A field breaks the contract; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The model is busy or no provider can answer; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unavailable, Unauthorized, TooManyRequests,
     )
 )]
-async fn generate(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: PromptRequest = match json_body(&body) {
-        Ok(r) => r,
-        Err(e) => return problem(e),
-    };
+async fn generate(State(state): State<AppState>, ApiJson(req): ApiJson<PromptRequest>) -> Response {
     if let Err(e) = req.check() {
         return problem(e);
     }

@@ -64,6 +64,13 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): a deferred one
+    /// that reads and then writes can fail at once with SQLITE_BUSY when another writer
+    /// committed in between, where this one waits (busy timeout) like any write.
+    pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Sets one column of a conversation (`column` is a name from this file, never input).
     async fn update_conversation(
         &self,
@@ -332,7 +339,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, m: NewMessage) -> Result<MessageRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let touched = sqlx::query("UPDATE conversations SET updated_at = ?, active_leaf = ? WHERE id = ?")
             .bind(m.now_ms)
             .bind(&m.id)
@@ -457,7 +464,7 @@ impl Store for SqliteStore {
         owner: UserId,
         c: ImportedConversation,
     ) -> Result<ConversationRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO conversations (id, user_id, title, model, active_leaf, system_prompt, temperature, \
              max_tokens, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -51,7 +51,7 @@ impl AccountStore for SqliteStore {
         password_hash: &str,
         now_ms: i64,
     ) -> Result<UserRecord, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let claimed: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE password_hash IS NOT NULL)")
                 .fetch_one(&mut *tx)
@@ -111,7 +111,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_user_disabled(&self, id: i64, disabled: bool, now_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ? AND password_hash IS NOT NULL")
             .bind(disabled.then_some(now_ms))
             .bind(id)
@@ -131,7 +131,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn delete_user(&self, id: i64) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let documents: Vec<String> = sqlx::query_scalar("SELECT id FROM documents WHERE user_id = ?")
             .bind(id)
             .fetch_all(&mut *tx)

@@ -160,7 +160,7 @@ impl DocumentStore for SqliteStore {
     }
 
     async fn insert_document(&self, d: NewDocument) -> Result<DocumentRecord, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         // A failed earlier upload of the same content gives way to the new one.
         sqlx::query(
             "DELETE FROM documents WHERE user_id = ? AND content_hash = ? \
@@ -244,7 +244,7 @@ impl DocumentStore for SqliteStore {
         chunks: Vec<NewChunk>,
         now_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut ids = Vec::with_capacity(chunks.len());
         for c in &chunks {
             let id: i64 = sqlx::query_scalar(
@@ -284,7 +284,7 @@ impl DocumentStore for SqliteStore {
     }
 
     async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         // Chunks first and explicitly, so the FTS trigger sees every one go.
         sqlx::query(
             "DELETE FROM chunks WHERE document_id IN (SELECT id FROM documents WHERE id = ? AND user_id = ?)",
@@ -405,7 +405,7 @@ impl DocumentStore for SqliteStore {
         conversation_id: &str,
         collection_ids: &[String],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM conversation_collections WHERE conversation_id = ?")
             .bind(conversation_id)
             .execute(&mut *tx)
