@@ -80,7 +80,7 @@ impl MessageStatus {
 /// Sampling parameters of one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerationParams {
     /// 0 means greedy (deterministic) decoding.
     pub temperature: f32,

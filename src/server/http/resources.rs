@@ -304,9 +304,9 @@ pub(crate) async fn list_messages(
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = PostMessage,
     params(("id" = String, Path, description = "Conversation id")),
     responses(
-        (status = 201, description = "The exchange once the reply ended (`stream: false`); \
-            with `stream: true`, `text/event-stream` of events `started`, `answering`, `token`… and `done`, \
-            each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = Exchange),
+        (status = 201, description = "The exchange once the reply ended (`stream: false`)", body = Exchange),
+        (status = 200, description = "With `stream: true`: server-sent events `started`, `answering`, `token`… and `done`, \
+            each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = String, content_type = "text/event-stream"),
         super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn post_message(
@@ -368,8 +368,8 @@ async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
     request_body = Regenerate,
     params(("id" = String, Path, description = "Conversation id"), ("message_id" = String, Path, description = "The answer to write again")),
     responses(
-        (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch), \
-            or with `stream: true` server-sent events as for a new message", body = Exchange),
+        (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch)", body = Exchange),
+        (status = 200, description = "With `stream: true`: server-sent events as for a new message", body = String, content_type = "text/event-stream"),
         super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn regenerate(
