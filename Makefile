@@ -21,7 +21,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat bench-frontend bundle screenshots clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bundle screenshots clean-data
 
 run: setup
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
@@ -53,7 +53,7 @@ lint:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag bench-long-chat bench-frontend
+bench: bench-rag bench-long-chat bench-frontend bench-inference
 
 bench-rag:
 	cargo bench --features ssr --bench rag
@@ -69,6 +69,14 @@ bench-frontend: build bundle
 # The frontend's size against its budget (bench/bundle.sh; part of make test).
 bundle:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" bench/bundle.sh
+
+# Local inference: Stoa's embedded model against llama.cpp's llama-bench, same GGUF and threads.
+bench-inference:
+	{ echo "# Local inference (bench/inference.rs, bench/llama-bench.sh)"; echo; \
+	  echo "Run on $$(date -u +%F), $$(nproc) cores: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)."; echo; \
+	  RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench inference; echo; \
+	  bench/llama-bench.sh; } > bench/results/inference.md
+	cat bench/results/inference.md
 
 # Screenshots of the main screens for the README (end2end/screenshots/).
 screenshots: build
