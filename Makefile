@@ -70,12 +70,12 @@ bench-frontend: build bundle
 bundle:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" bench/bundle.sh
 
-# Local inference: Stoa's embedded model against llama.cpp's llama-bench, same GGUF and threads.
+# Local inference: Stoa's embedded model against llama.cpp driven directly, same build, GGUF and threads.
 bench-inference:
-	{ echo "# Local inference (bench/inference.rs, bench/llama-bench.sh)"; echo; \
+	{ echo "# Local inference (bench/inference.rs)"; echo; \
 	  echo "Run on $$(date -u +%F), $$(nproc) cores: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)."; echo; \
 	  RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench inference; echo; \
-	  bench/llama-bench.sh; } > bench/results/inference.md
+	  RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench inference -- raw; } > bench/results/inference.md
 	cat bench/results/inference.md
 
 # Screenshots of the main screens for the README (end2end/screenshots/).

@@ -1,8 +1,11 @@
 //! Local inference: Stoa's embedded model through its own provider path (chat template,
-//! queue, sampler, detokenisation), measured like llama.cpp's `llama-bench` measures the
-//! same GGUF: prompt processing of ~512 tokens and generation of 128 tokens, 2 threads;
-//! then four chats at once against one. `make bench-inference` runs this and
-//! `bench/llama-bench.sh` in one go and writes bench/results/inference.md.
+//! queue, sampler, detokenisation, channel to the listener) against llama.cpp driven
+//! directly (the same llama.cpp build, through the llama-cpp-2 bindings: a bare decode
+//! loop as llama.cpp's own `llama-bench` does it), on the same GGUF with 2 threads:
+//! prompt processing of ~512 tokens and generation of 128 tokens; then four chats at once
+//! against one. `cargo bench --bench inference` runs Stoa's side; with `-- raw`, the bare
+//! loop (a separate process: llama.cpp's backend initialises once per process).
+//! `make bench-inference` runs both and writes bench/results/inference.md.
 
 use std::{
     sync::Arc,
@@ -77,10 +80,90 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// The bare loop: decode the prompt in batches, then 128 greedy tokens one at a time.
+fn raw(path: &std::path::Path, long: &str, story: &str) {
+    use std::num::NonZeroU32;
+
+    use llama_cpp_2::{
+        context::params::LlamaContextParams,
+        llama_backend::LlamaBackend,
+        llama_batch::LlamaBatch,
+        model::{LlamaModel, params::LlamaModelParams},
+        sampling::LlamaSampler,
+    };
+    let mut backend = LlamaBackend::init().expect("backend");
+    backend.void_logs();
+    let model = LlamaModel::load_from_file(&backend, path, &LlamaModelParams::default()).expect("model");
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(4096))
+        .with_n_batch(512)
+        .with_n_ubatch(512)
+        .with_n_threads(THREADS as i32)
+        .with_n_threads_batch(THREADS as i32);
+    let mut ctx = model.new_context(&backend, params).expect("context");
+    let mut batch = LlamaBatch::new(512, 1);
+    let evaluate = |tokens: &[llama_cpp_2::token::LlamaToken],
+                    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+                    batch: &mut LlamaBatch| {
+        ctx.clear_kv_cache();
+        for (i, chunk) in tokens.chunks(512).enumerate() {
+            batch.clear();
+            for (j, t) in chunk.iter().enumerate() {
+                let pos = i * 512 + j;
+                batch
+                    .add(*t, pos as i32, &[0], pos == tokens.len() - 1)
+                    .expect("batch");
+            }
+            ctx.decode(batch).expect("decode");
+        }
+        batch.n_tokens() - 1
+    };
+    let prompt = model.vocab().tokenize(long.as_bytes(), true, false);
+    let _ = evaluate(&prompt, &mut ctx, &mut batch);
+    let pp: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let _ = evaluate(&prompt, &mut ctx, &mut batch);
+            prompt.len() as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    let short = model.vocab().tokenize(story.as_bytes(), true, false);
+    let tg: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let mut last = evaluate(&short, &mut ctx, &mut batch);
+            let mut sampler = LlamaSampler::greedy();
+            let started = Instant::now();
+            for n in 0..128 {
+                let token = sampler.sample(&ctx, last);
+                batch.clear();
+                batch
+                    .add(token, (short.len() + n) as i32, &[0], true)
+                    .expect("batch");
+                ctx.decode(&mut batch).expect("decode");
+                last = 0;
+            }
+            128.0 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!("llama.cpp driven directly (the same build, no chat template), {THREADS} threads");
+    println!();
+    println!("| test | tokens | tok/s (median of {RUNS}) |");
+    println!("| --- | ---: | ---: |");
+    println!("| prompt processing | {} | {:.1} |", prompt.len(), median(pp));
+    println!("| generation | 128 | {:.1} |", median(tg));
+}
+
+const LONG: &str = "The quick brown fox jumps over the lazy dog near the quiet river bank. ";
+const STORY: &str = "Write a very long story about a dragon who learns to bake bread.";
+
 #[tokio::main]
 async fn main() {
     let settings = Settings::load().unwrap_or_default();
     let path = settings.chat_model_path();
+    if std::env::args().any(|a| a == "raw") {
+        raw(&path, &LONG.repeat(34), STORY);
+        return;
+    }
     let model = Arc::new(
         LocalModel::load(&LocalModelConfig {
             path: path.clone(),
@@ -98,7 +181,7 @@ async fn main() {
 
     // Prompt processing: ~512 tokens in, one out; the time to the first token is the
     // prompt's evaluation (plus one decode step).
-    let long = "The quick brown fox jumps over the lazy dog near the quiet river bank. ".repeat(34);
+    let long = LONG.repeat(34);
     let _ = generate(&model, &id, &long, 1).await; // warm-up
     let mut pp = Vec::new();
     let mut prompt_tokens = 0;
@@ -109,7 +192,7 @@ async fn main() {
     }
 
     // Generation: 128 tokens after a short prompt (greedy; counted after the first token).
-    let story = "Write a very long story about a dragon who learns to bake bread.";
+    let story = STORY;
     let mut tg = Vec::new();
     let mut generated = 0;
     for _ in 0..RUNS {

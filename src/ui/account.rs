@@ -49,6 +49,8 @@ fn CredentialsForm(action: &'static str, submit: &'static str, new_password: boo
     };
     view! {
         <form class="credentials" method="post" action=action>
+            // Signed in already (switching accounts): the session's token goes along.
+            <super::session::CsrfField />
             <label for="name">"User name"</label>
             <input id="name" name="name" autocomplete="username" required autofocus />
             {error_for("name")}
