@@ -75,21 +75,24 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `200` with the value, or the error as problem details.
-fn reply<T: Serialize>(result: Result<T, ApiError>) -> Response {
+fn reply<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
+    let result = result.map_err(Into::into);
     match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => problem(e),
     }
 }
 
-fn created<T: Serialize>(result: Result<T, ApiError>) -> Response {
+fn created<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
+    let result = result.map_err(Into::into);
     match result {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => problem(e),
     }
 }
 
-fn no_content(result: Result<(), ApiError>) -> Response {
+fn no_content(result: Result<(), impl Into<ApiError>>) -> Response {
+    let result = result.map_err(Into::into);
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => problem(e),
@@ -184,13 +187,7 @@ pub struct NewKey {
         super::rest::Unauthorized,
     ))]
 pub(crate) async fn list_conversations(State(state): State<AppState>, who: Principal) -> Response {
-    reply(
-        state
-            .chat
-            .list_conversations(who.user)
-            .await
-            .map_err(ApiError::from),
-    )
+    reply(state.chat.list_conversations(who.user).await)
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
@@ -216,7 +213,7 @@ pub(crate) async fn create_conversation(
         }
     }
     .await;
-    created(result.map_err(ApiError::from))
+    created(result)
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
@@ -230,13 +227,7 @@ pub(crate) async fn get_conversation(
     who: Principal,
     Path(id): Path<String>,
 ) -> Response {
-    reply(
-        state
-            .chat
-            .get_conversation(who.user, &id)
-            .await
-            .map_err(ApiError::from),
-    )
+    reply(state.chat.get_conversation(who.user, &id).await)
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = Rename,
@@ -251,13 +242,7 @@ pub(crate) async fn rename_conversation(
     Path(id): Path<String>,
     ApiJson(rename): ApiJson<Rename>,
 ) -> Response {
-    reply(
-        state
-            .chat
-            .rename_conversation(who.user, &id, &rename.title)
-            .await
-            .map_err(ApiError::from),
-    )
+    reply(state.chat.rename_conversation(who.user, &id, &rename.title).await)
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "conversations",
@@ -271,13 +256,7 @@ pub(crate) async fn delete_conversation(
     who: Principal,
     Path(id): Path<String>,
 ) -> Response {
-    no_content(
-        state
-            .chat
-            .delete_conversation(who.user, &id)
-            .await
-            .map_err(ApiError::from),
-    )
+    no_content(state.chat.delete_conversation(who.user, &id).await)
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
@@ -296,8 +275,7 @@ pub(crate) async fn list_messages(
             .chat
             .get_conversation(who.user, &id)
             .await
-            .map(|c| c.messages)
-            .map_err(ApiError::from),
+            .map(|c| c.messages),
     )
 }
 
@@ -403,13 +381,7 @@ pub(crate) async fn switch_branch(
     Path(id): Path<String>,
     ApiJson(choice): ApiJson<BranchChoice>,
 ) -> Response {
-    reply(
-        state
-            .chat
-            .switch_branch(who.user, &id, &choice.message_id)
-            .await
-            .map_err(ApiError::from),
-    )
+    reply(state.chat.switch_branch(who.user, &id, &choice.message_id).await)
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/settings", tag = "conversations", request_body = ConversationSettings,
@@ -424,13 +396,7 @@ pub(crate) async fn set_settings(
     Path(id): Path<String>,
     ApiJson(settings): ApiJson<ConversationSettings>,
 ) -> Response {
-    reply(
-        state
-            .chat
-            .set_settings(who.user, &id, settings)
-            .await
-            .map_err(ApiError::from),
-    )
+    reply(state.chat.set_settings(who.user, &id, settings).await)
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/collections", tag = "conversations", request_body = CollectionChoice,
@@ -449,8 +415,7 @@ pub(crate) async fn set_collections(
         state
             .chat
             .set_collections(who.user, &id, &choice.collection_ids)
-            .await
-            .map_err(ApiError::from),
+            .await,
     )
 }
 
@@ -665,7 +630,7 @@ pub(crate) async fn import(
     who: Principal,
     ApiJson(file): ApiJson<ExportFile>,
 ) -> Response {
-    created(state.chat.import(who.user, file).await.map_err(ApiError::from))
+    created(state.chat.import(who.user, file).await)
 }
 
 #[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
@@ -682,7 +647,6 @@ pub(crate) async fn search(
         state
             .chat
             .search(who.user, q.q.as_deref().unwrap_or_default())
-            .await
-            .map_err(ApiError::from),
+            .await,
     )
 }
