@@ -25,7 +25,7 @@ use stoa::{
 };
 
 const THREADS: usize = 2;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 struct Run {
     prompt_tokens: u32,
