@@ -62,8 +62,8 @@ pub fn reject(path: &str, e: ApiError) -> Response {
     res
 }
 
-/// Reachable without signing in: the sign-in pages and their form targets, the site's
-/// static files, and the API documentation.
+/// Reachable without signing in: health checks, the sign-in pages and their form targets,
+/// the site's static files, and the API documentation.
 fn is_public(path: &str) -> bool {
     matches!(
         path,
@@ -74,6 +74,8 @@ fn is_public(path: &str) -> bool {
             | "/api/v1/openapi.json"
             | "/docs"
             | "/favicon.ico"
+            | "/healthz"
+            | "/readyz"
     ) || path.starts_with("/pkg/")
         || path.starts_with("/docs/")
 }

@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/generate", post(generate))
         .merge(super::resources::router())
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         // The docs page is a static file of the site (public/docs); this makes `/docs` work.
         .route(
             "/docs",
@@ -212,6 +214,54 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiEr
     })
 }
 
+/// What `/readyz` checked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` when everything below is `ok`.
+    pub status: String,
+    pub database: String,
+    /// The embedded chat model: `ok`, or `disabled`.
+    pub local_model: String,
+    /// The embedding model: `ok`, or `disabled`.
+    pub embedding: String,
+}
+
+/// Alive: the process answers HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: the database answers and the configured models are loaded.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Not ready: the failing part says why", body = Readiness),
+    ))]
+async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match state.store.ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            "unreachable".to_owned()
+        }
+    };
+    let loaded = |on: bool| if on { "ok" } else { "disabled" }.to_owned();
+    let readiness = Readiness {
+        status: if database == "ok" { "ready" } else { "not ready" }.to_owned(),
+        database,
+        local_model: loaded(state.local.is_some()),
+        embedding: loaded(state.embedder.is_some()),
+    };
+    let status = if readiness.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
 /// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
 fn field_of(message: &str) -> Option<String> {
     ["missing field `", "unknown field `"].iter().find_map(|prefix| {
@@ -229,6 +279,8 @@ fn field_of(message: &str) -> Option<String> {
     ),
     paths(
         generate,
+        healthz,
+        readyz,
         super::resources::list_conversations,
         super::resources::create_conversation,
         super::resources::get_conversation,
@@ -264,6 +316,7 @@ fn field_of(message: &str) -> Option<String> {
         (name = "conversations", description = "Conversations and their messages; replies can stream as server-sent events"),
         (name = "documents", description = "Upload documents; answers cite them"),
         (name = "keys", description = "API keys of the caller"),
+        (name = "operations", description = "Liveness and readiness, for load balancers and orchestrators"),
         (name = "generate", description = "The founding contract: one prompt in, one answer out"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI client at /v1")
     )

@@ -504,6 +504,11 @@ impl Store for SqliteStore {
         self.get_conversation(owner, &c.id).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         // Closing the last connection checkpoints the WAL into the main file.
         self.pool.close().await;

@@ -112,6 +112,9 @@ pub trait Store: Send + Sync + 'static {
         conversation: ImportedConversation,
     ) -> Result<ConversationRecord, StoreError>;
 
+    /// Whether the database answers (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Flushes and closes connections; called once at shutdown.
     async fn close(&self);
 }

@@ -558,3 +558,23 @@ async fn the_rest_api_keeps_users_apart_by_api_key() {
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn health_and_readiness_need_no_sign_in() {
+    let app = spawn_app_with(accounts).await;
+    let res = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ok");
+    let res = reqwest::get(format!("{}/readyz", app.base)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "ready", "database": "ok", "local_model": "ok", "embedding": "ok"})
+    );
+    // Everything else still needs a sign-in.
+    let res = reqwest::get(format!("{}/api/v1/conversations", app.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
