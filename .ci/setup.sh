@@ -59,7 +59,9 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_NPM_VERSION%%.
 fi
 
 # 6. Playwright test runner (uses Debian's /usr/bin/chromium; never downloads a browser).
-if [ ! -x end2end/node_modules/.bin/playwright ]; then
+# Again whenever the lock file changed since the last install (a pulled dependency).
+if [ ! -x end2end/node_modules/.bin/playwright ] \
+  || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
   log "npm ci in end2end/"
   (cd end2end && npm ci --silent)
 fi
