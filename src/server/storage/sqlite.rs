@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use sqlx::{
     ConnectOptions, Connection, Row,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+        SqliteSynchronous,
     },
 };
 
@@ -88,11 +89,16 @@ impl SqliteStore {
             .bind(owner.get())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        affected(done)
     }
+}
+
+/// A write that matched no row (another user's, or none at all) is [`StoreError::NotFound`].
+pub(super) fn affected(done: SqliteQueryResult) -> Result<(), StoreError> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 const CONVERSATION_COLUMNS: &str =
@@ -262,10 +268,7 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        affected(done)
     }
 
     async fn set_conversation_settings(
@@ -285,10 +288,7 @@ impl Store for SqliteStore {
         .bind(owner.get())
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        affected(done)
     }
 
     async fn trash_conversation(
@@ -307,10 +307,7 @@ impl Store for SqliteStore {
         .bind(trashed)
                 .execute(&self.pool)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        affected(done)
     }
 
     async fn purge_trash(&self, before_ms: i64) -> Result<u64, StoreError> {
@@ -346,9 +343,7 @@ impl Store for SqliteStore {
             .bind(&m.conversation_id)
             .execute(&mut *tx)
             .await?;
-        if touched.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        affected(touched)?;
         let sql = format!(
             "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
              temperature, max_tokens, citations, created_at, updated_at) \

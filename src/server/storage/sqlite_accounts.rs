@@ -6,7 +6,7 @@ use sqlx::{Row, sqlite::SqliteRow};
 use super::{
     StoreError,
     accounts::{AccountStore, ApiKeyRecord, NewSession, UserRecord},
-    sqlite::SqliteStore,
+    sqlite::{SqliteStore, affected},
 };
 
 const USER_COLUMNS: &str =
@@ -117,9 +117,7 @@ impl AccountStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        affected(done)?;
         if disabled {
             sqlx::query("DELETE FROM sessions WHERE user_id = ?")
                 .bind(id)
@@ -142,9 +140,7 @@ impl AccountStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        affected(done)?;
         tx.commit().await?;
         Ok(documents)
     }
@@ -234,10 +230,7 @@ impl AccountStore for SqliteStore {
         .bind(user_id)
         .execute(self.pool())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        affected(done)
     }
 
     async fn api_key_user(&self, key_hash: &str, now_ms: i64) -> Result<Option<UserRecord>, StoreError> {

@@ -9,7 +9,7 @@ use super::{
     documents::{
         ChunkHit, ChunkVector, CollectionRecord, DocumentRecord, DocumentStore, NewChunk, NewDocument,
     },
-    sqlite::SqliteStore,
+    sqlite::{SqliteStore, affected},
 };
 use crate::{api::documents::DocumentStatus, server::auth::UserId};
 
@@ -298,9 +298,7 @@ impl DocumentStore for SqliteStore {
             .bind(owner.get())
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        affected(done)?;
         tx.commit().await?;
         Ok(())
     }
