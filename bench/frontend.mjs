@@ -4,12 +4,11 @@
 // the new-chat page and a conversation of 20 messages.
 //
 // Usage (make bench-frontend): node bench/frontend.mjs <stoa binary> <output.md>
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { startStoa } from "../end2end/stoa-process.mjs";
 
 const require = createRequire(join(process.cwd(), "end2end", "package.json"));
 const { chromium } = require("@playwright/test");
@@ -20,25 +19,7 @@ const BASE = `http://127.0.0.1:${PORT}`;
 const RUNS = 9;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const server = spawn(bin, [], {
-  env: {
-    ...process.env,
-    LEPTOS_OUTPUT_NAME: "stoa",
-    LEPTOS_SITE_ROOT: site,
-    LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
-    LEPTOS_RELOAD_PORT: String(PORT + 1000),
-    STOA_SERVER__DATA_DIR: mkdtempSync(join(tmpdir(), "stoa-bench-")),
-    STOA_LOG__FILTER: "warn",
-  },
-  stdio: ["ignore", "inherit", "inherit"],
-});
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(BASE + "/")).ok) break;
-  } catch {}
-  if (i > 300) throw new Error("stoa did not start");
-  await new Promise((r) => setTimeout(r, 200));
-}
+const { child: server } = await startStoa({ bin, siteRoot: site, port: PORT });
 
 const messages = Array.from({ length: 20 }, (_, i) => ({
   id: `m${i}`,

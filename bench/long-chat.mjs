@@ -4,11 +4,10 @@
 // only the streaming answer should, never the rest of the history.
 //
 // Usage (make bench-long-chat): node bench/long-chat.mjs <stoa binary> <site root> <output.md>
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { startStoa } from "../end2end/stoa-process.mjs";
 
 const require = createRequire(join(process.cwd(), "end2end", "package.json"));
 const { chromium } = require("@playwright/test");
@@ -21,29 +20,6 @@ const RUNS = 7;
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-async function startServer() {
-  const child = spawn(bin, [], {
-    env: {
-      ...process.env,
-      LEPTOS_OUTPUT_NAME: "stoa",
-      LEPTOS_SITE_ROOT: siteRoot,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
-      LEPTOS_RELOAD_PORT: String(PORT + 1000),
-      STOA_SERVER__DATA_DIR: mkdtempSync(join(tmpdir(), "stoa-bench-")),
-      STOA_LOG__FILTER: "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(BASE + "/")).ok) return child;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill("SIGKILL");
-  throw new Error("stoa did not start");
 }
 
 /** A conversation of `n` messages (questions and Markdown answers), imported through the API. */
@@ -142,7 +118,7 @@ async function stream(page, id) {
   return { ...counts, ms, prompt, ttft };
 }
 
-const server = await startServer();
+const { child: server } = await startStoa({ bin, siteRoot, port: PORT });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],

@@ -1,37 +1,14 @@
 // Screenshots of the main screens for the README (make screenshots): a real server, the
 // embedded model, Debian Chromium. Writes end2end/screenshots/*.png.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "@playwright/test";
+import { startStoa } from "./stoa-process.mjs";
 
 const [bin, siteRoot] = process.argv.slice(2);
 const out = (name) => join(import.meta.dirname, "screenshots", `${name}.png`);
 
-async function start(port, env = {}) {
-  const child = spawn(bin, [], {
-    env: {
-      ...process.env,
-      LEPTOS_OUTPUT_NAME: "stoa",
-      LEPTOS_SITE_ROOT: siteRoot,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_RELOAD_PORT: String(port + 1000),
-      STOA_SERVER__DATA_DIR: mkdtempSync(join(tmpdir(), "stoa-shots-")),
-      STOA_LOG__FILTER: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(base + "/")).ok) return { base, child };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error("stoa did not start");
-}
+const start = (port, env = {}) => startStoa({ bin, siteRoot, port, env });
 
 async function ask(page, text, maxTokens) {
   const details = page.locator("details.params");
