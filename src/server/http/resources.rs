@@ -8,9 +8,8 @@ use std::convert::Infallible;
 
 use axum::{
     Json, Router,
-    body::Body,
-    extract::{Path, Query, State},
-    http::{StatusCode, header},
+    extract::{Path, State},
+    http::StatusCode,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -24,17 +23,18 @@ use super::rest::{ApiJson, OptionalJson, problem};
 use crate::{
     api::{
         ApiError,
-        accounts::{ApiKeyView, CreatedApiKey},
-        documents::{CollectionView, DocumentView, UploadOutcome},
         events::ChatEvent,
-        export::{ExportFile, to_markdown},
         types::{
             ChatRequest, ConversationSettings, ConversationSummary, ConversationView, GenerationParams,
-            MessageView, ModelList, RegenerateRequest, SearchHit,
+            MessageView, ModelList, RegenerateRequest,
         },
     },
     server::{auth::Principal, state::AppState},
 };
+
+pub mod documents;
+pub mod keys;
+pub mod transfer;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,23 +59,29 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/conversations/{id}/branch", put(switch_branch))
         .route("/api/v1/conversations/{id}/settings", put(set_settings))
-        .route("/api/v1/conversations/{id}/export", get(export_conversation))
-        .route("/api/v1/export", get(export_all))
-        .route("/api/v1/import", axum::routing::post(import))
-        .route("/api/v1/search", get(search))
-        .route("/api/v1/documents", get(list_documents).post(upload_documents))
+        .route(
+            "/api/v1/conversations/{id}/export",
+            get(transfer::export_conversation),
+        )
+        .route("/api/v1/export", get(transfer::export_all))
+        .route("/api/v1/import", axum::routing::post(transfer::import))
+        .route("/api/v1/search", get(transfer::search))
+        .route(
+            "/api/v1/documents",
+            get(documents::list_documents).post(documents::upload_documents),
+        )
         .route(
             "/api/v1/documents/{id}",
-            get(get_document).delete(delete_document),
+            get(documents::get_document).delete(documents::delete_document),
         )
-        .route("/api/v1/collections", get(list_collections))
+        .route("/api/v1/collections", get(documents::list_collections))
         .route("/api/v1/models", get(list_models))
-        .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route("/api/v1/keys/{id}", delete(revoke_key))
+        .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/api/v1/keys/{id}", delete(keys::revoke_key))
 }
 
 /// `200` with the value, or the error as problem details.
-fn reply<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
+pub(super) fn reply<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
     let result = result.map_err(Into::into);
     match result {
         Ok(v) => Json(v).into_response(),
@@ -83,7 +89,7 @@ fn reply<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
     }
 }
 
-fn created<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
+pub(super) fn created<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
     let result = result.map_err(Into::into);
     match result {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
@@ -91,7 +97,7 @@ fn created<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
     }
 }
 
-fn no_content(result: Result<(), impl Into<ApiError>>) -> Response {
+pub(super) fn no_content(result: Result<(), impl Into<ApiError>>) -> Response {
     let result = result.map_err(Into::into);
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -171,14 +177,6 @@ pub struct Exchange {
 #[serde(deny_unknown_fields)]
 pub struct CollectionChoice {
     pub collection_ids: Vec<String>,
-}
-
-/// A name for a new API key.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    /// 1 to 100 characters.
-    pub name: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
@@ -419,79 +417,6 @@ pub(crate) async fn set_collections(
     )
 }
 
-#[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
-    responses(
-        (status = 200, description = "The caller's documents, newest first, with their progress", body = [DocumentView]),
-        super::rest::Unauthorized, super::rest::Unavailable,
-    ))]
-pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal) -> Response {
-    reply(async { state.ingest()?.list(who.user).await }.await)
-}
-
-#[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
-    request_body(content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
-        and an optional `metadata` field: JSON with title, source, tags and collection"),
-    responses(
-        (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),
-        super::rest::BadRequest, super::rest::Unauthorized, super::rest::TooLarge, super::rest::TooManyRequests, super::rest::Unavailable,
-    ))]
-pub(crate) async fn upload_documents(
-    State(state): State<AppState>,
-    who: Principal,
-    headers: axum::http::HeaderMap,
-    body: Body,
-) -> Response {
-    let boundary = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok());
-    let Some(boundary) = boundary else {
-        return problem(ApiError::invalid(
-            "file",
-            "the request is not multipart/form-data",
-        ));
-    };
-    let multipart = multer::Multipart::new(body.into_data_stream(), boundary);
-    reply(async { state.ingest()?.upload(who.user, multipart).await }.await)
-}
-
-#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
-    params(("id" = String, Path, description = "Document id")),
-    responses(
-        (status = 200, description = "The document and its processing status", body = DocumentView),
-        super::rest::Unauthorized, super::rest::NotFound, super::rest::Unavailable,
-    ))]
-pub(crate) async fn get_document(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Response {
-    reply(async { state.ingest()?.get(who.user, &id).await }.await)
-}
-
-#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
-    params(("id" = String, Path, description = "Document id")),
-    responses(
-        (status = 204, description = "Deleted with its passages"),
-        super::rest::Unauthorized, super::rest::NotFound, super::rest::Unavailable,
-    ))]
-pub(crate) async fn delete_document(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Response {
-    no_content(async { state.ingest()?.delete(who.user, &id).await }.await)
-}
-
-#[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
-    responses(
-        (status = 200, description = "The caller's collections", body = [CollectionView]),
-        super::rest::Unauthorized, super::rest::Unavailable,
-    ))]
-pub(crate) async fn list_collections(State(state): State<AppState>, who: Principal) -> Response {
-    reply(async { state.ingest()?.collections(who.user).await }.await)
-}
-
 #[utoipa::path(get, path = "/api/v1/models", tag = "conversations",
     responses(
         (status = 200, description = "Models of every provider, whether available, and the default", body = ModelList),
@@ -499,154 +424,4 @@ pub(crate) async fn list_collections(State(state): State<AppState>, who: Princip
     ))]
 pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) -> Response {
     Json(state.chat.model_list()).into_response()
-}
-
-#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
-    responses(
-        (status = 200, description = "The caller's API keys (never their secrets)", body = [ApiKeyView]),
-        super::rest::Unauthorized,
-    ))]
-pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> Response {
-    reply(state.accounts.list_keys(&who).await)
-}
-
-#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
-    responses(
-        (status = 201, description = "The key, with its secret: shown this once", body = CreatedApiKey),
-        super::rest::BadRequest, super::rest::Unauthorized,
-    ))]
-pub(crate) async fn create_key(
-    State(state): State<AppState>,
-    who: Principal,
-    ApiJson(new): ApiJson<NewKey>,
-) -> Response {
-    created(state.accounts.create_key(&who, &new.name).await)
-}
-
-#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
-    params(("id" = String, Path, description = "Key id")),
-    responses(
-        (status = 204, description = "Revoked: requests with it get 401 from now on"),
-        super::rest::Unauthorized, super::rest::NotFound,
-    ))]
-pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Response {
-    no_content(state.accounts.revoke_key(&who, &id).await)
-}
-
-/// `?format=` of an export.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// `json` (every branch; importable) or `markdown` (the branch shown). Default `json`.
-    pub format: Option<String>,
-}
-
-/// `?q=` of a search.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SearchQuery {
-    /// Words to find (all of them; the last as a prefix), at most 200 characters.
-    pub q: Option<String>,
-}
-
-/// The export as a file download.
-fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, name: &str) -> Response {
-    let file = match result {
-        Ok(f) => f,
-        Err(e) => return problem(e),
-    };
-    let (body, content_type, extension) = match format.unwrap_or("json") {
-        "json" => (
-            serde_json::to_string_pretty(&file).unwrap_or_default(),
-            "application/json",
-            "json",
-        ),
-        "markdown" | "md" => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
-        other => {
-            return problem(ApiError::invalid(
-                "format",
-                format!("format is 'json' or 'markdown' (got '{other}')"),
-            ));
-        }
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.{extension}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/export", tag = "conversations",
-    params(("id" = String, Path, description = "Conversation id"), ExportQuery),
-    responses(
-        (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)", body = ExportFile),
-        super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound,
-    ))]
-pub(crate) async fn export_conversation(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
-) -> Response {
-    let result = state
-        .chat
-        .export(who.user, Some(&id))
-        .await
-        .map_err(ApiError::from);
-    export_response(result, q.format.as_deref(), "stoa-conversation")
-}
-
-#[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
-    responses(
-        (status = 200, description = "All the caller's conversations as a JSON export or Markdown", body = ExportFile),
-        super::rest::BadRequest, super::rest::Unauthorized,
-    ))]
-pub(crate) async fn export_all(
-    State(state): State<AppState>,
-    who: Principal,
-    Query(q): Query<ExportQuery>,
-) -> Response {
-    let result = state.chat.export(who.user, None).await.map_err(ApiError::from);
-    export_response(result, q.format.as_deref(), "stoa-conversations")
-}
-
-#[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
-    responses(
-        (status = 201, description = "The imported conversations (new ids; every branch kept)", body = [ConversationSummary]),
-        super::rest::BadRequest, super::rest::Unauthorized, super::rest::TooLarge,
-    ))]
-pub(crate) async fn import(
-    State(state): State<AppState>,
-    who: Principal,
-    ApiJson(file): ApiJson<ExportFile>,
-) -> Response {
-    created(state.chat.import(who.user, file).await)
-}
-
-#[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
-    responses(
-        (status = 200, description = "The caller's messages matching every word, best first, with the matches marked", body = [SearchHit]),
-        super::rest::BadRequest, super::rest::Unauthorized,
-    ))]
-pub(crate) async fn search(
-    State(state): State<AppState>,
-    who: Principal,
-    Query(q): Query<SearchQuery>,
-) -> Response {
-    reply(
-        state
-            .chat
-            .search(who.user, q.q.as_deref().unwrap_or_default())
-            .await,
-    )
 }

@@ -1,0 +1,90 @@
+//! Documents and collections of `/api/v1`: upload, list, status, delete.
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::header,
+    response::Response,
+};
+
+use super::{no_content, reply};
+use crate::{
+    api::{
+        ApiError,
+        documents::{CollectionView, DocumentView, UploadOutcome},
+    },
+    server::{auth::Principal, http::rest::problem, state::AppState},
+};
+
+#[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
+    responses(
+        (status = 200, description = "The caller's documents, newest first, with their progress", body = [DocumentView]),
+        crate::server::http::rest::Unauthorized, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal) -> Response {
+    reply(async { state.ingest()?.list(who.user).await }.await)
+}
+
+#[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
+    request_body(content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
+        and an optional `metadata` field: JSON with title, source, tags and collection"),
+    responses(
+        (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooLarge, crate::server::http::rest::TooManyRequests, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn upload_documents(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
+    let Some(boundary) = boundary else {
+        return problem(ApiError::invalid(
+            "file",
+            "the request is not multipart/form-data",
+        ));
+    };
+    let multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    reply(async { state.ingest()?.upload(who.user, multipart).await }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The document and its processing status", body = DocumentView),
+        crate::server::http::rest::Unauthorized, crate::server::http::rest::NotFound, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn get_document(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    reply(async { state.ingest()?.get(who.user, &id).await }.await)
+}
+
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 204, description = "Deleted with its passages"),
+        crate::server::http::rest::Unauthorized, crate::server::http::rest::NotFound, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn delete_document(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    no_content(async { state.ingest()?.delete(who.user, &id).await }.await)
+}
+
+#[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
+    responses(
+        (status = 200, description = "The caller's collections", body = [CollectionView]),
+        crate::server::http::rest::Unauthorized, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn list_collections(State(state): State<AppState>, who: Principal) -> Response {
+    reply(async { state.ingest()?.collections(who.user).await }.await)
+}

@@ -1,0 +1,136 @@
+//! Conversations in and out of Stoa: export (JSON or Markdown), import, and search.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{created, reply};
+use crate::{
+    api::{
+        ApiError,
+        export::{ExportFile, to_markdown},
+        types::{ConversationSummary, SearchHit},
+    },
+    server::{
+        auth::Principal,
+        http::rest::{ApiJson, problem},
+        state::AppState,
+    },
+};
+
+/// `?format=` of an export.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `json` (every branch; importable) or `markdown` (the branch shown). Default `json`.
+    pub format: Option<String>,
+}
+
+/// `?q=` of a search.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to find (all of them; the last as a prefix), at most 200 characters.
+    pub q: Option<String>,
+}
+
+/// The export as a file download.
+fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, name: &str) -> Response {
+    let file = match result {
+        Ok(f) => f,
+        Err(e) => return problem(e),
+    };
+    let (body, content_type, extension) = match format.unwrap_or("json") {
+        "json" => (
+            serde_json::to_string_pretty(&file).unwrap_or_default(),
+            "application/json",
+            "json",
+        ),
+        "markdown" | "md" => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
+        other => {
+            return problem(ApiError::invalid(
+                "format",
+                format!("format is 'json' or 'markdown' (got '{other}')"),
+            ));
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{extension}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/export", tag = "conversations",
+    params(("id" = String, Path, description = "Conversation id"), ExportQuery),
+    responses(
+        (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)", body = ExportFile),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::NotFound,
+    ))]
+pub(crate) async fn export_conversation(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let result = state
+        .chat
+        .export(who.user, Some(&id))
+        .await
+        .map_err(ApiError::from);
+    export_response(result, q.format.as_deref(), "stoa-conversation")
+}
+
+#[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
+    responses(
+        (status = 200, description = "All the caller's conversations as a JSON export or Markdown", body = ExportFile),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized,
+    ))]
+pub(crate) async fn export_all(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let result = state.chat.export(who.user, None).await.map_err(ApiError::from);
+    export_response(result, q.format.as_deref(), "stoa-conversations")
+}
+
+#[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
+    responses(
+        (status = 201, description = "The imported conversations (new ids; every branch kept)", body = [ConversationSummary]),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooLarge,
+    ))]
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(file): ApiJson<ExportFile>,
+) -> Response {
+    created(state.chat.import(who.user, file).await)
+}
+
+#[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
+    responses(
+        (status = 200, description = "The caller's messages matching every word, best first, with the matches marked", body = [SearchHit]),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized,
+    ))]
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    reply(
+        state
+            .chat
+            .search(who.user, q.q.as_deref().unwrap_or_default())
+            .await,
+    )
+}
