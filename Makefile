@@ -21,7 +21,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bundle screenshots clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings bench-python plots bundle screenshots clean-data
 
 run: setup
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
@@ -53,7 +53,7 @@ lint:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag bench-long-chat bench-frontend bench-inference
+bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings plots
 
 bench-rag:
 	cargo bench --features ssr --bench rag
@@ -69,6 +69,26 @@ bench-frontend: build bundle
 # The frontend's size against its budget (bench/bundle.sh; part of make test).
 bundle:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" bench/bundle.sh
+
+BENCH_PYTHON := $(or $(BENCH_VENV),$(HOME)/.cache/stoa/bench-venv)/bin/python
+
+# The Python side of the benchmarks (FastAPI baseline, sentence-transformers, matplotlib).
+bench-python:
+	bench/setup.sh
+
+# Gateway overhead: Stoa's /v1/chat/completions against the FastAPI equivalent, both relaying
+# the scripted upstream, at 1, 64 and 1,000 streams (the release build, as `make run` serves it).
+bench-gateway: build-release bench-python
+	ulimit -n $$(ulimit -Hn)
+	BENCH_PYTHON=$(BENCH_PYTHON) RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench gateway
+
+# Embeddings: Stoa's MiniLM against sentence-transformers with the same weights, same texts and CPU.
+bench-embeddings: bench-python
+	BENCH_PYTHON=$(BENCH_PYTHON) RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench embeddings
+
+# PNG plots of the committed results (bench/plot.py).
+plots: bench-python
+	$(BENCH_PYTHON) bench/plot.py bench/results
 
 # Local inference: Stoa's embedded model against llama.cpp driven directly, same build, GGUF and threads.
 bench-inference:

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::http::HeaderName;
+use axum::{http::HeaderName, serve::ListenerExt};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,14 @@ pub async fn run() -> Result<(), StartupError> {
     let (router, state) = build(settings, leptos_options).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds one back
+        // until the previous is acknowledged (up to 40 ms with delayed ACKs; bench/README.md).
+        .tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
     tracing::info!("listening on http://{addr}");
 
     let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
