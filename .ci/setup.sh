@@ -14,9 +14,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# 1. Debian packages: chromium (Playwright), cmake + clang (llama.cpp build via llama-cpp-2), unzip.
+# 1. Debian packages: chromium (Playwright), cmake + clang (llama.cpp build via llama-cpp-2), unzip,
+#    prometheus (its promtool checks /metrics in the tests).
 apt_missing=()
-for pkg in chromium cmake clang libclang-dev unzip pkg-config; do
+for pkg in chromium cmake clang libclang-dev unzip pkg-config prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then

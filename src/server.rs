@@ -15,6 +15,8 @@ pub mod http;
 /// Chat model providers behind one trait (embedded llama.cpp, any OpenAI-compatible
 /// server through async-openai) and the router that picks, retries and falls back.
 pub mod llm;
+/// Prometheus metrics: names, the recorder, and recording helpers for the services.
+pub mod metrics;
 /// Documents: ingestion (extract, chunk, embed, index) and hybrid retrieval with citations.
 pub mod rag;
 /// Builds the router and serves it until shut down.

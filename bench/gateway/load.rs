@@ -41,10 +41,10 @@ fn content_events(buf: &mut Vec<u8>, mut on_event: impl FnMut(bool)) {
         let text = String::from_utf8_lossy(&event);
         if text.contains("data: [DONE]") {
             on_event(false);
-        } else if let Some(at) = text.find("\"content\":\"") {
-            if text.as_bytes().get(at + 11) != Some(&b'"') {
-                on_event(true);
-            }
+        } else if let Some(at) = text.find("\"content\":\"")
+            && text.as_bytes().get(at + 11) != Some(&b'"')
+        {
+            on_event(true);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and concerns shared by all routes.
 
 pub(crate) mod embeddings;
+pub mod metrics;
 pub mod openai;
 pub(crate) mod openai_wire;
 pub mod resources;

@@ -109,6 +109,7 @@ pub async fn build(
     leptos_options: LeptosOptions,
 ) -> Result<(axum::Router, AppState), StartupError> {
     settings.check()?;
+    super::metrics::install();
     std::fs::create_dir_all(&settings.server.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -275,6 +276,7 @@ fn router(state: AppState) -> axum::Router {
         .layer(nosniff)
         .layer(referrer)
         .layer(no_framing)
+        .layer(axum::middleware::from_fn(http::metrics::track))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -6,6 +6,7 @@ mod accounts;
 mod chat_stream;
 mod documents;
 mod http;
+mod operations;
 mod providers;
 mod rest;
 mod support;

@@ -62,7 +62,7 @@ pub fn reject(path: &str, e: ApiError) -> Response {
     res
 }
 
-/// Reachable without signing in: health checks, the sign-in pages and their form targets,
+/// Reachable without signing in: health checks and metrics, the sign-in pages and their form targets,
 /// the site's static files, and the API documentation.
 fn is_public(path: &str) -> bool {
     matches!(
@@ -76,6 +76,7 @@ fn is_public(path: &str) -> bool {
             | "/favicon.ico"
             | "/healthz"
             | "/readyz"
+            | "/metrics"
     ) || path.starts_with("/pkg/")
         || path.starts_with("/docs/")
 }

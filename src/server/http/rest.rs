@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(super::metrics::metrics))
         // The docs page is a static file of the site (public/docs); this makes `/docs` work.
         .route(
             "/docs",
@@ -281,6 +282,7 @@ fn field_of(message: &str) -> Option<String> {
         generate,
         healthz,
         readyz,
+        super::metrics::metrics,
         super::resources::list_conversations,
         super::resources::create_conversation,
         super::resources::get_conversation,

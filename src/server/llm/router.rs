@@ -16,8 +16,9 @@ use std::{
 
 use futures::StreamExt;
 
-use super::{ChatProvider, GenerationRequest, LlmError, ModelSpec, TokenStream};
+use super::{ChatProvider, GenerationRequest, LlmError, ModelSpec, TokenEvent, TokenStream};
 use crate::api::types::ModelInfo;
+use crate::server::metrics;
 
 /// A provider with its routing settings and health.
 pub struct Entry {
@@ -262,6 +263,7 @@ impl Router {
         request: &GenerationRequest,
         mut primed: Primed,
     ) -> Result<Opened, LlmError> {
+        let asked = std::time::Instant::now();
         let mut failures: Vec<String> = Vec::new();
         let mut last_error = LlmError::Unavailable("no provider to ask".into());
         for (i, target) in chain.iter().enumerate() {
@@ -300,11 +302,13 @@ impl Router {
                     Ok(mut stream) => match stream.next().await {
                         Some(Ok(first)) => {
                             target.entry.mark(Ok(()));
+                            metrics::first_token(target.provider_name(), asked.elapsed());
                             let notice = (!failures.is_empty())
                                 .then(|| format!("{}; answered by {}", failures.join("; "), target.id()));
+                            let tokens = futures::stream::once(async { Ok(first) }).chain(stream);
                             return Ok(Opened {
                                 target: target.clone(),
-                                tokens: Box::pin(futures::stream::once(async { Ok(first) }).chain(stream)),
+                                tokens: metered(target.provider_name().to_owned(), tokens),
                                 prompt_tokens,
                                 notice,
                             });
@@ -314,6 +318,7 @@ impl Router {
                     },
                     Err(e) => e,
                 };
+                metrics::provider_error(target.provider_name(), &outcome);
                 if !outcome.is_retryable() {
                     if failures.is_empty() {
                         return Err(outcome);
@@ -341,6 +346,24 @@ impl Router {
         }
         Err(summary(&failures, last_error))
     }
+}
+
+/// The answer's stream, passed through unchanged, reporting its tokens and speed when it
+/// finishes and its failure if it fails.
+fn metered(
+    provider: String,
+    tokens: impl futures::Stream<Item = Result<TokenEvent, LlmError>> + Send + 'static,
+) -> TokenStream {
+    let opened = std::time::Instant::now();
+    Box::pin(tokens.inspect(move |item| match item {
+        Ok(TokenEvent::Done {
+            completion_tokens, ..
+        }) => {
+            metrics::answer_done(&provider, *completion_tokens, opened.elapsed());
+        }
+        Err(e) => metrics::provider_error(&provider, e),
+        Ok(_) => {}
+    }))
 }
 
 /// One error that tells every failure on the way, keeping the kind of the last one.

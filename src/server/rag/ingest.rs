@@ -103,6 +103,11 @@ impl IngestService {
         service
     }
 
+    /// Documents queued and not yet started (the ingestion backlog gauge).
+    pub fn backlog(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     pub async fn collections(&self, owner: UserId) -> Result<Vec<CollectionView>, ApiError> {
         let records = self.store.list_collections(owner).await.map_err(internal)?;
         Ok(records

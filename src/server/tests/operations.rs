@@ -1,0 +1,155 @@
+//! Operations: `/metrics` in Prometheus format, checked by Prometheus' own `promtool`
+//! (Debian's `prometheus` package, installed by .ci/setup.sh).
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::support::spawn_app_with;
+use crate::server::config::{ModelSetting, ProviderSettings};
+
+/// The value of the first sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_routes_tokens_and_provider_failures_and_pass_promtool() {
+    let app = spawn_app_with(|s| {
+        // A provider nobody listens for: asking it is a provider failure.
+        s.providers.push(ProviderSettings {
+            name: "gone".into(),
+            base_url: "http://127.0.0.1:9/v1".into(),
+            models: vec![ModelSetting::Id("m".into())],
+            retries: 0,
+            ..ProviderSettings::default()
+        });
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", app.base);
+    assert_eq!(client.get(url("/healthz")).send().await.unwrap().status(), 200);
+    let models: serde_json::Value = client
+        .get(url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let local = models["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(local.starts_with("local/"));
+    let missing = client
+        .get(url("/api/v1/conversations/0190c0de-0000-7000-8000-000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let answer = client
+        .post(url("/v1/chat/completions"))
+        .json(&json!({"model": local, "max_tokens": 8,
+                      "messages": [{"role": "user", "content": "Say hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let bad = client
+        .post(url("/v1/chat/completions"))
+        .json(&json!({"model": local, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let failed = client
+        .post(url("/v1/chat/completions"))
+        .json(&json!({"model": "gone/m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 503);
+
+    let res = client.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = res.text().await.unwrap();
+    let requests = "stoa_http_requests_total";
+    assert!(sample(&text, requests, &[("route", "/healthz"), ("status", "200")]).unwrap() >= 1.0);
+    // Route templates, never raw ids: one series per route, not per conversation.
+    assert!(
+        sample(
+            &text,
+            requests,
+            &[("route", "/api/v1/conversations/{id}"), ("status", "404")]
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+    assert!(!text.contains("0190c0de"));
+    assert!(
+        sample(
+            &text,
+            requests,
+            &[("route", "/v1/chat/completions"), ("status", "400")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "stoa_http_request_duration_seconds_count",
+            &[("route", "/v1/chat/completions")]
+        )
+        .unwrap()
+            >= 3.0
+    );
+    assert!(
+        sample(
+            &text,
+            "stoa_time_to_first_token_seconds_count",
+            &[("provider", "local")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(sample(&text, "stoa_generated_tokens_total", &[("provider", "local")]).unwrap() >= 1.0);
+    assert!(
+        sample(
+            &text,
+            "stoa_provider_errors_total",
+            &[("provider", "gone"), ("kind", "unavailable")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(sample(&text, "stoa_local_model_queue_depth", &[]), Some(0.0));
+    assert!(sample(&text, "stoa_ingestion_backlog", &[]).is_some());
+    assert!(sample(&text, "stoa_answers_running", &[]).is_some());
+
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; .ci/setup.sh installs it)");
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
