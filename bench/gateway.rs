@@ -13,6 +13,8 @@
 
 #[path = "gateway/load.rs"]
 mod load;
+#[path = "common/machine.rs"]
+mod machine;
 #[path = "gateway/upstream.rs"]
 mod upstream;
 
@@ -351,15 +353,7 @@ async fn bench() {
 }
 
 fn report(cells: &mut [Cell], out: &Path) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let (cores, cpu) = machine::machine();
     let mut md = String::new();
     md += "# Gateway overhead (bench/gateway.rs)\n\n";
     md += &format!(

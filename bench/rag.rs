@@ -9,6 +9,9 @@
 //! generated sentences and random unit vectors, because embedding 100k chunks takes hours
 //! on this machine; latency depends on the corpus size, not on what the text says.
 
+#[path = "common/machine.rs"]
+mod machine;
+
 use std::{sync::Arc, time::Instant};
 
 /// Benchmarks act as the single-user owner.
@@ -227,15 +230,7 @@ async fn main() {
 
     let (chunks, secs) = ingestion(Arc::clone(&embedder), &scratch).await;
     let mut report = String::from("# Documents benchmark\n\n");
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (cores, cpu) = machine::machine();
     report.push_str(&format!(
         "Machine: {cpu}, {cores} cores. Release build. Embedding model: all-MiniLM-L6-v2 (candle, CPU).\n\n"
     ));

@@ -1,4 +1,5 @@
-//! The `stoa` binary: `stoa` serves; `stoa eval-rag [k]` prints the retrieval evaluation.
+//! The `stoa` binary: `stoa` serves; `stoa backup FILE` copies the SQLite database online;
+//! `stoa eval-rag [k]` prints the retrieval evaluation.
 
 #[cfg(feature = "ssr")]
 #[tokio::main]
@@ -7,9 +8,11 @@ async fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         None => stoa::server::startup::run().await,
         Some("eval-rag") => stoa::server::startup::eval_rag(args.get(1).map(String::as_str)).await,
-        Some(other) => {
-            Err(format!("unknown command '{other}'; use no argument to serve, or eval-rag [k]").into())
-        }
+        Some("backup") => stoa::server::startup::backup(args.get(1).map(String::as_str)).await,
+        Some(other) => Err(format!(
+            "unknown command '{other}'; use no argument to serve, backup FILE, or eval-rag [k]"
+        )
+        .into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

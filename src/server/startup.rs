@@ -26,8 +26,7 @@ use super::{
     },
     rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
     state::AppState,
-    storage::{AccountStore, DocumentStore, Store, sqlite::SqliteStore},
-    telemetry,
+    storage, telemetry,
 };
 use crate::app::{App, shell};
 
@@ -87,6 +86,27 @@ pub async fn run() -> Result<(), StartupError> {
     Ok(())
 }
 
+/// `stoa backup FILE`: an online copy of the SQLite database into a new file, while Stoa
+/// may keep serving. PostgreSQL has its own tools (`pg_dump`; see the README).
+pub async fn backup(target: Option<&str>) -> Result<(), StartupError> {
+    let target = std::path::Path::new(target.ok_or("usage: stoa backup FILE (a new file)")?);
+    let settings = Settings::load()?;
+    let url = settings.database_url();
+    if !url.starts_with("sqlite:") {
+        return Err(
+            "stoa backup copies SQLite databases; for PostgreSQL use pg_dump (README, Operating Stoa)".into(),
+        );
+    }
+    if target.exists() {
+        return Err(format!("{} exists; give a new file name", target.display()).into());
+    }
+    let store = storage::sqlite::SqliteStore::open(&url).await?;
+    store.backup_to(target).await?;
+    storage::Store::close(&store).await;
+    println!("backed up {url} to {}", target.display());
+    Ok(())
+}
+
 /// `stoa eval-rag [k]`: the retrieval evaluation of `bench/rag-eval`, printed.
 pub async fn eval_rag(k: Option<&str>) -> Result<(), StartupError> {
     let settings = Settings::load()?;
@@ -116,10 +136,11 @@ pub async fn build(
             settings.server.data_dir.display()
         )
     })?;
-    let sqlite = Arc::new(SqliteStore::open(&settings.database_url()).await?);
-    let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
-    let account_store: Arc<dyn AccountStore> = Arc::clone(&sqlite) as Arc<dyn AccountStore>;
-    let documents: Arc<dyn DocumentStore> = sqlite;
+    let storage::Stores {
+        store,
+        documents,
+        accounts: account_store,
+    } = storage::open(&settings.database_url()).await?;
     let listen = settings.server.addr.unwrap_or(leptos_options.site_addr);
     let accounts = Arc::new(Accounts::new(
         account_store,

@@ -1,10 +1,15 @@
 //! Persistence. Services see only the [`Store`], [`DocumentStore`] and [`AccountStore`]
-//! traits; [`sqlite::SqliteStore`] implements all three. Records here are storage-shaped; the API types
-//! are built from them at the edge.
+//! traits; [`sqlite::SqliteStore`] and [`postgres::PgStore`] (PostgreSQL with pgvector) each
+//! implement all three, with the same behaviour, and [`open`] picks one by the URL. Records
+//! here are storage-shaped; the API types are built from them at the edge.
 
 pub mod accounts;
 pub mod documents;
+pub mod postgres;
+mod postgres_accounts;
+mod postgres_documents;
 pub mod records;
+mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
 mod sqlite_documents;
@@ -17,3 +22,28 @@ pub use records::{
     MessageRecord, NewMessage, SearchHitRecord,
 };
 pub use store::{Store, StoreError};
+
+/// The three stores of one database, chosen by the URL's scheme (`sqlite://…` or `postgres://…`).
+pub struct Stores {
+    pub store: std::sync::Arc<dyn Store>,
+    pub documents: std::sync::Arc<dyn DocumentStore>,
+    pub accounts: std::sync::Arc<dyn AccountStore>,
+}
+
+pub async fn open(url: &str) -> Result<Stores, StoreError> {
+    use std::sync::Arc;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = Arc::new(postgres::PgStore::open(url).await?);
+        return Ok(Stores {
+            store: pg.clone(),
+            documents: pg.clone(),
+            accounts: pg,
+        });
+    }
+    let db = Arc::new(sqlite::SqliteStore::open(url).await?);
+    Ok(Stores {
+        store: db.clone(),
+        documents: db.clone(),
+        accounts: db,
+    })
+}

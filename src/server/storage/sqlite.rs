@@ -1,13 +1,17 @@
 //! SQLite implementation of [`Store`]: one file, WAL journal, migrations embedded in the
 //! binary and applied at open.
 
+use super::rows::{
+    CONVERSATION_COLUMNS, MESSAGE_COLUMNS, conversation_from_row, message_from_row, role_from_row,
+    search_words,
+};
 use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
     ConnectOptions, Connection, Row,
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
         SqliteSynchronous,
     },
 };
@@ -15,14 +19,11 @@ use sqlx::{
 use super::{
     records::{
         ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
-        NewMessage, SearchHitRecord, UsageRecord,
+        NewMessage, SearchHitRecord,
     },
     store::{Store, StoreError},
 };
-use crate::{
-    api::types::{MessageStatus, Role},
-    server::auth::UserId,
-};
+use crate::server::auth::UserId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/sqlite");
 
@@ -59,6 +60,19 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Ok(Self { pool })
+    }
+
+    /// An online, consistent copy of the whole database into a new file at `target`
+    /// (`VACUUM INTO`: readers and writers go on meanwhile). Refuses to overwrite a file.
+    pub async fn backup_to(&self, target: &std::path::Path) -> Result<(), StoreError> {
+        if target.exists() {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(target.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
@@ -101,89 +115,16 @@ pub(super) fn affected(done: SqliteQueryResult) -> Result<(), StoreError> {
     Ok(())
 }
 
-const CONVERSATION_COLUMNS: &str =
-    "id, title, model, active_leaf, system_prompt, temperature, max_tokens, created_at, updated_at";
-
-const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, error, notice, citations, provider, model, \
-     prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
-     max_tokens, created_at, updated_at";
-
-fn conversation_from_row(row: &SqliteRow) -> Result<ConversationRecord, StoreError> {
-    Ok(ConversationRecord {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        model: row.try_get("model")?,
-        active_leaf: row.try_get("active_leaf")?,
-        system_prompt: row.try_get("system_prompt")?,
-        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|v| v as f32),
-        max_tokens: opt_u32(row, "max_tokens")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn opt_u32(row: &SqliteRow, col: &str) -> Result<Option<u32>, StoreError> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .map(|v| v.clamp(0, u32::MAX as i64) as u32))
-}
-
-fn message_from_row(row: &SqliteRow) -> Result<MessageRecord, StoreError> {
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("status")?;
-    Ok(MessageRecord {
-        id: row.try_get("id")?,
-        conversation_id: row.try_get("conversation_id")?,
-        parent_id: row.try_get("parent_id")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        content: row.try_get("content")?,
-        status: MessageStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        error: row.try_get("error")?,
-        notice: row.try_get("notice")?,
-        citations: match row.try_get::<Option<String>, _>("citations")? {
-            Some(json) => {
-                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("citations: {e}")))?
-            }
-            None => Vec::new(),
-        },
-        usage: UsageRecord {
-            provider: row.try_get("provider")?,
-            model: row.try_get("model")?,
-            prompt_tokens: opt_u32(row, "prompt_tokens")?,
-            completion_tokens: opt_u32(row, "completion_tokens")?,
-            ttft_ms: row.try_get::<Option<i64>, _>("ttft_ms")?.map(|v| v.max(0) as u64),
-            tokens_per_second: row
-                .try_get::<Option<f64>, _>("tokens_per_second")?
-                .map(|v| v as f32),
-            duration_ms: row
-                .try_get::<Option<i64>, _>("duration_ms")?
-                .map(|v| v.max(0) as u64),
-        },
-        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|v| v as f32),
-        max_tokens: opt_u32(row, "max_tokens")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 /// The words of a search as an FTS5 expression that cannot be a syntax error: every word
 /// must match, the last one as a prefix (results appear while typing).
 fn search_expression(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
+    let words = search_words(query);
     let (last, rest) = words.split_last()?;
-    Some(
-        rest.iter()
-            .cloned()
-            .chain([format!("{last}*")])
-            .collect::<Vec<_>>()
-            .join(" AND "),
-    )
+    let quoted = rest
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .chain([format!("\"{last}\"*")]);
+    Some(quoted.collect::<Vec<_>>().join(" AND "))
 }
 
 #[async_trait]
@@ -441,12 +382,11 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let role: String = row.try_get("role")?;
                 Ok(SearchHitRecord {
                     message_id: row.try_get("id")?,
                     conversation_id: row.try_get("conversation_id")?,
                     conversation_title: row.try_get("title")?,
-                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                    role: role_from_row(row)?,
                     snippet: row.try_get("snippet")?,
                     created_at: row.try_get("created_at")?,
                 })

@@ -1,47 +1,14 @@
 //! SQLite implementation of [`AccountStore`].
 
+use super::rows::{USER_COLUMNS, conflict, key_from_row, user_from_row};
 use async_trait::async_trait;
-use sqlx::{Row, sqlite::SqliteRow};
+use sqlx::Row;
 
 use super::{
     StoreError,
     accounts::{AccountStore, ApiKeyRecord, NewSession, UserRecord},
     sqlite::{SqliteStore, affected},
 };
-
-const USER_COLUMNS: &str =
-    "users.id, users.name, users.password_hash, users.role, users.disabled_at, users.created_at";
-
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
-    let role: String = row.try_get("role")?;
-    Ok(UserRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        password_hash: row.try_get("password_hash")?,
-        admin: role == "admin",
-        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
-    Ok(ApiKeyRecord {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-    })
-}
-
-/// A unique-constraint failure is a conflict (a taken name), not a fault.
-fn conflict(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Database(e),
-    }
-}
 
 #[async_trait]
 impl AccountStore for SqliteStore {

@@ -1,8 +1,9 @@
 //! SQLite implementation of [`DocumentStore`]: chunks in a table with their embeddings,
 //! keyword search through the FTS5 index `chunks_fts` (BM25).
 
+use super::rows::{DOCUMENT_COLUMNS, collection_from_row, document_from_row, keyword_terms};
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
     StoreError,
@@ -12,33 +13,6 @@ use super::{
     sqlite::{SqliteStore, affected},
 };
 use crate::{api::documents::DocumentStatus, server::auth::UserId};
-
-const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
-     size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
-
-fn document_from_row(row: &SqliteRow) -> Result<DocumentRecord, StoreError> {
-    let status: String = row.try_get("status")?;
-    let tags: String = row.try_get("tags")?;
-    Ok(DocumentRecord {
-        id: row.try_get("id")?,
-        collection_id: row.try_get("collection_id")?,
-        title: row.try_get("title")?,
-        file_name: row.try_get("file_name")?,
-        media_type: row.try_get("media_type")?,
-        source: row.try_get("source")?,
-        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
-        content_hash: row.try_get("content_hash")?,
-        size_bytes: row.try_get::<i64, _>("size_bytes")?.max(0) as u64,
-        status: DocumentStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        progress_done: row.try_get::<i64, _>("progress_done")?.max(0) as u32,
-        progress_total: row.try_get::<i64, _>("progress_total")?.max(0) as u32,
-        error: row.try_get("error")?,
-        chunk_count: row.try_get::<i64, _>("chunk_count")?.max(0) as u32,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -50,24 +24,10 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Words too common to say anything about relevance; matching them would rank almost
-/// every chunk (and make the search slow on large corpora).
-const STOPWORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i",
-    "in", "is", "it", "of", "on", "or", "should", "that", "the", "this", "to", "was", "what", "when",
-    "where", "which", "who", "why", "will", "with", "you", "my", "me", "we", "our", "your", "there", "their",
-    "they",
-];
-
 /// The words of `query` as an FTS5 expression that cannot be a syntax error: each word
 /// quoted, any of them may match (BM25 ranks chunks with more of them higher).
 fn fts_query(query: &str) -> Option<String> {
-    let terms: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() > 1 && !STOPWORDS.contains(&w.to_lowercase().as_str()))
-        .take(32)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
+    let terms: Vec<String> = keyword_terms(query).iter().map(|t| format!("\"{t}\"")).collect();
     (!terms.is_empty()).then(|| terms.join(" OR "))
 }
 
@@ -112,12 +72,7 @@ impl DocumentStore for SqliteStore {
         .bind(name)
         .fetch_one(self.pool())
         .await?;
-        Ok(CollectionRecord {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            document_count: row.try_get::<i64, _>("n")? as u32,
-            created_at: row.try_get("created_at")?,
-        })
+        collection_from_row(&row)
     }
 
     async fn list_collections(&self, owner: UserId) -> Result<Vec<CollectionRecord>, StoreError> {
@@ -128,16 +83,7 @@ impl DocumentStore for SqliteStore {
         .bind(owner.get())
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CollectionRecord {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    document_count: row.try_get::<i64, _>("n")? as u32,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(collection_from_row).collect()
     }
 
     async fn find_duplicate(

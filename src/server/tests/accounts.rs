@@ -453,9 +453,11 @@ async fn the_first_account_takes_over_what_single_user_mode_made() {
         .await
         .unwrap();
     let dir = single._dir.path().to_path_buf();
+    let database = single.state.settings.database.url.clone();
     let app = spawn_app_with(move |s| {
         accounts(s);
         s.server.data_dir = dir;
+        s.database.url = database;
     })
     .await;
     let mut ada = Browser::new(&app);

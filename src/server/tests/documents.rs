@@ -14,7 +14,7 @@ use crate::{
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageView},
     },
-    server::storage::{DocumentStore, sqlite::SqliteStore},
+    server::storage,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -276,9 +276,10 @@ async fn duplicates_collections_and_deletion() {
         gone.citations.iter().all(|c| c.document_title != "astronomy"),
         "{gone:?}"
     );
-    let db = SqliteStore::open(&app.state.settings.database_url())
+    let db = storage::open(&app.state.settings.database_url())
         .await
-        .unwrap();
+        .unwrap()
+        .documents;
     assert!(
         db.keyword_search(ME, "Europa ocean", None, 10)
             .await

@@ -85,7 +85,7 @@ async fn server_functions_stream_validate_and_render() {
     );
 }
 
-async fn v1_models(app: &App) -> serde_json::Value {
+pub(super) async fn v1_models(app: &App) -> serde_json::Value {
     let res = reqwest::get(format!("{}/v1/models", app.base)).await.unwrap();
     res.json().await.unwrap()
 }

@@ -1,12 +1,15 @@
 //! Operations: `/metrics` in Prometheus format, checked by Prometheus' own `promtool`
-//! (Debian's `prometheus` package, installed by .ci/setup.sh).
+//! (Debian's `prometheus` package, installed by .ci/setup.sh); the online SQLite backup.
 
 use std::io::Write;
 
 use serde_json::json;
 
-use super::support::spawn_app_with;
-use crate::server::config::{ModelSetting, ProviderSettings};
+use super::support::{ME, spawn_app_with};
+use crate::server::{
+    config::{ModelSetting, ProviderSettings},
+    storage::{StoreError, sqlite::SqliteStore},
+};
 
 /// The value of the first sample of `name` whose labels include all of `labels`.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -34,14 +37,7 @@ async fn metrics_count_routes_tokens_and_provider_failures_and_pass_promtool() {
     let client = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", app.base);
     assert_eq!(client.get(url("/healthz")).send().await.unwrap().status(), 200);
-    let models: serde_json::Value = client
-        .get(url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = super::http::v1_models(&app).await;
     let local = models["data"][0]["id"].as_str().unwrap().to_owned();
     assert!(local.starts_with("local/"));
     let missing = client
@@ -50,88 +46,64 @@ async fn metrics_count_routes_tokens_and_provider_failures_and_pass_promtool() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let answer = client
-        .post(url("/v1/chat/completions"))
-        .json(&json!({"model": local, "max_tokens": 8,
-                      "messages": [{"role": "user", "content": "Say hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let complete = |body: serde_json::Value| client.post(url("/v1/chat/completions")).json(&body).send();
+    let answer = complete(
+        json!({"model": local, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi"}]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
-    let bad = client
-        .post(url("/v1/chat/completions"))
-        .json(&json!({"model": local, "messages": []}))
-        .send()
-        .await
-        .unwrap();
+    let bad = complete(json!({"model": local, "messages": []})).await.unwrap();
     assert_eq!(bad.status(), 400);
-    let failed = client
-        .post(url("/v1/chat/completions"))
-        .json(&json!({"model": "gone/m", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
+    let failed = complete(json!({"model": "gone/m", "messages": [{"role": "user", "content": "hi"}]}))
         .await
         .unwrap();
     assert_eq!(failed.status(), 503);
 
     let res = client.get(url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
     );
     let text = res.text().await.unwrap();
+    let at_least = |name: &str, labels: &[(&str, &str)], n: f64| {
+        let value = sample(&text, name, labels);
+        assert!(
+            value.is_some_and(|v| v >= n),
+            "{name} {labels:?} = {value:?}, want ≥ {n}\n{text}"
+        );
+    };
     let requests = "stoa_http_requests_total";
-    assert!(sample(&text, requests, &[("route", "/healthz"), ("status", "200")]).unwrap() >= 1.0);
+    at_least(requests, &[("route", "/healthz"), ("status", "200")], 1.0);
     // Route templates, never raw ids: one series per route, not per conversation.
-    assert!(
-        sample(
-            &text,
-            requests,
-            &[("route", "/api/v1/conversations/{id}"), ("status", "404")]
-        )
-        .unwrap()
-            >= 1.0,
-        "{text}"
+    at_least(
+        requests,
+        &[("route", "/api/v1/conversations/{id}"), ("status", "404")],
+        1.0,
     );
     assert!(!text.contains("0190c0de"));
-    assert!(
-        sample(
-            &text,
-            requests,
-            &[("route", "/v1/chat/completions"), ("status", "400")]
-        )
-        .unwrap()
-            >= 1.0
+    at_least(
+        requests,
+        &[("route", "/v1/chat/completions"), ("status", "400")],
+        1.0,
     );
-    assert!(
-        sample(
-            &text,
-            "stoa_http_request_duration_seconds_count",
-            &[("route", "/v1/chat/completions")]
-        )
-        .unwrap()
-            >= 3.0
+    at_least(
+        "stoa_http_request_duration_seconds_count",
+        &[("route", "/v1/chat/completions")],
+        3.0,
     );
-    assert!(
-        sample(
-            &text,
-            "stoa_time_to_first_token_seconds_count",
-            &[("provider", "local")]
-        )
-        .unwrap()
-            >= 1.0
+    at_least(
+        "stoa_time_to_first_token_seconds_count",
+        &[("provider", "local")],
+        1.0,
     );
-    assert!(sample(&text, "stoa_generated_tokens_total", &[("provider", "local")]).unwrap() >= 1.0);
-    assert!(
-        sample(
-            &text,
-            "stoa_provider_errors_total",
-            &[("provider", "gone"), ("kind", "unavailable")]
-        )
-        .unwrap()
-            >= 1.0
+    at_least("stoa_generated_tokens_total", &[("provider", "local")], 1.0);
+    at_least(
+        "stoa_provider_errors_total",
+        &[("provider", "gone"), ("kind", "unavailable")],
+        1.0,
     );
     assert_eq!(sample(&text, "stoa_local_model_queue_depth", &[]), Some(0.0));
     assert!(sample(&text, "stoa_ingestion_backlog", &[]).is_some());
@@ -151,5 +123,38 @@ async fn metrics_count_routes_tokens_and_provider_failures_and_pass_promtool() {
         "promtool check metrics: {}{}\n{text}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_online_sqlite_backup_restores_every_conversation() {
+    // SQLite on purpose in both suites: this is the SQLite backup (PostgreSQL has pg_dump).
+    let dir = tempfile::tempdir().unwrap();
+    let live = format!("sqlite://{}", dir.path().join("live.db").display());
+    let url = live.clone();
+    let app = spawn_app_with(move |s| s.database.url = Some(url)).await;
+    let made = app.state.chat.create_conversation(ME).await.unwrap();
+    app.state
+        .chat
+        .rename_conversation(ME, &made.id, "Kept safe")
+        .await
+        .unwrap();
+
+    // While the app is serving.
+    let store = SqliteStore::open(&live).await.unwrap();
+    let copy = dir.path().join("backup.db");
+    store.backup_to(&copy).await.unwrap();
+    assert!(
+        matches!(store.backup_to(&copy).await, Err(StoreError::Conflict)),
+        "never overwrites"
+    );
+
+    let restored = format!("sqlite://{}", copy.display());
+    let again = spawn_app_with(move |s| s.database.url = Some(restored)).await;
+    let list = again.state.chat.list_conversations(ME).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].id.as_str(), list[0].title.as_str()),
+        (made.id.as_str(), "Kept safe")
     );
 }

@@ -2,13 +2,14 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use futures::{Stream, StreamExt};
 use leptos::prelude::LeptosOptions;
+use sqlx::Connection;
 
 use crate::{
     api::events::ChatEvent,
@@ -22,9 +23,71 @@ use crate::{
         },
         startup,
         state::AppState,
-        storage::{Store, sqlite::SqliteStore},
+        storage::{self, Store},
     },
 };
+
+/// The database of one test: a SQLite file in `dir`; or, with `TEST_DATABASE=postgres`
+/// (`make test-rust-postgres`), a fresh database on the test binary's PostgreSQL server.
+/// The same tests run against both: one code path, two backends.
+pub async fn database_url(dir: &Path) -> String {
+    if std::env::var("TEST_DATABASE").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.join("stoa.db").display());
+    }
+    let server = postgres_server();
+    let name = format!("t{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("the test PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("a test database");
+    let _ = admin.close().await;
+    format!("{server}/{name}")
+}
+
+/// One PostgreSQL (with pgvector) per test binary, on a free loopback port, started by
+/// `.ci/postgres.sh` as the unprivileged user setup made; a watcher stops it and removes
+/// its directory when the test binary exits. Returns `postgres://stoa@127.0.0.1:PORT`.
+fn postgres_server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("stoa-pg-test-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres.sh");
+        let out = std::process::Command::new(&script)
+            .arg("start")
+            .arg(&dir)
+            .arg(port.to_string())
+            .output()
+            .expect("run .ci/postgres.sh");
+        assert!(
+            out.status.success(),
+            "PostgreSQL did not start (run .ci/setup.sh): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Outlives this process on purpose: it cleans up after the test binary exits.
+        #[allow(clippy::zombie_processes)]
+        let _watcher = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' stop '{}'",
+                script.display(),
+                dir.display(),
+                pid = std::process::id()
+            ))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("a watcher that removes the test PostgreSQL");
+        format!("postgres://stoa@127.0.0.1:{port}")
+    })
+}
 
 pub fn model_path() -> PathBuf {
     Settings::load()
@@ -71,8 +134,8 @@ pub fn router_of(provider: Arc<dyn ChatProvider>) -> Arc<Router> {
 
 pub async fn chat_with(provider: Arc<dyn ChatProvider>) -> TestChat {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("stoa.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let url = database_url(dir.path()).await;
+    let store: Arc<dyn Store> = storage::open(&url).await.unwrap().store;
     let settings = ChatSettings {
         persist_interval_ms: 50,
         ..ChatSettings::default()
@@ -122,6 +185,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
         ..Settings::default()
     };
     settings.server.data_dir = dir.path().to_path_buf();
+    settings.database.url = Some(database_url(dir.path()).await);
     settings.local_model.threads = 2;
     settings.chat.persist_interval_ms = 50;
     adjust(&mut settings);

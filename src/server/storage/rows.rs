@@ -1,0 +1,228 @@
+//! What the SQLite and PostgreSQL stores share: the columns they select, how a row becomes
+//! a record, and how a search's words are picked. Only the SQL around them differs.
+
+use super::{
+    StoreError,
+    accounts::{ApiKeyRecord, UserRecord},
+    documents::{CollectionRecord, DocumentRecord},
+    records::{ConversationRecord, MessageRecord, UsageRecord},
+};
+use crate::api::{
+    documents::DocumentStatus,
+    types::{MessageStatus, Role},
+};
+
+/// Reading a column of a row, the same way for both databases (integers are 64-bit and
+/// floats double precision in both schemas).
+pub(super) trait Fields {
+    fn string(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn opt_float(&self, col: &str) -> Result<Option<f64>, StoreError>;
+}
+
+macro_rules! fields {
+    ($row:ty) => {
+        impl Fields for $row {
+            fn string(&self, col: &str) -> Result<String, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
+            fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
+            fn int(&self, col: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
+            fn opt_float(&self, col: &str) -> Result<Option<f64>, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
+        }
+    };
+}
+
+fields!(sqlx::sqlite::SqliteRow);
+fields!(sqlx::postgres::PgRow);
+
+pub(super) const CONVERSATION_COLUMNS: &str =
+    "id, title, model, active_leaf, system_prompt, temperature, max_tokens, created_at, updated_at";
+
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, error, notice, citations, provider, model, \
+     prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
+     max_tokens, created_at, updated_at";
+
+pub(super) const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
+     size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
+
+pub(super) const USER_COLUMNS: &str =
+    "users.id, users.name, users.password_hash, users.role, users.disabled_at, users.created_at";
+
+fn count(row: &impl Fields, col: &str) -> Result<u32, StoreError> {
+    Ok(row.int(col)?.clamp(0, u32::MAX as i64) as u32)
+}
+
+fn opt_u32(row: &impl Fields, col: &str) -> Result<Option<u32>, StoreError> {
+    Ok(row.opt_int(col)?.map(|v| v.clamp(0, u32::MAX as i64) as u32))
+}
+
+fn opt_u64(row: &impl Fields, col: &str) -> Result<Option<u64>, StoreError> {
+    Ok(row.opt_int(col)?.map(|v| v.max(0) as u64))
+}
+
+fn opt_f32(row: &impl Fields, col: &str) -> Result<Option<f32>, StoreError> {
+    Ok(row.opt_float(col)?.map(|v| v as f32))
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value}"))
+}
+
+pub(super) fn conversation_from_row(row: &impl Fields) -> Result<ConversationRecord, StoreError> {
+    Ok(ConversationRecord {
+        id: row.string("id")?,
+        title: row.string("title")?,
+        model: row.opt_string("model")?,
+        active_leaf: row.opt_string("active_leaf")?,
+        system_prompt: row.opt_string("system_prompt")?,
+        temperature: opt_f32(row, "temperature")?,
+        max_tokens: opt_u32(row, "max_tokens")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(super) fn role_from_row(row: &impl Fields) -> Result<Role, StoreError> {
+    let role = row.string("role")?;
+    Role::parse(&role).ok_or_else(|| corrupt("role", &role))
+}
+
+pub(super) fn message_from_row(row: &impl Fields) -> Result<MessageRecord, StoreError> {
+    let status = row.string("status")?;
+    Ok(MessageRecord {
+        id: row.string("id")?,
+        conversation_id: row.string("conversation_id")?,
+        parent_id: row.opt_string("parent_id")?,
+        role: role_from_row(row)?,
+        content: row.string("content")?,
+        status: MessageStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        error: row.opt_string("error")?,
+        notice: row.opt_string("notice")?,
+        citations: match row.opt_string("citations")? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("citations: {e}")))?
+            }
+            None => Vec::new(),
+        },
+        usage: UsageRecord {
+            provider: row.opt_string("provider")?,
+            model: row.opt_string("model")?,
+            prompt_tokens: opt_u32(row, "prompt_tokens")?,
+            completion_tokens: opt_u32(row, "completion_tokens")?,
+            ttft_ms: opt_u64(row, "ttft_ms")?,
+            tokens_per_second: opt_f32(row, "tokens_per_second")?,
+            duration_ms: opt_u64(row, "duration_ms")?,
+        },
+        temperature: opt_f32(row, "temperature")?,
+        max_tokens: opt_u32(row, "max_tokens")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(super) fn document_from_row(row: &impl Fields) -> Result<DocumentRecord, StoreError> {
+    let status = row.string("status")?;
+    let tags = row.string("tags")?;
+    Ok(DocumentRecord {
+        id: row.string("id")?,
+        collection_id: row.opt_string("collection_id")?,
+        title: row.string("title")?,
+        file_name: row.string("file_name")?,
+        media_type: row.string("media_type")?,
+        source: row.opt_string("source")?,
+        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
+        content_hash: row.string("content_hash")?,
+        size_bytes: row.int("size_bytes")?.max(0) as u64,
+        status: DocumentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        progress_done: count(row, "progress_done")?,
+        progress_total: count(row, "progress_total")?,
+        error: row.opt_string("error")?,
+        chunk_count: count(row, "chunk_count")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+/// A collection with the number of its documents in column `n`.
+pub(super) fn collection_from_row(row: &impl Fields) -> Result<CollectionRecord, StoreError> {
+    Ok(CollectionRecord {
+        id: row.string("id")?,
+        name: row.string("name")?,
+        document_count: count(row, "n")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn user_from_row(row: &impl Fields) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.int("id")?,
+        name: row.string("name")?,
+        password_hash: row.opt_string("password_hash")?,
+        admin: row.string("role")? == "admin",
+        disabled: row.opt_int("disabled_at")?.is_some(),
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn key_from_row(row: &impl Fields) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: row.string("id")?,
+        user_id: row.int("user_id")?,
+        name: row.string("name")?,
+        prefix: row.string("prefix")?,
+        created_at: row.int("created_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
+    })
+}
+
+/// A unique-constraint failure is a conflict (a taken name), not a fault.
+pub(super) fn conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Words too common to say anything about relevance; matching them would rank almost
+/// every chunk (and make the search slow on large corpora).
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i",
+    "in", "is", "it", "of", "on", "or", "should", "that", "the", "this", "to", "was", "what", "when",
+    "where", "which", "who", "why", "will", "with", "you", "my", "me", "we", "our", "your", "there", "their",
+    "they",
+];
+
+/// The words of a document search, lower-cased: letters and digits only (so no query
+/// syntax can get through), longer than one character, stop words dropped, at most 32.
+/// Any of them may match; chunks with more of them rank higher.
+pub(super) fn keyword_terms(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 1 && !STOPWORDS.contains(&w.to_lowercase().as_str()))
+        .take(32)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The words of a message search, lower-cased, letters and digits only, at most 16: every
+/// one must match, the last as a prefix (results appear while typing).
+pub(super) fn search_words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(str::to_lowercase)
+        .collect()
+}
