@@ -1,4 +1,5 @@
 //! The `stoa` binary: `stoa` serves; `stoa backup FILE` copies the SQLite database online;
+//! `stoa migrate-db FROM TO` copies SQLite into PostgreSQL;
 //! `stoa eval-rag [k]` prints the retrieval evaluation.
 
 #[cfg(feature = "ssr")]
@@ -9,8 +10,12 @@ async fn main() -> std::process::ExitCode {
         None => stoa::server::startup::run().await,
         Some("eval-rag") => stoa::server::startup::eval_rag(args.get(1).map(String::as_str)).await,
         Some("backup") => stoa::server::startup::backup(args.get(1).map(String::as_str)).await,
+        Some("migrate-db") => {
+            let arg = |i: usize| args.get(i).map(String::as_str);
+            stoa::server::startup::migrate_db(arg(1), arg(2)).await
+        }
         Some(other) => Err(format!(
-            "unknown command '{other}'; use no argument to serve, backup FILE, or eval-rag [k]"
+            "unknown command '{other}'; use no argument to serve, backup FILE, migrate-db FROM TO, or eval-rag [k]"
         )
         .into()),
     };

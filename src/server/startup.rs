@@ -107,6 +107,35 @@ pub async fn backup(target: Option<&str>) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// `stoa migrate-db FROM TO`: copies a SQLite database (`sqlite://…/stoa.db`) into a
+/// PostgreSQL one (`postgres://…`, created beforehand), resumable, with a count check.
+pub async fn migrate_db(from: Option<&str>, to: Option<&str>) -> Result<(), StartupError> {
+    let usage = "usage: stoa migrate-db sqlite://PATH/stoa.db postgres://USER@HOST/DB";
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(usage.into());
+    };
+    if !from.starts_with("sqlite:") || !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(usage.into());
+    }
+    let path = from.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    if !std::path::Path::new(path).is_file() {
+        return Err(format!("no SQLite database at {path}").into());
+    }
+    let source = storage::sqlite::SqliteStore::open(from).await?;
+    let target = storage::postgres::PgStore::open(to).await?;
+    println!("{:<26} {:>10} {:>10}", "table", "SQLite", "PostgreSQL");
+    let copied = storage::migrate::sqlite_to_postgres(&source, &target, |c| {
+        println!("{:<26} {:>10} {:>10}", c.table, c.source, c.target);
+    })
+    .await;
+    storage::Store::close(&source).await;
+    storage::Store::close(&target).await;
+    let copied = copied?;
+    let rows: i64 = copied.iter().map(|c| c.source).sum();
+    println!("copied {rows} rows; every table has all its rows in PostgreSQL");
+    Ok(())
+}
+
 /// `stoa eval-rag [k]`: the retrieval evaluation of `bench/rag-eval`, printed.
 pub async fn eval_rag(k: Option<&str>) -> Result<(), StartupError> {
     let settings = Settings::load()?;

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod documents;
+pub mod migrate;
 pub mod postgres;
 mod postgres_accounts;
 mod postgres_documents;

@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::support::ME;
-use super::support::{App, collect, spawn_app, spawn_app_with};
+use super::support::{App, collect, postgres_database, spawn_app, spawn_app_with};
 use crate::{
     api::{
         documents::{Citation, DocumentStatus},
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageView},
     },
-    server::storage,
+    server::storage::{self, migrate, postgres::PgStore, sqlite::SqliteStore},
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -334,4 +334,60 @@ async fn documents_can_be_embedded_by_a_remote_openai_compatible_endpoint() {
     upload_ready(&b, vec![("astronomy.txt", fixture("astronomy.txt"))], None).await;
     let answer = ask(&b, "What lies beneath the ice of Europa?", &[]).await;
     assert!(top(&answer).text.contains("salty ocean"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn migrate_db_copies_a_sqlite_instance_into_postgres_and_it_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let url = sqlite_url.clone();
+    let old = spawn_app_with(move |s| s.database.url = Some(url)).await;
+    upload_ready(&old, vec![("handbook.md", fixture("handbook.md"))], None).await;
+    let question = "How many days of paid holiday do employees get?";
+    let before = ask(&old, question, &[]).await;
+    assert!(top(&before).text.contains("27 days"), "{before:?}");
+    let conversation = old.state.chat.list_conversations(ME).await.unwrap()[0].id.clone();
+
+    let pg_url = postgres_database().await;
+    let source = SqliteStore::open(&sqlite_url).await.unwrap();
+    let target = PgStore::open(&pg_url).await.unwrap();
+    let first = migrate::sqlite_to_postgres(&source, &target, |_| {})
+        .await
+        .unwrap();
+    // Run again (as after an interruption): nothing is doubled, nothing is missing.
+    let again = migrate::sqlite_to_postgres(&source, &target, |_| {})
+        .await
+        .unwrap();
+    for c in first.iter().chain(&again) {
+        assert_eq!(c.source, c.target, "{}", c.table);
+    }
+    let rows = |table: &str| first.iter().find(|c| c.table == table).unwrap().source;
+    assert!(rows("chunks") > 0 && rows("messages") == 2 && rows("documents") == 1);
+
+    let url = pg_url.clone();
+    let new = spawn_app_with(move |s| s.database.url = Some(url)).await;
+    let (a, b) = (&old.state.chat, &new.state.chat);
+    assert_eq!(
+        a.get_conversation(ME, &conversation).await.unwrap(),
+        b.get_conversation(ME, &conversation).await.unwrap()
+    );
+    assert_eq!(
+        old.state.ingest().unwrap().list(ME).await.unwrap(),
+        new.state.ingest().unwrap().list(ME).await.unwrap()
+    );
+    // The vectors arrive bit for bit.
+    let vectors = |url: String| async move {
+        storage::open(&url)
+            .await
+            .unwrap()
+            .documents
+            .chunk_vectors()
+            .await
+            .unwrap()
+    };
+    assert_eq!(vectors(sqlite_url).await, vectors(pg_url).await);
+    // And retrieval on PostgreSQL cites the same passage.
+    let after = ask(&new, question, &[]).await;
+    let cited = |m: &MessageView| (top(m).chunk_id, top(m).text.clone());
+    assert_eq!(cited(&after), cited(&before));
 }

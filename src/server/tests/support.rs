@@ -34,6 +34,12 @@ pub async fn database_url(dir: &Path) -> String {
     if std::env::var("TEST_DATABASE").as_deref() != Ok("postgres") {
         return format!("sqlite://{}", dir.join("stoa.db").display());
     }
+    postgres_database().await
+}
+
+/// A fresh, empty database on the test binary's PostgreSQL server (whatever the suite's
+/// backend): for tests that need both databases at once.
+pub async fn postgres_database() -> String {
     let server = postgres_server();
     let name = format!("t{}", uuid::Uuid::now_v7().simple());
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
