@@ -16,7 +16,7 @@ case "$cmd" in
     as_pg "$PG_HOME/bin/initdb" -A trust -U stoa -E UTF8 --no-sync -D "$dir/data" >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     as_pg "$PG_HOME/bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=off -c synchronous_commit=off -c max_connections=200" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=off -c synchronous_commit=off -c max_connections=200 -c maintenance_work_mem=512MB" \
       start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://stoa@127.0.0.1:$port/postgres"
     ;;

@@ -1,5 +1,6 @@
 //! Documents benchmark (`make bench-rag`): ingestion throughput of the real pipeline and
-//! retrieval latency at 10k and 100k chunks, in one run, written to
+//! retrieval latency at 10k and 100k chunks on SQLite (in-memory exact vector index) and on
+//! PostgreSQL (pgvector HNSW, with recall against exact search), in one run, written to
 //! `bench/results/rag.md`.
 //!
 //! Ingestion: the real extract → chunk → MiniLM embed → store → index pipeline on the
@@ -14,6 +15,8 @@ mod machine;
 
 use std::{sync::Arc, time::Instant};
 
+use sqlx::Connection;
+
 /// Benchmarks act as the single-user owner.
 const ME: UserId = UserId::SINGLE_USER;
 
@@ -26,7 +29,8 @@ use stoa::{
         rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
         storage::{
             DocumentStore,
-            documents::{ChunkVector, NewChunk, NewDocument},
+            documents::{ChunkVector, NewChunk, NewDocument, VectorSearch},
+            postgres::PgStore,
             sqlite::SqliteStore,
         },
     },
@@ -131,20 +135,64 @@ fn summary(mut times: Vec<f64>) -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-/// End to end, then vector search alone, then keyword search alone: (p50, p99) each.
-async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: usize) -> [(f64, f64); 3] {
-    let store = Arc::new(
-        SqliteStore::open(&format!(
-            "sqlite://{}",
-            scratch.join(format!("r{n}.db")).display()
-        ))
-        .await
-        .unwrap(),
-    );
+/// Where a corpus is stored and its vectors searched.
+enum Backend {
+    /// SQLite (FTS5) with the in-memory exact index: the embedded default.
+    Sqlite,
+    /// PostgreSQL (tsvector) with pgvector's HNSW: `postgres://…` of a server to make a
+    /// database on.
+    Postgres(String),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite + in-memory exact",
+            Backend::Postgres(_) => "PostgreSQL + pgvector HNSW",
+        }
+    }
+}
+
+/// (p50, p99) of end to end, vector search alone and keyword search alone; recall@20 of
+/// the vector search against exact search; seconds the first search took (on PostgreSQL
+/// it builds the HNSW index).
+struct Measured {
+    whole: (f64, f64),
+    vector: (f64, f64),
+    keyword: (f64, f64),
+    recall: f64,
+    first_search_secs: f64,
+}
+
+async fn retrieval(
+    embedder: Arc<dyn Embedder>,
+    scratch: &std::path::Path,
+    n: usize,
+    backend: &Backend,
+) -> Measured {
+    let (store, in_database): (Arc<dyn DocumentStore>, Option<Arc<dyn VectorSearch>>) = match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", scratch.join(format!("r{n}.db")).display());
+            (Arc::new(SqliteStore::open(&url).await.unwrap()), None)
+        }
+        Backend::Postgres(server) => {
+            let name = format!("bench_{n}");
+            let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let pg = Arc::new(PgStore::open(&format!("{server}/{name}")).await.unwrap());
+            (pg.clone(), Some(pg))
+        }
+    };
     let words = vocabulary();
     let mut rng = Rng(0x5eed + n as u64);
     let per_doc = 1000;
-    let index = Arc::new(VectorIndex::default());
+    // The exact answer, for recall (and the search itself on SQLite).
+    let exact = Arc::new(VectorIndex::default());
     for d in 0..n / per_doc {
         let id = format!("doc-{d}");
         store
@@ -181,7 +229,11 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
             .collect();
         let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.embedding.clone()).collect();
         let ids = store.store_chunks(&id, chunks, 0).await.unwrap();
-        index.add(
+        store
+            .set_document_progress(&id, DocumentStatus::Ready, 1, 1, None, 0)
+            .await
+            .unwrap();
+        exact.add(
             ids.into_iter()
                 .zip(vectors)
                 .map(|(chunk_id, vector)| ChunkVector {
@@ -195,18 +247,37 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
         );
     }
     let dims = embedder.dimensions();
-    let documents: Arc<dyn DocumentStore> = Arc::clone(&store) as Arc<dyn DocumentStore>;
-    let retriever = Retriever::new(documents, embedder, Arc::clone(&index), RagSettings::default());
-    let (mut whole, mut vector, mut keyword) = (Vec::new(), Vec::new(), Vec::new());
+    let search: Arc<dyn VectorSearch> = match in_database {
+        Some(v) => v,
+        None => exact.clone(),
+    };
+    let probe: Vec<f32> = (0..dims).map(|_| rng.unit() / (dims as f32).sqrt()).collect();
+    let t = Instant::now();
+    search.nearest(ME, &probe, None, 20).await.unwrap();
+    let first_search_secs = t.elapsed().as_secs_f64();
+    let retriever = Retriever::new(
+        Arc::clone(&store),
+        embedder,
+        Arc::clone(&search),
+        RagSettings::default(),
+    );
+    let (mut whole, mut vector, mut keyword, mut recall) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for q in 0..220 {
         let question = sentence(&mut rng, &words, 8);
         let t = Instant::now();
         let _ = retriever.retrieve(ME, &question, None).await.unwrap();
         let e2e = t.elapsed().as_secs_f64() * 1000.0;
-        let query: Vec<f32> = (0..dims).map(|_| rng.unit() / (dims as f32).sqrt()).collect();
+        let mut query: Vec<f32> = (0..dims).map(|_| rng.unit()).collect();
+        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+        query.iter_mut().for_each(|x| *x /= norm);
         let t = Instant::now();
-        let _ = index.search(ME, &query, None, 20);
+        let found = search.nearest(ME, &query, None, 20).await.unwrap();
         let v = t.elapsed().as_secs_f64() * 1000.0;
+        let truth = exact.search(ME, &query, None, 20);
+        let hits = found
+            .iter()
+            .filter(|(id, _)| truth.iter().any(|(t, _)| t == id))
+            .count();
         let t = Instant::now();
         let _ = store.keyword_search(ME, &question, None, 20).await.unwrap();
         let k = t.elapsed().as_secs_f64() * 1000.0;
@@ -215,9 +286,55 @@ async fn retrieval(embedder: Arc<dyn Embedder>, scratch: &std::path::Path, n: us
             whole.push(e2e);
             vector.push(v);
             keyword.push(k);
+            recall.push(hits as f64 / truth.len().max(1) as f64);
         }
     }
-    [summary(whole), summary(vector), summary(keyword)]
+    Measured {
+        whole: summary(whole),
+        vector: summary(vector),
+        keyword: summary(keyword),
+        recall: recall.iter().sum::<f64>() / recall.len() as f64,
+        first_search_secs,
+    }
+}
+
+/// A throw-away PostgreSQL with pgvector for the benchmark (`.ci/postgres.sh`, installed by
+/// setup), stopped and removed when dropped.
+struct Postgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Postgres {
+    fn start() -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("stoa-bench-pg-{}", std::process::id()));
+        let out = std::process::Command::new(".ci/postgres.sh")
+            .arg("start")
+            .arg(&dir)
+            .arg("55499")
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "PostgreSQL not started (run .ci/setup.sh): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Self {
+            dir,
+            url: "postgres://stoa@127.0.0.1:55499".into(),
+        })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(".ci/postgres.sh")
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
 }
 
 #[tokio::main]
@@ -241,19 +358,33 @@ async fn main() {
     ));
     report.push_str(
         "## Retrieval (synthetic corpus, 200 queries after 20 warm-up)\n\n\
-         End to end = query embedding + BM25 + vector search + fusion + re-scoring + passage fetch.\n\n\
-         | chunks | end to end p50 ms | p99 ms | vector search p50 ms | p99 ms | BM25 (FTS5) p50 ms | p99 ms |\n\
-         |---:|---:|---:|---:|---:|---:|---:|\n",
+         End to end = query embedding + keyword search + vector search + fusion + re-scoring + passage fetch. \
+         Recall@20: share of the exact 20 nearest chunks the vector search returns. First search: on PostgreSQL it \
+         builds the HNSW index (m 16, ef_construction 64).\n\n\
+         | chunks | backend | end to end p50 ms | p99 ms | vector search p50 ms | p99 ms | recall@20 | keyword p50 ms | p99 ms | first search s |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let postgres = Postgres::start();
+    let mut backends = vec![Backend::Sqlite];
+    backends.extend(postgres.as_ref().map(|p| Backend::Postgres(p.url.clone())));
     for n in [10_000, 100_000] {
-        let [(e50, e99), (v50, v99), (k50, k99)] = retrieval(Arc::clone(&embedder), &scratch, n).await;
-        report.push_str(&format!(
-            "| {n} | {e50:.1} | {e99:.1} | {v50:.1} | {v99:.1} | {k50:.1} | {k99:.1} |\n"
-        ));
-        eprintln!(
-            "{n} chunks: end to end p50 {e50:.1} ms p99 {e99:.1} ms; vector p50 {v50:.1}; bm25 p50 {k50:.1}"
-        );
+        for backend in &backends {
+            let m = retrieval(Arc::clone(&embedder), &scratch, n, backend).await;
+            let ((e50, e99), (v50, v99), (k50, k99)) = (m.whole, m.vector, m.keyword);
+            report.push_str(&format!(
+                "| {n} | {} | {e50:.1} | {e99:.1} | {v50:.1} | {v99:.1} | {:.3} | {k50:.1} | {k99:.1} | {:.1} |\n",
+                backend.name(),
+                m.recall,
+                m.first_search_secs
+            ));
+            eprintln!(
+                "{n} chunks, {}: end to end p50 {e50:.1} ms; vector p50 {v50:.1} (recall {:.3}); keyword p50 {k50:.1}",
+                backend.name(),
+                m.recall
+            );
+        }
     }
+    drop(postgres);
     let _ = std::fs::remove_dir_all(&scratch);
     print!("{report}");
     std::fs::write("bench/results/rag.md", report).unwrap();

@@ -161,7 +161,7 @@ pub async fn delete_user(user_id: i64) -> Result<(), ApiError> {
     let state = state()?;
     let documents = state.accounts.delete_user(&principal()?, user_id).await?;
     if let Some(ingest) = &state.ingest {
-        ingest.forget(&documents);
+        ingest.forget(&documents).await;
     }
     Ok(())
 }

@@ -26,7 +26,8 @@ use super::{
     },
     rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
     state::AppState,
-    storage, telemetry,
+    storage::{self, documents::VectorSearch},
+    telemetry,
 };
 use crate::app::{App, shell};
 
@@ -169,6 +170,7 @@ pub async fn build(
         store,
         documents,
         accounts: account_store,
+        vectors,
     } = storage::open(&settings.database_url()).await?;
     let listen = settings.server.addr.unwrap_or(leptos_options.site_addr);
     let accounts = Arc::new(Accounts::new(
@@ -267,8 +269,14 @@ pub async fn build(
     let mut chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
     let mut ingest = None;
     if let Some(embedder) = &embedder {
-        let index = Arc::new(VectorIndex::new(documents.chunk_vectors().await?));
-        tracing::info!(chunks = index.len(), "vector index loaded");
+        let index: Arc<dyn VectorSearch> = match vectors {
+            Some(in_database) => in_database,
+            None => {
+                let index = VectorIndex::new(documents.chunk_vectors().await?);
+                tracing::info!(chunks = index.len(), "vector index loaded");
+                Arc::new(index)
+            }
+        };
         ingest = Some(IngestService::start(
             Arc::clone(&documents),
             Arc::clone(embedder),

@@ -29,6 +29,8 @@ pub struct Stores {
     pub store: std::sync::Arc<dyn Store>,
     pub documents: std::sync::Arc<dyn DocumentStore>,
     pub accounts: std::sync::Arc<dyn AccountStore>,
+    /// Vector search inside the database (PostgreSQL); `None`: keep the vectors in memory.
+    pub vectors: Option<std::sync::Arc<dyn documents::VectorSearch>>,
 }
 
 pub async fn open(url: &str) -> Result<Stores, StoreError> {
@@ -38,7 +40,8 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
         return Ok(Stores {
             store: pg.clone(),
             documents: pg.clone(),
-            accounts: pg,
+            accounts: pg.clone(),
+            vectors: Some(pg),
         });
     }
     let db = Arc::new(sqlite::SqliteStore::open(url).await?);
@@ -46,5 +49,6 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
         store: db.clone(),
         documents: db.clone(),
         accounts: db,
+        vectors: None,
     })
 }

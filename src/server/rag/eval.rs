@@ -14,7 +14,7 @@ use crate::{
     server::{
         config::RagSettings,
         embed::Embedder,
-        storage::{DocumentStore, sqlite::SqliteStore},
+        storage::{DocumentStore, documents::VectorSearch, sqlite::SqliteStore},
     },
 };
 
@@ -78,7 +78,7 @@ async fn evaluate(
         min_similarity: 0.0,
         ..RagSettings::default()
     };
-    let index = Arc::new(VectorIndex::default());
+    let index: Arc<dyn VectorSearch> = Arc::new(VectorIndex::default());
     let ingest = IngestService::start(
         Arc::clone(&store),
         Arc::clone(&embedder),

@@ -4,7 +4,15 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::server::{auth::UserId, storage::documents::ChunkVector};
+use async_trait::async_trait;
+
+use crate::server::{
+    auth::UserId,
+    storage::{
+        StoreError,
+        documents::{ChunkVector, VectorSearch},
+    },
+};
 
 struct Entry {
     chunk_id: i64,
@@ -98,6 +106,31 @@ impl VectorIndex {
                     .map(|e| dot(query, &e.vector))
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl VectorSearch for VectorIndex {
+    async fn add_vectors(&self, vectors: Vec<ChunkVector>) {
+        self.add(vectors);
+    }
+
+    async fn forget_document(&self, document_id: &str) {
+        self.remove_document(document_id);
+    }
+
+    async fn nearest(
+        &self,
+        owner: UserId,
+        query: &[f32],
+        collections: Option<&[String]>,
+        k: usize,
+    ) -> Result<Vec<(i64, f32)>, StoreError> {
+        Ok(self.search(owner, query, collections, k))
+    }
+
+    async fn similarities(&self, query: &[f32], chunk_ids: &[i64]) -> Result<Vec<Option<f32>>, StoreError> {
+        Ok(self.similarity(query, chunk_ids))
     }
 }
 

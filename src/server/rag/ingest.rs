@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use super::{
     chunk::{ChunkSizes, chunk},
     extract::{Kind, extract},
-    index::VectorIndex,
 };
 use crate::{
     api::{
@@ -24,7 +23,7 @@ use crate::{
         embed::Embedder,
         storage::{
             DocumentStore, StoreError,
-            documents::{ChunkVector, DocumentRecord, NewChunk, NewDocument},
+            documents::{ChunkVector, DocumentRecord, NewChunk, NewDocument, VectorSearch},
         },
     },
 };
@@ -44,7 +43,7 @@ struct Job {
 
 pub struct IngestService {
     store: Arc<dyn DocumentStore>,
-    index: Arc<VectorIndex>,
+    index: Arc<dyn VectorSearch>,
     pub(super) settings: RagSettings,
     jobs: mpsc::Sender<Job>,
     collections: tokio::sync::Mutex<()>,
@@ -88,7 +87,7 @@ impl IngestService {
     pub fn start(
         store: Arc<dyn DocumentStore>,
         embedder: Arc<dyn Embedder>,
-        index: Arc<VectorIndex>,
+        index: Arc<dyn VectorSearch>,
         settings: RagSettings,
     ) -> Arc<Self> {
         let (jobs, receiver) = mpsc::channel(QUEUE);
@@ -134,14 +133,14 @@ impl IngestService {
 
     pub async fn delete(&self, owner: UserId, id: &str) -> Result<(), ApiError> {
         self.store.delete_document(owner, id).await.map_err(internal)?;
-        self.index.remove_document(id);
+        self.index.forget_document(id).await;
         Ok(())
     }
 
     /// Drops documents already deleted from storage (with their user) from the index.
-    pub fn forget(&self, document_ids: &[String]) {
+    pub async fn forget(&self, document_ids: &[String]) {
         for id in document_ids {
-            self.index.remove_document(id);
+            self.index.forget_document(id).await;
         }
     }
 
@@ -250,7 +249,7 @@ async fn worker(
     mut jobs: mpsc::Receiver<Job>,
     store: Arc<dyn DocumentStore>,
     embedder: Arc<dyn Embedder>,
-    index: Arc<VectorIndex>,
+    index: Arc<dyn VectorSearch>,
     settings: RagSettings,
 ) {
     while let Some(job) = jobs.recv().await {
@@ -277,7 +276,7 @@ async fn process(
     job: Job,
     store: &Arc<dyn DocumentStore>,
     embedder: &Arc<dyn Embedder>,
-    index: &Arc<VectorIndex>,
+    index: &Arc<dyn VectorSearch>,
     settings: &RagSettings,
 ) -> Result<usize, String> {
     let id = job.document_id;
@@ -342,17 +341,19 @@ async fn process(
         Err(e) => return Err(e.to_string()),
     };
     let n = ids.len();
-    index.add(
-        ids.into_iter()
-            .zip(for_index)
-            .map(|(chunk_id, vector)| ChunkVector {
-                chunk_id,
-                owner,
-                document_id: id.clone(),
-                collection_id: job.collection_id.clone(),
-                vector,
-            })
-            .collect(),
-    );
+    index
+        .add_vectors(
+            ids.into_iter()
+                .zip(for_index)
+                .map(|(chunk_id, vector)| ChunkVector {
+                    chunk_id,
+                    owner,
+                    document_id: id.clone(),
+                    collection_id: job.collection_id.clone(),
+                    vector,
+                })
+                .collect(),
+        )
+        .await;
     Ok(n)
 }

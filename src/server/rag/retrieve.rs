@@ -5,14 +5,13 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::index::VectorIndex;
 use crate::server::auth::UserId;
 use crate::{
     api::documents::Citation,
     server::{
         config::RagSettings,
         embed::{EmbedError, Embedder},
-        storage::{DocumentStore, StoreError},
+        storage::{DocumentStore, StoreError, documents::VectorSearch},
     },
 };
 
@@ -43,7 +42,7 @@ pub struct Retrieval {
 pub struct Retriever {
     store: Arc<dyn DocumentStore>,
     embedder: Arc<dyn Embedder>,
-    index: Arc<VectorIndex>,
+    index: Arc<dyn VectorSearch>,
     settings: RagSettings,
 }
 
@@ -51,7 +50,7 @@ impl Retriever {
     pub fn new(
         store: Arc<dyn DocumentStore>,
         embedder: Arc<dyn Embedder>,
-        index: Arc<VectorIndex>,
+        index: Arc<dyn VectorSearch>,
         settings: RagSettings,
     ) -> Self {
         Self {
@@ -85,7 +84,7 @@ impl Retriever {
         let embedded = self.embedder.embed(vec![query]).await?;
         let q = embedded.vectors.into_iter().next().unwrap_or_default();
         let n = self.settings.candidates as usize;
-        let by_vector = self.index.search(owner, &q, collections, n);
+        let by_vector = self.index.nearest(owner, &q, collections, n).await?;
         let by_keyword = self
             .store
             .keyword_search(owner, question, collections, self.settings.candidates)
@@ -105,7 +104,7 @@ impl Retriever {
 
         // Re-score by exact similarity (keyword-only candidates were not scored yet).
         let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
-        let similarities = self.index.similarity(&q, &ids);
+        let similarities = self.index.similarities(&q, &ids).await?;
         let mut rescored: Vec<(i64, f32, f32)> = ids
             .iter()
             .zip(similarities)

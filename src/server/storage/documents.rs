@@ -164,3 +164,28 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// not kept); returns how many.
     async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError>;
 }
+
+/// Nearest-neighbour search over the chunks' unit vectors. The embedded default keeps them
+/// in memory (`rag::index::VectorIndex`, exact); PostgreSQL searches its pgvector column
+/// (HNSW), so every replica sees every other one's documents at once.
+#[async_trait]
+pub trait VectorSearch: Send + Sync + 'static {
+    /// Makes the vectors of chunks just stored searchable.
+    async fn add_vectors(&self, vectors: Vec<ChunkVector>);
+
+    /// Forgets a deleted document's vectors.
+    async fn forget_document(&self, document_id: &str);
+
+    /// The `k` chunks of `owner`'s ready documents most similar to `query` (cosine),
+    /// best first, limited to `collections` when given.
+    async fn nearest(
+        &self,
+        owner: UserId,
+        query: &[f32],
+        collections: Option<&[String]>,
+        k: usize,
+    ) -> Result<Vec<(i64, f32)>, StoreError>;
+
+    /// Similarity of `query` to particular chunks, in their order (`None`: no such chunk).
+    async fn similarities(&self, query: &[f32], chunk_ids: &[i64]) -> Result<Vec<Option<f32>>, StoreError>;
+}

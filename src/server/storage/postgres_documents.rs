@@ -10,6 +10,7 @@ use super::{
     StoreError,
     documents::{
         ChunkHit, ChunkVector, CollectionRecord, DocumentRecord, DocumentStore, NewChunk, NewDocument,
+        VectorSearch,
     },
     postgres::{PgStore, affected},
 };
@@ -391,5 +392,102 @@ mod tests {
         assert_eq!(from_text(&to_text(&v)).unwrap(), v);
         assert_eq!(from_text("[0.5,-1.25,3e-07,3.4028235e+38]").unwrap()[3], f32::MAX);
         assert!(from_text("0.5").is_err());
+    }
+}
+
+/// Dimensions whose HNSW index this process has made sure of.
+static INDEXED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+impl PgStore {
+    /// An HNSW index (cosine) over the embeddings of `dims` dimensions, created on the first
+    /// search with vectors of that size: the column takes any size (embedders differ), an
+    /// index needs one. Another replica creating it at the same time is harmless.
+    async fn ensure_hnsw(&self, dims: usize) {
+        if INDEXED.lock().map(|d| d.contains(&dims)).unwrap_or(false) {
+            return;
+        }
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dims} ON chunks \
+             USING hnsw ((embedding::vector({dims})) vector_cosine_ops) WHERE vector_dims(embedding) = {dims}"
+        );
+        match sqlx::query(&sql).execute(self.pool()).await {
+            Ok(_) => {
+                if let Ok(mut d) = INDEXED.lock() {
+                    d.push(dims);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, dims, "HNSW index not created; searching without it"),
+        }
+    }
+}
+
+#[async_trait]
+impl VectorSearch for PgStore {
+    /// Stored with the chunks already.
+    async fn add_vectors(&self, _vectors: Vec<ChunkVector>) {}
+
+    /// Deleted with the document's chunks already.
+    async fn forget_document(&self, _document_id: &str) {}
+
+    async fn nearest(
+        &self,
+        owner: UserId,
+        query: &[f32],
+        collections: Option<&[String]>,
+        k: usize,
+    ) -> Result<Vec<(i64, f32)>, StoreError> {
+        let dims = query.len();
+        if dims == 0 || k == 0 {
+            return Ok(Vec::new());
+        }
+        self.ensure_hnsw(dims).await;
+        // The expression and predicate match the index's; iterative scans keep finding
+        // neighbours until `k` pass the owner and collection filters (pgvector 0.8).
+        let sql = format!(
+            "SELECT c.id, 1 - (c.embedding::vector({dims}) <=> $1::vector({dims})) AS similarity \
+             FROM chunks c JOIN documents d ON d.id = c.document_id \
+             WHERE vector_dims(c.embedding) = {dims} AND d.user_id = $2 AND d.status = 'ready' AND {} \
+             ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT $4",
+            in_collections(3)
+        );
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&sql)
+            .bind(to_text(query))
+            .bind(owner.get())
+            .bind(collections.map(<[String]>::to_vec))
+            .bind(k as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut found: Vec<(i64, f32)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get::<f64, _>("similarity")? as f32)))
+            .collect::<Result<_, StoreError>>()?;
+        // Relaxed order: nearly sorted; sort exactly.
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(found)
+    }
+
+    async fn similarities(&self, query: &[f32], chunk_ids: &[i64]) -> Result<Vec<Option<f32>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, 1 - (embedding <=> $1::vector) AS similarity FROM chunks \
+             WHERE id = ANY($2) AND vector_dims(embedding) = $3",
+        )
+        .bind(to_text(query))
+        .bind(chunk_ids)
+        .bind(query.len() as i32)
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_id = std::collections::HashMap::new();
+        for r in &rows {
+            by_id.insert(
+                r.try_get::<i64, _>("id")?,
+                r.try_get::<f64, _>("similarity")? as f32,
+            );
+        }
+        Ok(chunk_ids.iter().map(|id| by_id.get(id).copied()).collect())
     }
 }
