@@ -373,28 +373,6 @@ impl DocumentStore for PgStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_text_becomes_a_safe_tsquery() {
-        assert_eq!(
-            ts_query("How do I reset my \"password\" (NOT now)?").as_deref(),
-            Some("reset | password | not | now")
-        );
-        assert_eq!(ts_query("? !"), None);
-    }
-
-    #[test]
-    fn vectors_round_trip_through_text() {
-        let v = vec![0.5, -1.25, 3.0e-7, f32::MAX, 1.0 / 3.0];
-        assert_eq!(from_text(&to_text(&v)).unwrap(), v);
-        assert_eq!(from_text("[0.5,-1.25,3e-07,3.4028235e+38]").unwrap()[3], f32::MAX);
-        assert!(from_text("0.5").is_err());
-    }
-}
-
 /// Dimensions whose HNSW index this process has made sure of.
 static INDEXED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
@@ -489,5 +467,27 @@ impl VectorSearch for PgStore {
             );
         }
         Ok(chunk_ids.iter().map(|id| by_id.get(id).copied()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_becomes_a_safe_tsquery() {
+        assert_eq!(
+            ts_query("How do I reset my \"password\" (NOT now)?").as_deref(),
+            Some("reset | password | not | now")
+        );
+        assert_eq!(ts_query("? !"), None);
+    }
+
+    #[test]
+    fn vectors_round_trip_through_text() {
+        let v = vec![0.5, -1.25, 3.0e-7, f32::MAX, 1.0 / 3.0];
+        assert_eq!(from_text(&to_text(&v)).unwrap(), v);
+        assert_eq!(from_text("[0.5,-1.25,3e-07,3.4028235e+38]").unwrap()[3], f32::MAX);
+        assert!(from_text("0.5").is_err());
     }
 }
