@@ -207,6 +207,7 @@ async fn retrieval(
                 tags: Vec::new(),
                 content_hash: id.clone(),
                 size_bytes: 0,
+                upload: None,
                 now_ms: 0,
             })
             .await

@@ -86,7 +86,7 @@ fn describe() {
     describe_gauge!(LOCAL_QUEUE, "Requests running or waiting on the embedded model");
     describe_gauge!(
         INGESTION_BACKLOG,
-        "Documents queued for ingestion, not yet started"
+        "Documents waiting for ingestion or being ingested (all processes)"
     );
     describe_gauge!(ANSWERS_RUNNING, "Chat answers being generated right now");
 }
@@ -122,7 +122,7 @@ pub fn answer_done(provider: &str, tokens: u32, since_first: Duration) {
 
 /// What a scrape returns: the current state's gauges set, then every metric in Prometheus
 /// text format.
-pub fn render(local_queue: usize, ingestion_backlog: usize, answers_running: usize) -> String {
+pub fn render(local_queue: usize, ingestion_backlog: u64, answers_running: usize) -> String {
     let handle = install();
     gauge!(LOCAL_QUEUE).set(local_queue as f64);
     gauge!(INGESTION_BACKLOG).set(ingestion_backlog as f64);

@@ -170,6 +170,7 @@ pub async fn build(
         store,
         documents,
         accounts: account_store,
+        shared,
         vectors,
     } = storage::open(&settings.database_url()).await?;
     let listen = settings.server.addr.unwrap_or(leptos_options.site_addr);
@@ -191,7 +192,14 @@ pub async fn build(
     if purged > 0 {
         tracing::info!(count = purged, "purged deleted conversations");
     }
-    let interrupted = store.interrupt_streaming(super::chat::now_ms()).await?;
+    // Alone on its database, every answer still streaming was this process's before it
+    // stopped; on a shared one only those whose lease ran out are.
+    let now = super::chat::now_ms();
+    let interrupted = if shared {
+        store.interrupt_abandoned(now).await?
+    } else {
+        store.interrupt_streaming(now).await?
+    };
     if interrupted > 0 {
         tracing::warn!(
             count = interrupted,
@@ -295,6 +303,16 @@ pub async fn build(
         });
     }
     let chat = Arc::new(chat);
+    // Leases of this process's answers, and the sweep of answers whose process died.
+    let keeper = Arc::downgrade(&chat);
+    tokio::spawn(async move {
+        let every = Duration::from_millis((storage::ANSWER_LEASE_MS / 3) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(chat) = keeper.upgrade() else { break };
+            chat.keep_alive().await;
+        }
+    });
     let state = AppState {
         leptos_options,
         settings: Arc::new(settings),

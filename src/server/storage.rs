@@ -22,13 +22,16 @@ pub use records::{
     ConversationRecord, ConversationSettingsRecord, ImportedConversation, ImportedMessage, MessageFinish,
     MessageRecord, NewMessage, SearchHitRecord,
 };
-pub use store::{Store, StoreError};
+pub use store::{ANSWER_LEASE_MS, Store, StoreError};
 
 /// The three stores of one database, chosen by the URL's scheme (`sqlite://…` or `postgres://…`).
 pub struct Stores {
     pub store: std::sync::Arc<dyn Store>,
     pub documents: std::sync::Arc<dyn DocumentStore>,
     pub accounts: std::sync::Arc<dyn AccountStore>,
+    /// Whether other processes may share the database (PostgreSQL): then an answer still
+    /// `streaming` at start may be another process's, and only expired leases are swept.
+    pub shared: bool,
     /// Vector search inside the database (PostgreSQL); `None`: keep the vectors in memory.
     pub vectors: Option<std::sync::Arc<dyn documents::VectorSearch>>,
 }
@@ -41,6 +44,7 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
             store: pg.clone(),
             documents: pg.clone(),
             accounts: pg.clone(),
+            shared: true,
             vectors: Some(pg),
         });
     }
@@ -49,6 +53,7 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
         store: db.clone(),
         documents: db.clone(),
         accounts: db,
+        shared: false,
         vectors: None,
     })
 }

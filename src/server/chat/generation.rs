@@ -150,6 +150,11 @@ impl Running {
         self.lock().len()
     }
 
+    /// The ids of the answers running in this process.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
         self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

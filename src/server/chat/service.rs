@@ -25,7 +25,7 @@ use crate::{
             router::{Primed, Router, Target},
         },
         rag::retrieve::{Retriever, context_prompt},
-        storage::{DocumentStore, NewMessage, Store, StoreError},
+        storage::{ANSWER_LEASE_MS, DocumentStore, NewMessage, Store, StoreError},
     },
 };
 
@@ -384,7 +384,26 @@ impl ChatService {
 
     /// Lets running answers finish for up to `grace`, then interrupts the rest and marks
     /// anything left `streaming` as interrupted.
+    /// Renews the leases of the answers this process is writing, and marks answers whose
+    /// process died (lease run out) as interrupted. Run every third of the lease.
+    pub async fn keep_alive(&self) {
+        let now = now_ms();
+        if let Err(e) = self
+            .store
+            .renew_answers(&self.running.ids(), now + ANSWER_LEASE_MS)
+            .await
+        {
+            tracing::warn!(error = %e, "could not renew the leases of running answers");
+        }
+        match self.store.interrupt_abandoned(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "answers whose process stopped are marked interrupted"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep abandoned answers"),
+        }
+    }
+
     pub async fn shutdown(&self, grace: Duration) {
+        let ours = self.running.ids();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
             tracing::warn!(
@@ -394,7 +413,8 @@ impl ChatService {
             self.shutdown.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         }
-        match self.store.interrupt_streaming(now_ms()).await {
+        // Only this process's answers: others on the same database go on.
+        match self.store.interrupt_answers(&ours, now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(count = n, "marked unfinished answers as interrupted"),
             Err(e) => tracing::error!(error = %e, "could not mark unfinished answers"),

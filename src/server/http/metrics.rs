@@ -38,9 +38,13 @@ pub async fn track(request: Request, next: Next) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let backlog = match &state.ingest {
+        Some(ingest) => ingest.backlog().await,
+        None => 0,
+    };
     let text = m::render(
         state.local.as_ref().map_or(0, |l| l.in_flight()),
-        state.ingest.as_ref().map_or(0, |i| i.backlog()),
+        backlog,
         state.chat.running(),
     );
     (

@@ -1,11 +1,15 @@
-//! Ingestion: validate each uploaded file on its own, store it as a queued document, and
-//! process it in the background (extract → chunk → embed n/m → store → index) with its
-//! progress in the database, so the UI can show it and chat stays responsive.
+//! Ingestion: validate each uploaded file on its own, store it (with the file) as a queued
+//! document, and process it in the background (extract → chunk → embed n/m → store → index)
+//! with its progress in the database, so the UI can show it and chat stays responsive.
+//!
+//! The queue is the database: a worker claims the oldest waiting document under a lease it
+//! renews while it works. Workers of several processes on one database share the queue,
+//! and a document whose worker died (its lease ran out) is taken over and finished.
 
 use std::{sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::{
     chunk::{ChunkSizes, chunk},
@@ -13,7 +17,7 @@ use super::{
 };
 use crate::{
     api::{
-        ApiError, ErrorCode,
+        ApiError,
         documents::{CollectionView, DocumentMetadata, DocumentStatus, DocumentView},
     },
     server::{
@@ -23,29 +27,27 @@ use crate::{
         embed::Embedder,
         storage::{
             DocumentStore, StoreError,
-            documents::{ChunkVector, DocumentRecord, NewChunk, NewDocument, VectorSearch},
+            documents::{ChunkVector, ClaimedDocument, DocumentRecord, NewChunk, NewDocument, VectorSearch},
         },
     },
 };
 
 /// Chunks embedded per step (and per progress update).
 const EMBED_STEP: usize = 16;
-/// Documents that may wait for processing.
-const QUEUE: usize = 256;
-
-struct Job {
-    owner: UserId,
-    document_id: String,
-    collection_id: Option<String>,
-    kind: Kind,
-    bytes: Vec<u8>,
-}
+/// How long a claimed document stays its worker's without a sign of life; the worker
+/// renews it every third of that.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for documents another process queued.
+const POLL: Duration = Duration::from_secs(2);
+/// Times a document may be taken before it is given up (a file that kills its worker).
+const MAX_ATTEMPTS: u32 = 3;
 
 pub struct IngestService {
     store: Arc<dyn DocumentStore>,
     index: Arc<dyn VectorSearch>,
     pub(super) settings: RagSettings,
-    jobs: mpsc::Sender<Job>,
+    /// Tells the worker a document was queued (it also polls, for other processes' uploads).
+    queued: Arc<Notify>,
     collections: tokio::sync::Mutex<()>,
 }
 
@@ -90,21 +92,21 @@ impl IngestService {
         index: Arc<dyn VectorSearch>,
         settings: RagSettings,
     ) -> Arc<Self> {
-        let (jobs, receiver) = mpsc::channel(QUEUE);
+        let queued = Arc::new(Notify::new());
         let service = Arc::new(Self {
             store: Arc::clone(&store),
             index: Arc::clone(&index),
             settings: settings.clone(),
-            jobs,
+            queued: Arc::clone(&queued),
             collections: tokio::sync::Mutex::new(()),
         });
-        tokio::spawn(worker(receiver, store, embedder, index, settings));
+        tokio::spawn(worker(queued, store, embedder, index, settings));
         service
     }
 
-    /// Documents queued and not yet started (the ingestion backlog gauge).
-    pub fn backlog(&self) -> usize {
-        self.jobs.max_capacity() - self.jobs.capacity()
+    /// Documents waiting or being processed, by any process (the ingestion backlog gauge).
+    pub async fn backlog(&self) -> u64 {
+        self.store.pending_documents().await.unwrap_or(0)
     }
 
     pub async fn collections(&self, owner: UserId) -> Result<Vec<CollectionView>, ApiError> {
@@ -209,25 +211,12 @@ impl IngestService {
                 tags: metadata.tags.clone(),
                 content_hash: hash,
                 size_bytes: bytes.len() as u64,
+                upload: Some(bytes),
                 now_ms: now_ms(),
             })
             .await
             .map_err(internal)?;
-        let job = Job {
-            owner,
-            document_id: record.id.clone(),
-            collection_id,
-            kind,
-            bytes,
-        };
-        if self.jobs.try_send(job).is_err() {
-            let reason = "too many documents are waiting to be processed; try again later";
-            let _ = self
-                .store
-                .set_document_progress(&record.id, DocumentStatus::Failed, 0, 0, Some(reason), now_ms())
-                .await;
-            return Err(ApiError::new(ErrorCode::Busy, reason));
-        }
+        self.queued.notify_one();
         Ok((self.get(owner, &record.id).await?, false))
     }
 
@@ -244,18 +233,61 @@ impl IngestService {
     }
 }
 
-/// Processes queued documents one at a time.
+/// Processes queued documents one at a time: claims the oldest (or one whose worker
+/// died), keeps its lease alive while working on it, records the outcome.
 async fn worker(
-    mut jobs: mpsc::Receiver<Job>,
+    queued: Arc<Notify>,
     store: Arc<dyn DocumentStore>,
     embedder: Arc<dyn Embedder>,
     index: Arc<dyn VectorSearch>,
     settings: RagSettings,
 ) {
-    while let Some(job) = jobs.recv().await {
-        let id = job.document_id.clone();
+    let lease_ms = LEASE.as_millis() as i64;
+    loop {
+        let now = now_ms();
+        let claimed = match store.claim_document(now, now + lease_ms).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take a document to process");
+                None
+            }
+        };
+        let Some(doc) = claimed else {
+            let _ = tokio::time::timeout(POLL, queued.notified()).await;
+            continue;
+        };
+        let id = doc.id.clone();
+        if doc.attempts > MAX_ATTEMPTS {
+            let reason = format!(
+                "processing stopped {} times on this file; upload it again",
+                doc.attempts - 1
+            );
+            tracing::warn!(document_id = %id, %reason, "document given up");
+            let _ = store
+                .set_document_progress(&id, DocumentStatus::Failed, 0, 0, Some(&reason), now_ms())
+                .await;
+            continue;
+        }
+        if doc.attempts > 1 {
+            tracing::warn!(document_id = %id, attempt = doc.attempts, "taking over a document whose worker stopped");
+        }
+        let renewal = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE / 3).await;
+                    match store.renew_lease(&id, now_ms() + lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!(document_id = %id, error = %e, "lease not renewed"),
+                    }
+                }
+            })
+        };
         let started = std::time::Instant::now();
-        match process(job, &store, &embedder, &index, &settings).await {
+        let outcome = process(doc, &store, &embedder, &index, &settings).await;
+        renewal.abort();
+        match outcome {
             Ok(chunks) => tracing::info!(
                 document_id = %id,
                 chunks,
@@ -273,14 +305,14 @@ async fn worker(
 }
 
 async fn process(
-    job: Job,
+    job: ClaimedDocument,
     store: &Arc<dyn DocumentStore>,
     embedder: &Arc<dyn Embedder>,
     index: &Arc<dyn VectorSearch>,
     settings: &RagSettings,
 ) -> Result<usize, String> {
-    let id = job.document_id;
-    let owner = job.owner.get();
+    let id = job.id;
+    let owner = job.owner;
     let progress = |status, done, total| {
         let store = Arc::clone(store);
         let id = id.clone();
@@ -298,7 +330,8 @@ async fn process(
         overlap: settings.chunk_overlap as usize,
         limit: embedder.max_tokens(),
     };
-    let (kind, bytes) = (job.kind, job.bytes);
+    let kind = Kind::detect(&job.file_name, &job.upload)?;
+    let bytes = job.upload;
     let chunks = tokio::task::spawn_blocking(move || {
         let extracted = extract(kind, &bytes)?;
         Ok::<_, String>(chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))

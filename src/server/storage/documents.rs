@@ -37,6 +37,9 @@ pub struct DocumentRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDocument {
     pub owner: UserId,
+    /// The uploaded file, kept with the document until it has been processed (`None`: a
+    /// document that needs no processing).
+    pub upload: Option<Vec<u8>>,
     pub id: String,
     pub collection_id: Option<String>,
     pub title: String,
@@ -83,6 +86,18 @@ pub struct ChunkVector {
 }
 
 /// Methods taking an `owner` see only that user's documents and collections.
+/// A document a worker took for processing, with its uploaded file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedDocument {
+    pub id: String,
+    pub owner: i64,
+    pub collection_id: Option<String>,
+    pub file_name: String,
+    pub upload: Vec<u8>,
+    /// How many times a worker took it (more than one: a worker died on it before).
+    pub attempts: u32,
+}
+
 #[async_trait]
 pub trait DocumentStore: Send + Sync + 'static {
     /// Creates a collection of `owner`, or returns theirs of that name.
@@ -163,6 +178,22 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Documents left unfinished by a stopped server are marked failed (their upload is
     /// not kept); returns how many.
     async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Takes the oldest document waiting to be processed, or one whose lease ran out (the
+    /// process that held it died): marks it `extracting`, leased until `lease_until_ms`, one
+    /// attempt more. Two workers (of any process) never take the same document.
+    async fn claim_document(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Option<ClaimedDocument>, StoreError>;
+
+    /// Extends the lease on a document being processed; false when it is no longer held
+    /// (finished, deleted, or taken over after the lease ran out).
+    async fn renew_lease(&self, id: &str, lease_until_ms: i64) -> Result<bool, StoreError>;
+
+    /// Documents waiting to be processed or being processed (the ingestion backlog).
+    async fn pending_documents(&self) -> Result<u64, StoreError>;
 }
 
 /// Nearest-neighbour search over the chunks' unit vectors. The embedded default keeps them

@@ -43,6 +43,7 @@ enum Kind {
     Int,
     Float,
     Text,
+    Bytes,
     /// pgvector: SQLite keeps the vector as little-endian f32 bytes.
     Vector,
 }
@@ -64,6 +65,7 @@ async fn target_columns(pg: &PgStore, table: &str) -> Result<(Vec<Target>, Vec<S
             ("bigint" | "integer" | "smallint", _) => Kind::Int,
             ("double precision" | "real" | "numeric", _) => Kind::Float,
             ("text" | "character varying", _) => Kind::Text,
+            ("bytea", _) => Kind::Bytes,
             (_, "vector") => Kind::Vector,
             other => {
                 return Err(StoreError::Corrupt(format!(
@@ -104,6 +106,7 @@ fn push_row(
             Kind::Int => values.push_bind(row.try_get::<Option<i64>, _>(i)?),
             Kind::Float => values.push_bind(row.try_get::<Option<f64>, _>(i)?),
             Kind::Text => values.push_bind(row.try_get::<Option<String>, _>(i)?),
+            Kind::Bytes => values.push_bind(row.try_get::<Option<Vec<u8>>, _>(i)?),
             Kind::Vector => {
                 let text = if null {
                     None

@@ -3,8 +3,8 @@
 //! search uses generated `tsvector` columns (see the migration) in place of FTS5.
 
 use super::rows::{
-    CONVERSATION_COLUMNS, MESSAGE_COLUMNS, conversation_from_row, message_from_row, role_from_row,
-    search_words,
+    CONVERSATION_COLUMNS, INTERRUPTED, MESSAGE_COLUMNS, conversation_from_row, message_from_row,
+    role_from_row, search_words,
 };
 use std::ops::Range;
 
@@ -19,9 +19,9 @@ use super::{
         ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
         NewMessage, SearchHitRecord,
     },
-    store::{Store, StoreError},
+    store::{ANSWER_LEASE_MS, Store, StoreError},
 };
-use crate::server::auth::UserId;
+use crate::{api::types::MessageStatus, server::auth::UserId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/postgres");
 
@@ -393,8 +393,8 @@ impl Store for PgStore {
         affected(touched)?;
         let sql = format!(
             "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
-             temperature, max_tokens, citations, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {MESSAGE_COLUMNS}"
+             temperature, max_tokens, citations, created_at, updated_at, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&m.id)
@@ -410,6 +410,7 @@ impl Store for PgStore {
             .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
             .bind(m.now_ms)
             .bind(m.now_ms)
+            .bind((m.status == MessageStatus::Streaming).then_some(m.now_ms + ANSWER_LEASE_MS))
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -456,12 +457,41 @@ impl Store for PgStore {
     }
 
     async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'interrupted', \
-             error = 'the server stopped while this answer was being written', updated_at = $1 \
-             WHERE status = 'streaming'",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 WHERE status = 'streaming'"
+        ))
         .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET lease_until = $1 WHERE id = ANY($2) AND status = 'streaming'")
+            .bind(lease_until_ms)
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 \
+             WHERE status = 'streaming' AND (lease_until IS NULL OR lease_until < $1)"
+        ))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn interrupt_answers(&self, ids: &[String], now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 WHERE id = ANY($2) AND status = 'streaming'"
+        ))
+        .bind(now_ms)
+        .bind(ids)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

@@ -2,15 +2,18 @@
 //! (pgvector, exchanged as text `[x,y,…]`), keyword search through the generated `tsvector`
 //! column `chunks.search`.
 
-use super::rows::{DOCUMENT_COLUMNS, collection_from_row, document_from_row, keyword_terms};
+use super::rows::{
+    CLAIMED_COLUMNS, DOCUMENT_COLUMNS, HELD, claimable, claimed_from_row, collection_from_row,
+    document_from_row, keyword_terms,
+};
 use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
     StoreError,
     documents::{
-        ChunkHit, ChunkVector, CollectionRecord, DocumentRecord, DocumentStore, NewChunk, NewDocument,
-        VectorSearch,
+        ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
+        NewDocument, VectorSearch,
     },
     postgres::{PgStore, affected},
 };
@@ -127,8 +130,8 @@ impl DocumentStore for PgStore {
         .await?;
         let sql = format!(
             "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
-             content_hash, size_bytes, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11) RETURNING {DOCUMENT_COLUMNS}"
+             content_hash, size_bytes, status, created_at, updated_at, upload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11, $12) RETURNING {DOCUMENT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&d.id)
@@ -142,6 +145,7 @@ impl DocumentStore for PgStore {
             .bind(&d.content_hash)
             .bind(d.size_bytes as i64)
             .bind(d.now_ms)
+            .bind(&d.upload)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -178,7 +182,7 @@ impl DocumentStore for PgStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE documents SET status = $1, progress_done = $2, progress_total = $3, error = $4, \
-             updated_at = $5 WHERE id = $6",
+             updated_at = $5, upload = CASE WHEN $1 IN ('ready', 'failed') THEN NULL ELSE upload END WHERE id = $6",
         )
         .bind(status.as_str())
         .bind(i64::from(done))
@@ -219,7 +223,7 @@ impl DocumentStore for PgStore {
         let n = chunks.len() as i64;
         let done = sqlx::query(
             "UPDATE documents SET status = 'ready', chunk_count = $1, progress_done = $1, progress_total = $1, \
-             error = NULL, updated_at = $2 WHERE id = $3",
+             error = NULL, updated_at = $2, upload = NULL, lease_until = NULL WHERE id = $3 AND status <> 'ready'",
         )
         .bind(n)
         .bind(now_ms)
@@ -360,11 +364,48 @@ impl DocumentStore for PgStore {
         Ok(())
     }
 
+    async fn claim_document(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Option<ClaimedDocument>, StoreError> {
+        // SKIP LOCKED: workers of other replicas pass over the row one of them is taking.
+        let row = sqlx::query(&format!(
+            "UPDATE documents SET status = 'extracting', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id = (SELECT id FROM documents WHERE {} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {CLAIMED_COLUMNS}",
+            claimable("$2")
+        ))
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(claimed_from_row).transpose()
+    }
+
+    async fn renew_lease(&self, id: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE documents SET lease_until = $1 WHERE id = $2 AND {HELD}"
+        ))
+        .bind(lease_until_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pending_documents(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE upload IS NOT NULL")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE documents SET status = 'failed', \
              error = 'the server stopped while this document was being processed; upload it again', \
-             updated_at = $1 WHERE status IN ('queued', 'extracting', 'embedding')",
+             updated_at = $1 WHERE status IN ('queued', 'extracting', 'embedding') AND upload IS NULL",
         )
         .bind(now_ms)
         .execute(self.pool())

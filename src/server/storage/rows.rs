@@ -4,7 +4,7 @@
 use super::{
     StoreError,
     accounts::{ApiKeyRecord, UserRecord},
-    documents::{CollectionRecord, DocumentRecord},
+    documents::{ClaimedDocument, CollectionRecord, DocumentRecord},
     records::{ConversationRecord, MessageRecord, UsageRecord},
 };
 use crate::api::{
@@ -20,6 +20,7 @@ pub(super) trait Fields {
     fn int(&self, col: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn opt_float(&self, col: &str) -> Result<Option<f64>, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
 }
 
 macro_rules! fields {
@@ -40,6 +41,9 @@ macro_rules! fields {
             fn opt_float(&self, col: &str) -> Result<Option<f64>, StoreError> {
                 Ok(sqlx::Row::try_get(self, col)?)
             }
+            fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+                Ok(sqlx::Row::try_get(self, col)?)
+            }
         }
     };
 }
@@ -56,6 +60,23 @@ pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, 
 
 pub(super) const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
      size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
+
+/// A document a worker may take, given the time now (a parameter, `now`): waiting, or
+/// held by a lease that ran out.
+pub(super) fn claimable(now: &str) -> String {
+    format!(
+        "upload IS NOT NULL AND (status = 'queued' OR (status IN ('extracting', 'embedding') AND lease_until < {now}))"
+    )
+}
+
+/// Why an answer stopped when its process did.
+pub(super) const INTERRUPTED: &str =
+    "status = 'interrupted', error = 'the server stopped while this answer was being written'";
+
+/// A document some worker is processing.
+pub(super) const HELD: &str = "upload IS NOT NULL AND status IN ('extracting', 'embedding')";
+
+pub(super) const CLAIMED_COLUMNS: &str = "id, user_id, collection_id, file_name, upload, attempts";
 
 pub(super) const USER_COLUMNS: &str =
     "users.id, users.name, users.password_hash, users.role, users.disabled_at, users.created_at";
@@ -162,6 +183,17 @@ pub(super) fn collection_from_row(row: &impl Fields) -> Result<CollectionRecord,
         name: row.string("name")?,
         document_count: count(row, "n")?,
         created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn claimed_from_row(row: &impl Fields) -> Result<ClaimedDocument, StoreError> {
+    Ok(ClaimedDocument {
+        id: row.string("id")?,
+        owner: row.int("user_id")?,
+        collection_id: row.opt_string("collection_id")?,
+        file_name: row.string("file_name")?,
+        upload: row.bytes("upload")?,
+        attempts: count(row, "attempts")?,
     })
 }
 

@@ -2,8 +2,8 @@
 //! binary and applied at open.
 
 use super::rows::{
-    CONVERSATION_COLUMNS, MESSAGE_COLUMNS, conversation_from_row, message_from_row, role_from_row,
-    search_words,
+    CONVERSATION_COLUMNS, INTERRUPTED, MESSAGE_COLUMNS, conversation_from_row, message_from_row,
+    role_from_row, search_words,
 };
 use std::{str::FromStr, time::Duration};
 
@@ -21,9 +21,9 @@ use super::{
         ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
         NewMessage, SearchHitRecord,
     },
-    store::{Store, StoreError},
+    store::{ANSWER_LEASE_MS, Store, StoreError},
 };
-use crate::server::auth::UserId;
+use crate::{api::types::MessageStatus, server::auth::UserId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/sqlite");
 
@@ -287,8 +287,8 @@ impl Store for SqliteStore {
         affected(touched)?;
         let sql = format!(
             "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
-             temperature, max_tokens, citations, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+             temperature, max_tokens, citations, created_at, updated_at, lease_until) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&m.id)
@@ -304,6 +304,7 @@ impl Store for SqliteStore {
             .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
             .bind(m.now_ms)
             .bind(m.now_ms)
+            .bind((m.status == MessageStatus::Streaming).then_some(m.now_ms + ANSWER_LEASE_MS))
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -347,15 +348,51 @@ impl Store for SqliteStore {
     }
 
     async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'interrupted', \
-             error = 'the server stopped while this answer was being written', updated_at = ? \
-             WHERE status = 'streaming'",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE messages SET {INTERRUPTED}, updated_at = ? WHERE status = 'streaming'"
+        ))
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE messages SET lease_until = ? WHERE id = ? AND status = 'streaming'")
+                .bind(lease_until_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE messages SET {INTERRUPTED}, updated_at = ? \
+             WHERE status = 'streaming' AND (lease_until IS NULL OR lease_until < ?)"
+        ))
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn interrupt_answers(&self, ids: &[String], now_ms: i64) -> Result<u64, StoreError> {
+        let mut marked = 0;
+        for id in ids {
+            let done = sqlx::query(&format!(
+                "UPDATE messages SET {INTERRUPTED}, updated_at = ? WHERE id = ? AND status = 'streaming'"
+            ))
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            marked += done.rows_affected();
+        }
+        Ok(marked)
     }
 
     async fn search_messages(

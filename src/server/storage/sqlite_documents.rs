@@ -1,14 +1,18 @@
 //! SQLite implementation of [`DocumentStore`]: chunks in a table with their embeddings,
 //! keyword search through the FTS5 index `chunks_fts` (BM25).
 
-use super::rows::{DOCUMENT_COLUMNS, collection_from_row, document_from_row, keyword_terms};
+use super::rows::{
+    CLAIMED_COLUMNS, DOCUMENT_COLUMNS, HELD, claimable, claimed_from_row, collection_from_row,
+    document_from_row, keyword_terms,
+};
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
     StoreError,
     documents::{
-        ChunkHit, ChunkVector, CollectionRecord, DocumentRecord, DocumentStore, NewChunk, NewDocument,
+        ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
+        NewDocument,
     },
     sqlite::{SqliteStore, affected},
 };
@@ -119,8 +123,8 @@ impl DocumentStore for SqliteStore {
         .await?;
         let sql = format!(
             "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
-             content_hash, size_bytes, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING {DOCUMENT_COLUMNS}"
+             content_hash, size_bytes, status, created_at, updated_at, upload) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING {DOCUMENT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&d.id)
@@ -135,6 +139,7 @@ impl DocumentStore for SqliteStore {
             .bind(d.size_bytes as i64)
             .bind(d.now_ms)
             .bind(d.now_ms)
+            .bind(&d.upload)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -170,8 +175,9 @@ impl DocumentStore for SqliteStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE documents SET status = ?, progress_done = ?, progress_total = ?, error = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE documents SET status = ?1, progress_done = ?2, progress_total = ?3, error = ?4, updated_at = ?5, \
+             upload = CASE WHEN ?1 IN ('ready', 'failed') THEN NULL ELSE upload END \
+             WHERE id = ?6",
         )
         .bind(status.as_str())
         .bind(i64::from(done))
@@ -212,7 +218,7 @@ impl DocumentStore for SqliteStore {
         let n = chunks.len() as i64;
         let done = sqlx::query(
             "UPDATE documents SET status = 'ready', chunk_count = ?, progress_done = ?, progress_total = ?, \
-             error = NULL, updated_at = ? WHERE id = ?",
+             error = NULL, updated_at = ?, upload = NULL, lease_until = NULL WHERE id = ? AND status <> 'ready'",
         )
         .bind(n)
         .bind(n)
@@ -222,7 +228,8 @@ impl DocumentStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            // Deleted while it was being embedded: keep nothing.
+            // Deleted while it was being embedded, or finished by a worker that took it
+            // over: keep nothing.
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
@@ -367,11 +374,51 @@ impl DocumentStore for SqliteStore {
         Ok(())
     }
 
+    async fn claim_document(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Option<ClaimedDocument>, StoreError> {
+        // One statement under the write lock: the pick and the mark cannot be split.
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE documents SET status = 'extracting', lease_until = ?, attempts = attempts + 1, updated_at = ? \
+             WHERE id = (SELECT id FROM documents WHERE {} ORDER BY created_at, id LIMIT 1) \
+             RETURNING {CLAIMED_COLUMNS}",
+            claimable("?")
+        ))
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(claimed_from_row).transpose()
+    }
+
+    async fn renew_lease(&self, id: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "UPDATE documents SET lease_until = ? WHERE id = ? AND {HELD}"
+        ))
+        .bind(lease_until_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pending_documents(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE upload IS NOT NULL")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE documents SET status = 'failed', \
              error = 'the server stopped while this document was being processed; upload it again', \
-             updated_at = ? WHERE status IN ('queued', 'extracting', 'embedding')",
+             updated_at = ? WHERE status IN ('queued', 'extracting', 'embedding') AND upload IS NULL",
         )
         .bind(now_ms)
         .execute(self.pool())

@@ -22,6 +22,10 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How long an answer being written stays its process's without a renewal; the chat
+/// service renews the leases of its running answers every third of that.
+pub const ANSWER_LEASE_MS: i64 = 30_000;
+
 /// Everything the services persist. Object-safe, so an `Arc<dyn Store>` can be SQLite
 /// or (later) PostgreSQL without the services noticing.
 #[async_trait]
@@ -92,9 +96,19 @@ pub trait Store: Send + Sync + 'static {
     /// Saves the final text, status, usage and timings of a message.
     async fn finish_message(&self, id: &str, finish: MessageFinish) -> Result<MessageRecord, StoreError>;
 
-    /// Marks every message still `streaming` as `interrupted` (after a crash or at shutdown).
-    /// Returns how many were marked.
+    /// Marks every message still `streaming` as `interrupted` (after a crash, when this is
+    /// the only process on the database). Returns how many were marked.
     async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Extends the leases of answers this process is writing.
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError>;
+
+    /// Marks `streaming` answers whose lease ran out (their process died) as `interrupted`;
+    /// answers other live processes are writing are left alone.
+    async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Marks these answers, if still `streaming`, as `interrupted` (this process's, at shutdown).
+    async fn interrupt_answers(&self, ids: &[String], now_ms: i64) -> Result<u64, StoreError>;
 
     /// `owner`'s messages (not in the trash, not still streaming) matching all the words
     /// of `query` (the last one as a prefix), best first.

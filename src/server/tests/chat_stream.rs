@@ -464,6 +464,80 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
     );
 }
 
+/// An answer another process is writing (`now_ms` decides its lease), as the store has it.
+fn streaming(id: &str, conversation_id: &str, now_ms: i64) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        conversation_id: conversation_id.into(),
+        parent_id: None,
+        role: Role::Assistant,
+        content: "so far".into(),
+        status: MessageStatus::Streaming,
+        provider: Some("local".into()),
+        model: Some("m".into()),
+        temperature: Some(0.0),
+        max_tokens: Some(10),
+        citations: Vec::new(),
+        now_ms,
+    }
+}
+
+#[tokio::test]
+async fn only_answers_whose_process_died_are_swept_and_running_ones_keep_their_lease() {
+    let t = chat().await;
+    let now = crate::server::chat::now_ms();
+    let other = t.chat.create_conversation(ME).await.unwrap();
+    // A live process's answer (lease just taken) and a dead one's (lease ran out).
+    t.store
+        .insert_message(streaming("alive", &other.id, now))
+        .await
+        .unwrap();
+    t.store
+        .insert_message(streaming("dead", &other.id, now - 60_000))
+        .await
+        .unwrap();
+
+    // This process's own answer, running.
+    let (mine, mut events) = long_answer(&t, "Write a very long story about a castle.", 1500).await;
+    let first = events.next().await;
+    assert!(matches!(first, Some(ChatEvent::Started { .. })), "{first:?}");
+    let reader = tokio::spawn(async move { while events.next().await.is_some() {} });
+    let own = t.chat.get_conversation(ME, &mine).await.unwrap().messages[1]
+        .id
+        .clone();
+    // Its lease as if this process had not renewed it for a long while...
+    t.store
+        .renew_answers(std::slice::from_ref(&own), 0)
+        .await
+        .unwrap();
+    // ...then the keep-alive round: renews its own, sweeps what is abandoned.
+    t.chat.keep_alive().await;
+
+    // Every branch's messages, as stored.
+    let status = |conv: String, id: String| {
+        let store = &t.store;
+        async move {
+            let all = store.list_messages(ME, &conv).await.unwrap();
+            all.into_iter().find(|m| m.id == id).unwrap().status
+        }
+    };
+    assert_eq!(
+        status(other.id.clone(), "dead".into()).await,
+        MessageStatus::Interrupted
+    );
+    assert_eq!(
+        status(other.id.clone(), "alive".into()).await,
+        MessageStatus::Streaming
+    );
+    assert_eq!(status(mine.clone(), own.clone()).await, MessageStatus::Streaming);
+
+    // At shutdown only this process's answer is marked, never the other process's.
+    t.chat.shutdown(Duration::from_millis(100)).await;
+    reader.await.unwrap();
+    assert_eq!(status(mine, own).await, MessageStatus::Interrupted);
+    assert_eq!(status(other.id, "alive".into()).await, MessageStatus::Streaming);
+}
+
 #[tokio::test]
 async fn conversations_are_renamed_deleted_and_restored() {
     let t = chat().await;

@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::support::ME;
-use super::support::{App, collect, postgres_database, spawn_app, spawn_app_with};
+use super::support::{App, collect, database_url, postgres_database, spawn_app, spawn_app_with};
 use crate::{
     api::{
         documents::{Citation, DocumentStatus},
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageView},
     },
-    server::storage::{self, migrate, postgres::PgStore, sqlite::SqliteStore},
+    server::storage::{self, documents::NewDocument, migrate, postgres::PgStore, sqlite::SqliteStore},
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -390,4 +390,72 @@ async fn migrate_db_copies_a_sqlite_instance_into_postgres_and_it_answers_the_sa
     let after = ask(&new, question, &[]).await;
     let cited = |m: &MessageView| (top(m).chunk_id, top(m).text.clone());
     assert_eq!(cited(&after), cited(&before));
+}
+
+#[tokio::test]
+async fn a_document_left_by_a_dead_worker_is_taken_over_and_one_held_by_a_live_worker_is_not() {
+    // The database as another process left it, before this one starts: it took two
+    // documents, then died on one (its lease ran out a minute ago) while the other is
+    // still held (its lease runs for another hour).
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(dir.path()).await;
+    let db = storage::open(&url).await.unwrap().documents;
+    let queue = |id: &str| {
+        let db = db.clone();
+        let id = id.to_owned();
+        async move {
+            db.insert_document(NewDocument {
+                owner: ME,
+                id: id.clone(),
+                collection_id: None,
+                title: id.clone(),
+                file_name: format!("{id}.md"),
+                media_type: "text/markdown".into(),
+                source: None,
+                tags: Vec::new(),
+                content_hash: id,
+                size_bytes: 0,
+                upload: Some(fixture("handbook.md")),
+                now_ms: 0,
+            })
+            .await
+            .unwrap();
+        }
+    };
+    let now = crate::server::chat::now_ms();
+    queue("live-worker").await;
+    let live = db.claim_document(now, now + 3_600_000).await.unwrap().unwrap();
+    queue("dead-worker").await;
+    let dead = db
+        .claim_document(now - 120_000, now - 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (live.id.as_str(), dead.id.as_str()),
+        ("live-worker", "dead-worker")
+    );
+    assert!(
+        db.claim_document(now - 120_000, now).await.unwrap().is_none(),
+        "both are held"
+    );
+
+    let app = spawn_app_with(move |s| s.database.url = Some(url)).await;
+    // This process's worker finishes the first (on its next look, within two seconds)...
+    let done = app
+        .state
+        .ingest()
+        .unwrap()
+        .wait(ME, "dead-worker", Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(done.status, DocumentStatus::Ready, "{done:?}");
+    assert!(done.chunk_count > 0);
+    let answer = ask(&app, "How many days of paid holiday do employees get?", &[]).await;
+    assert!(top(&answer).text.contains("27 days"), "{answer:?}");
+    // ...and leaves the other to the process that holds it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = app.state.ingest().unwrap().get(ME, "live-worker").await.unwrap();
+    assert_eq!(held.status, DocumentStatus::Extracting);
+    assert_eq!(app.state.ingest().unwrap().backlog().await, 1);
 }
