@@ -33,6 +33,8 @@ const SNIPPET_TOKENS: usize = 16;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Embedding sizes whose HNSW index this store has made sure of.
+    pub(super) hnsw_dims: std::sync::Mutex<Vec<usize>>,
 }
 
 impl PgStore {
@@ -43,7 +45,10 @@ impl PgStore {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hnsw_dims: std::sync::Mutex::default(),
+        })
     }
 
     pub(super) fn pool(&self) -> &PgPool {

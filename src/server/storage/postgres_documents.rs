@@ -414,15 +414,12 @@ impl DocumentStore for PgStore {
     }
 }
 
-/// Dimensions whose HNSW index this process has made sure of.
-static INDEXED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
-
 impl PgStore {
     /// An HNSW index (cosine) over the embeddings of `dims` dimensions, created on the first
     /// search with vectors of that size: the column takes any size (embedders differ), an
     /// index needs one. Another replica creating it at the same time is harmless.
     async fn ensure_hnsw(&self, dims: usize) {
-        if INDEXED.lock().map(|d| d.contains(&dims)).unwrap_or(false) {
+        if self.hnsw_dims.lock().map(|d| d.contains(&dims)).unwrap_or(false) {
             return;
         }
         let sql = format!(
@@ -431,7 +428,9 @@ impl PgStore {
         );
         match sqlx::query(&sql).execute(self.pool()).await {
             Ok(_) => {
-                if let Ok(mut d) = INDEXED.lock() {
+                // Fresh statistics, so the planner knows the table the index now covers.
+                let _ = sqlx::query("ANALYZE chunks").execute(self.pool()).await;
+                if let Ok(mut d) = self.hnsw_dims.lock() {
                     d.push(dims);
                 }
             }
@@ -460,13 +459,15 @@ impl VectorSearch for PgStore {
             return Ok(Vec::new());
         }
         self.ensure_hnsw(dims).await;
-        // The expression and predicate match the index's; iterative scans keep finding
-        // neighbours until `k` pass the owner and collection filters (pgvector 0.8).
+        // The expression and predicate match the index's, and the index scan drives the
+        // query: the owner's documents are an array computed once, so the filter cannot turn
+        // the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep finding
+        // neighbours until `k` pass the filter.
         let sql = format!(
-            "SELECT c.id, 1 - (c.embedding::vector({dims}) <=> $1::vector({dims})) AS similarity \
-             FROM chunks c JOIN documents d ON d.id = c.document_id \
-             WHERE vector_dims(c.embedding) = {dims} AND d.user_id = $2 AND d.status = 'ready' AND {} \
-             ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT $4",
+            "SELECT c.id, 1 - (c.embedding::vector({dims}) <=> $1::vector({dims})) AS similarity FROM chunks c \
+             WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
+               SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
+             ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT {k}",
             in_collections(3)
         );
         let mut tx = self.pool().begin().await?;
@@ -477,7 +478,6 @@ impl VectorSearch for PgStore {
             .bind(to_text(query))
             .bind(owner.get())
             .bind(collections.map(<[String]>::to_vec))
-            .bind(k as i64)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
