@@ -440,18 +440,8 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
     // What a killed server leaves behind: an answer still marked streaming.
     t.store
         .insert_message(NewMessage {
-            id: "crashed".into(),
-            conversation_id: conv.id.clone(),
-            parent_id: None,
-            role: Role::Assistant,
             content: "half an ans".into(),
-            status: MessageStatus::Streaming,
-            provider: Some("local".into()),
-            model: Some("m".into()),
-            temperature: Some(0.0),
-            max_tokens: Some(10),
-            citations: Vec::new(),
-            now_ms: 1,
+            ..streaming("crashed", &conv.id, 1)
         })
         .await
         .unwrap();
