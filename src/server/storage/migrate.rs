@@ -5,7 +5,10 @@
 
 use sqlx::{Postgres, QueryBuilder, Row, ValueRef, sqlite::SqliteRow};
 
-use super::{StoreError, postgres::PgStore, sqlite::SqliteStore};
+use super::{
+    StoreError, postgres::PgStore, postgres_documents::to_text, sqlite::SqliteStore,
+    sqlite_documents::from_blob,
+};
 
 /// Every table Stoa keeps, parents before children (foreign keys hold at every step).
 /// SQLite's full-text tables are not copied: PostgreSQL computes its own search columns.
@@ -86,14 +89,6 @@ async fn target_columns(pg: &PgStore, table: &str) -> Result<(Vec<Target>, Vec<S
     Ok((columns, keys))
 }
 
-fn vector_text(bytes: &[u8]) -> String {
-    let items: Vec<String> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
-        .collect();
-    format!("[{}]", items.join(","))
-}
-
 /// Appends one SQLite row's values, bound with the target column's type.
 fn push_row(
     values: &mut sqlx::query_builder::Separated<'_, '_, Postgres, &'static str>,
@@ -111,7 +106,7 @@ fn push_row(
                 let text = if null {
                     None
                 } else {
-                    Some(vector_text(&row.try_get::<Vec<u8>, _>(i)?))
+                    Some(to_text(&from_blob(&row.try_get::<Vec<u8>, _>(i)?)))
                 };
                 values.push_bind(text).push_unseparated("::vector")
             }

@@ -29,7 +29,7 @@ fn in_collections(n: u8) -> String {
 }
 
 /// A vector as pgvector's text form, `[0.5,-1.25]` (shortest exact decimals).
-fn to_text(v: &[f32]) -> String {
+pub(super) fn to_text(v: &[f32]) -> String {
     let items: Vec<String> = v.iter().map(f32::to_string).collect();
     format!("[{}]", items.join(","))
 }
