@@ -42,6 +42,20 @@ impl PgStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // Vector search settings, once per connection rather than per query: iterative
+            // index scans (so owner and collection filters still yield k neighbours) and a
+            // wider candidate list than pgvector's default 40 (better recall for k = 20).
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for setting in [
+                        "SET hnsw.iterative_scan = relaxed_order",
+                        "SET hnsw.ef_search = 100",
+                    ] {
+                        sqlx::Executor::execute(&mut *conn, setting).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -462,7 +462,7 @@ impl VectorSearch for PgStore {
         // The expression and predicate match the index's, and the index scan drives the
         // query: the owner's documents are an array computed once, so the filter cannot turn
         // the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep finding
-        // neighbours until `k` pass the filter.
+        // neighbours until `k` pass the filter (set on every connection, see `PgStore::open`).
         let sql = format!(
             "SELECT c.id, 1 - (c.embedding::vector({dims}) <=> $1::vector({dims})) AS similarity FROM chunks c \
              WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
@@ -470,21 +470,12 @@ impl VectorSearch for PgStore {
              ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT {k}",
             in_collections(3)
         );
-        let mut tx = self.pool().begin().await?;
-        // A wider search than pgvector's default 40 candidates: better recall for k = 20.
-        for setting in [
-            "SET LOCAL hnsw.iterative_scan = relaxed_order",
-            "SET LOCAL hnsw.ef_search = 100",
-        ] {
-            sqlx::query(setting).execute(&mut *tx).await?;
-        }
         let rows = sqlx::query(&sql)
             .bind(to_text(query))
             .bind(owner.get())
             .bind(collections.map(<[String]>::to_vec))
-            .fetch_all(&mut *tx)
+            .fetch_all(self.pool())
             .await?;
-        tx.commit().await?;
         let mut found: Vec<(i64, f32)> = rows
             .iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get::<f64, _>("similarity")? as f32)))
