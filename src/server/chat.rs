@@ -9,6 +9,7 @@ mod error;
 mod export;
 mod generation;
 mod prompt;
+mod remote;
 mod service;
 mod views;
 

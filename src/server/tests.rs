@@ -8,5 +8,6 @@ mod documents;
 mod http;
 mod operations;
 mod providers;
+mod replicas;
 mod rest;
 mod support;

@@ -9,7 +9,10 @@ use super::{
 use crate::{
     api::{
         ApiError,
-        types::{ConversationSettings, ConversationSummary, ConversationView, SearchHit, SnippetPart},
+        types::{
+            ConversationSettings, ConversationSummary, ConversationView, MessageStatus, SearchHit,
+            SnippetPart,
+        },
         validation::validate_title,
     },
     server::{auth::UserId, storage::ConversationSettingsRecord},
@@ -189,7 +192,9 @@ impl ChatService {
     /// it back until it is purged. A running answer in it is stopped.
     pub async fn delete_conversation(&self, owner: UserId, id: &str) -> Result<(), ChatError> {
         for m in self.store.list_messages(owner, id).await? {
-            self.running.stop(owner, &m.id);
+            if m.status == MessageStatus::Streaming {
+                self.stop(owner, &m.id).await?;
+            }
         }
         self.store
             .trash_conversation(owner, id, true, now_ms())

@@ -142,6 +142,14 @@ impl Running {
         Some(futures::stream::once(async move { resumed }).chain(rest))
     }
 
+    /// Cancels an answer whoever owns it (a stop asked for on another process, which
+    /// checked the owner).
+    pub fn stop_any(&self, message_id: &str) {
+        if let Some(live) = self.lock().get(message_id) {
+            live.stop.cancel();
+        }
+    }
+
     fn finish(&self, message_id: &str) {
         self.lock().remove(message_id);
     }
@@ -315,8 +323,11 @@ impl Generation {
                             break Outcome::Stopped;
                         }
                         if last_persist.elapsed() >= self.persist_every && p.content.len() != persisted_len {
-                            if let Err(e) = self.store.update_message_content(&self.message_id, &p.content, now_ms()).await {
-                                tracing::warn!(error = %e, "could not persist a partial answer");
+                            match self.store.update_message_content(&self.message_id, &p.content, now_ms()).await {
+                                Ok(true) => {}
+                                // Stopped from another process (or no longer an answer being written).
+                                Ok(false) => break Outcome::Stopped,
+                                Err(e) => tracing::warn!(error = %e, "could not persist a partial answer"),
                             }
                             persisted_len = p.content.len();
                             last_persist = Instant::now();

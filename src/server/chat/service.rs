@@ -49,7 +49,7 @@ pub struct ChatService {
     pub(super) store: Arc<dyn Store>,
     router: Arc<Router>,
     pub(super) rag: Option<Rag>,
-    settings: ChatSettings,
+    pub(super) settings: ChatSettings,
     pub(super) running: Arc<Running>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -171,18 +171,6 @@ impl ChatService {
             trim_history: req.trim_history,
         };
         self.start(owner, turn, true).await
-    }
-
-    /// The events of one of `owner`'s answers still being written: what it has said so far
-    /// (`Resumed`), then its tokens and `Done`. Not found when it is not running (any more).
-    pub fn watch(
-        &self,
-        owner: UserId,
-        message_id: &str,
-    ) -> Result<impl Stream<Item = ChatEvent> + Send + 'static, ChatError> {
-        self.running
-            .watch(owner, message_id)
-            .ok_or(ChatError::NotFound("running answer"))
     }
 
     #[tracing::instrument(name = "chat.send", skip_all, fields(conversation_id = %turn.conversation_id))]
@@ -372,28 +360,27 @@ impl ChatService {
         }))
     }
 
-    /// Stops one of `owner`'s running answers; false if it is not running (or not theirs).
-    pub fn stop(&self, owner: UserId, message_id: &str) -> bool {
-        self.running.stop(owner, message_id)
-    }
-
     /// Answers being generated right now.
     pub fn running(&self) -> usize {
         self.running.len()
     }
 
-    /// Lets running answers finish for up to `grace`, then interrupts the rest and marks
-    /// anything left `streaming` as interrupted.
     /// Renews the leases of the answers this process is writing, and marks answers whose
     /// process died (lease run out) as interrupted. Run every third of the lease.
     pub async fn keep_alive(&self) {
         let now = now_ms();
-        if let Err(e) = self
+        match self
             .store
             .renew_answers(&self.running.ids(), now + ANSWER_LEASE_MS)
             .await
         {
-            tracing::warn!(error = %e, "could not renew the leases of running answers");
+            // Stops asked for on other processes, seen while no token came to save.
+            Ok(stop) => {
+                for id in stop {
+                    self.running.stop_any(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the leases of running answers"),
         }
         match self.store.interrupt_abandoned(now).await {
             Ok(0) => {}
@@ -402,6 +389,8 @@ impl ChatService {
         }
     }
 
+    /// Lets running answers finish for up to `grace`, then interrupts the rest and marks
+    /// anything left `streaming` as interrupted.
     pub async fn shutdown(&self, grace: Duration) {
         let ours = self.running.ids();
         self.tasks.close();

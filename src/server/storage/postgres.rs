@@ -436,16 +436,43 @@ impl Store for PgStore {
         message_from_row(&row)
     }
 
-    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET content = $1, updated_at = $2 WHERE id = $3 AND status = 'streaming'",
+    async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id IN \
+             (SELECT id FROM conversations WHERE user_id = $2 AND deleted_at IS NULL)"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(owner.get())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        message_from_row(&row)
+    }
+
+    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let stop: Option<bool> = sqlx::query_scalar(
+            "UPDATE messages SET content = $1, updated_at = $2 WHERE id = $3 AND status = 'streaming' \
+             RETURNING stop_requested <> 0",
         )
         .bind(content)
         .bind(now_ms)
         .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(stop == Some(false))
+    }
+
+    async fn request_stop(&self, owner: UserId, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET stop_requested = 1 WHERE id = $1 AND status = 'streaming' \
+             AND conversation_id IN (SELECT id FROM conversations WHERE user_id = $2)",
+        )
+        .bind(id)
+        .bind(owner.get())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn finish_message(&self, id: &str, f: MessageFinish) -> Result<MessageRecord, StoreError> {
@@ -485,13 +512,17 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET lease_until = $1 WHERE id = ANY($2) AND status = 'streaming'")
-            .bind(lease_until_ms)
-            .bind(ids)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<Vec<String>, StoreError> {
+        let stop = sqlx::query_scalar(
+            "WITH renewed AS (UPDATE messages SET lease_until = $1 WHERE id = ANY($2) \
+             AND status = 'streaming' RETURNING id, stop_requested) \
+             SELECT id FROM renewed WHERE stop_requested <> 0",
+        )
+        .bind(lease_until_ms)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(stop)
     }
 
     async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError> {

@@ -311,14 +311,43 @@ impl Store for SqliteStore {
         message_from_row(&row)
     }
 
-    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND status = 'streaming'")
-            .bind(content)
-            .bind(now_ms)
+    async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND conversation_id IN \
+             (SELECT id FROM conversations WHERE user_id = ? AND deleted_at IS NULL)"
+        );
+        let row = sqlx::query(&sql)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .bind(owner.get())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        message_from_row(&row)
+    }
+
+    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let stop: Option<bool> = sqlx::query_scalar(
+            "UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND status = 'streaming' \
+             RETURNING stop_requested <> 0",
+        )
+        .bind(content)
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(stop == Some(false))
+    }
+
+    async fn request_stop(&self, owner: UserId, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET stop_requested = 1 WHERE id = ? AND status = 'streaming' \
+             AND conversation_id IN (SELECT id FROM conversations WHERE user_id = ?)",
+        )
+        .bind(id)
+        .bind(owner.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn finish_message(&self, id: &str, f: MessageFinish) -> Result<MessageRecord, StoreError> {
@@ -357,15 +386,22 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError> {
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<Vec<String>, StoreError> {
+        let mut stop = Vec::new();
         for id in ids {
-            sqlx::query("UPDATE messages SET lease_until = ? WHERE id = ? AND status = 'streaming'")
-                .bind(lease_until_ms)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            let asked: Option<bool> = sqlx::query_scalar(
+                "UPDATE messages SET lease_until = ? WHERE id = ? AND status = 'streaming' \
+                 RETURNING stop_requested <> 0",
+            )
+            .bind(lease_until_ms)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if asked == Some(true) {
+                stop.push(id.clone());
+            }
         }
-        Ok(())
+        Ok(stop)
     }
 
     async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError> {

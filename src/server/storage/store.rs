@@ -90,8 +90,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a message, makes it the conversation's shown leaf and bumps its activity time.
     async fn insert_message(&self, message: NewMessage) -> Result<MessageRecord, StoreError>;
 
-    /// Saves the text of a message that is still streaming.
-    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// One of `owner`'s messages (in a conversation not in the trash).
+    async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError>;
+
+    /// Saves the text of a message that is still streaming. False when the answer should
+    /// end: someone asked another process to stop it, or it is no longer streaming (its
+    /// conversation was deleted, or it was marked interrupted).
+    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Asks the process writing `owner`'s answer to stop it (it checks when it saves the
+    /// text or renews the lease). False when the answer is not streaming or not theirs.
+    async fn request_stop(&self, owner: UserId, id: &str) -> Result<bool, StoreError>;
 
     /// Saves the final text, status, usage and timings of a message.
     async fn finish_message(&self, id: &str, finish: MessageFinish) -> Result<MessageRecord, StoreError>;
@@ -100,8 +109,9 @@ pub trait Store: Send + Sync + 'static {
     /// the only process on the database). Returns how many were marked.
     async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError>;
 
-    /// Extends the leases of answers this process is writing.
-    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<(), StoreError>;
+    /// Extends the leases of answers this process is writing; returns those of them
+    /// someone asked to stop (see [`Store::request_stop`]).
+    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<Vec<String>, StoreError>;
 
     /// Marks `streaming` answers whose lease ran out (their process died) as `interrupted`;
     /// answers other live processes are writing are left alone.

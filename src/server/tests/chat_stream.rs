@@ -181,7 +181,7 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
             ChatEvent::Token { text } => {
                 streamed.push_str(&text);
                 if streamed.len() > 20 && !stopped {
-                    assert!(t.chat.stop(ME, &assistant_message.id));
+                    assert!(t.chat.stop(ME, &assistant_message.id).await.unwrap());
                     stopped = true;
                 }
             }
@@ -197,7 +197,10 @@ async fn stop_keeps_the_partial_answer_marked_stopped() {
     assert_eq!(message.status, MessageStatus::Stopped);
     assert_eq!(message.content, streamed, "the partial answer is kept whole");
     assert!(message.usage.unwrap().completion_tokens < 1000);
-    assert!(!t.chat.stop(ME, &assistant_message.id), "no longer running");
+    assert!(
+        !t.chat.stop(ME, &assistant_message.id).await.unwrap(),
+        "no longer running"
+    );
 
     let stored = t.chat.get_conversation(ME, &conv_id).await.unwrap();
     assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
@@ -628,10 +631,11 @@ async fn a_detached_answer_survives_its_listener_and_can_be_watched_by_its_owner
     assert!(
         t.chat
             .watch(crate::server::auth::UserId::for_tests(2), &id)
+            .await
             .is_err(),
         "not someone else's"
     );
-    let watched = collect(t.chat.watch(ME, &id).unwrap()).await;
+    let watched = collect(t.chat.watch(ME, &id).await.unwrap()).await;
     let Some(ChatEvent::Resumed {
         content, provider, ..
     }) = watched.first()
@@ -649,7 +653,7 @@ async fn a_detached_answer_survives_its_listener_and_can_be_watched_by_its_owner
     );
     assert_eq!(message.usage.as_ref().unwrap().completion_tokens, 160);
     // Once it has ended, there is nothing to attach to: the page reads the stored message.
-    assert!(t.chat.watch(ME, &id).is_err());
+    assert!(t.chat.watch(ME, &id).await.is_err());
 }
 
 /// Regenerate and edit keep the earlier versions as branches; switching shows a version

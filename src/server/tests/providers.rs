@@ -165,7 +165,7 @@ async fn stop_and_a_closed_listener_close_the_upstream_stream() {
         }
         assert_eq!(a_model.in_flight(), 1, "A is decoding for B");
         match how {
-            "stop" => assert!(b.state.chat.stop(ME, &assistant_id)),
+            "stop" => assert!(b.state.chat.stop(ME, &assistant_id).await.unwrap()),
             _ => drop(events),
         }
         // A notices its client left only because B closed the HTTP connection.
