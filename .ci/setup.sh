@@ -15,9 +15,10 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. Debian packages: chromium (Playwright), cmake + clang (llama.cpp build via llama-cpp-2), unzip,
-#    prometheus (its promtool checks /metrics in the tests).
+#    prometheus (its promtool checks /metrics in the tests), nginx (the proxy in front of two
+#    replicas in the scale-out test).
 apt_missing=()
-for pkg in chromium cmake clang libclang-dev unzip pkg-config prometheus; do
+for pkg in chromium cmake clang libclang-dev unzip pkg-config prometheus nginx; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then

@@ -1,21 +1,6 @@
 import { test, expect, Browser, Page } from "@playwright/test";
 import { startServer } from "../server";
-import { lastAssistant, openHydrated, send } from "./helpers";
-
-const PASSWORD = "correct horse battery";
-
-async function signUp(page: Page, base: string, name: string) {
-  await page.goto(base + "/");
-  // Signed out: every page leads to sign-in.
-  await expect(page).toHaveURL(base + "/signin");
-  await page.getByRole("link", { name: "Create one" }).click();
-  await page.locator("#name").fill(name);
-  await page.locator("#password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(base + "/");
-  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
-  await expect(page.locator(".signed-in-as")).toContainText(name);
-}
+import { lastAssistant, openHydrated, send, signUp } from "./helpers";
 
 async function newUser(browser: Browser, base: string, name: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage();

@@ -15,6 +15,22 @@ export async function send(page: Page, text: string, opts: { temperature?: numbe
   await page.locator("#message").press("Enter");
 }
 
+export const PASSWORD = "correct horse battery";
+
+/** Creates the account `name` from the sign-up page of `base` (in accounts mode). */
+export async function signUp(page: Page, base: string, name: string) {
+  await page.goto(base + "/");
+  // Signed out: every page leads to sign-in.
+  await expect(page).toHaveURL(base + "/signin");
+  await page.getByRole("link", { name: "Create one" }).click();
+  await page.locator("#name").fill(name);
+  await page.locator("#password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(base + "/");
+  await expect(page.locator(".app")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.locator(".signed-in-as")).toContainText(name);
+}
+
 export const lastAssistant = (page: Page) => page.locator("article.message-assistant").last();
 
 /** Records every distinct length the last assistant message's text goes through. */
