@@ -232,6 +232,9 @@ pub struct ProviderSettings {
     pub name: String,
     /// Base URL of the API, up to and including `/v1`, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
+    /// More base URLs serving the same models (replicas of vLLM or llama.cpp server): each
+    /// answer goes to the healthy one with the fewest answers in flight.
+    pub endpoints: Vec<String>,
     /// Name of the environment variable that holds the API key. The key itself is never
     /// read from a file, logged or returned by any API.
     pub api_key_env: Option<String>,
@@ -256,6 +259,7 @@ impl Default for ProviderSettings {
         Self {
             name: String::new(),
             base_url: String::new(),
+            endpoints: Vec::new(),
             api_key_env: None,
             models: Vec::new(),
             connect_timeout_secs: 5,
@@ -488,10 +492,23 @@ impl Settings {
                 return Err(format!("{at}.name '{}' is used twice (or is reserved)", p.name));
             }
             names.push(p.name.clone());
-            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            let urls = std::iter::once(("base_url".to_owned(), &p.base_url)).chain(
+                p.endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("endpoints[{i}]"), u)),
+            );
+            for (key, url) in urls {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "{at}.{key} must start with http:// or https:// (got '{url}')"
+                    ));
+                }
+            }
+            if p.endpoints.len() > 32 {
                 return Err(format!(
-                    "{at}.base_url must start with http:// or https:// (got '{}')",
-                    p.base_url
+                    "{at}.endpoints has at most 32 entries (got {})",
+                    p.endpoints.len()
                 ));
             }
             if p.max_concurrent == 0 {

@@ -2,6 +2,7 @@
 //! holds every [`ChatProvider`]: the embedded llama.cpp model ([`local::LocalModel`]) and
 //! any number of OpenAI-compatible servers ([`openai::OpenAiProvider`]).
 
+pub mod endpoints;
 pub mod local;
 pub mod openai;
 mod provider;

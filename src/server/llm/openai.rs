@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use super::{
     ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
     TokenStream,
+    endpoints::Endpoints,
     tokens::{Counter, known_context_window},
 };
 use crate::{api::types::Role, server::config::ProviderSettings};
@@ -37,9 +38,9 @@ const DEFAULT_CONTEXT_WINDOW: u32 = 8192;
 
 pub struct OpenAiProvider {
     name: String,
-    base_url: String,
-    client: Client<OpenAIConfig>,
-    /// The same HTTP client, for the model listing (read raw to see context sizes).
+    /// `base_url`, then the other `endpoints` serving the same models.
+    endpoints: Endpoints,
+    /// The HTTP client of every endpoint, for the model listing (read raw to see context sizes).
     http: reqwest::Client,
     api_key: Option<String>,
     configured: Vec<(String, Option<u32>)>,
@@ -53,11 +54,14 @@ impl OpenAiProvider {
     /// Builds the client. The API key is read here from the named environment variable.
     pub fn new(settings: &ProviderSettings) -> Result<Self, String> {
         let Connection {
-            client,
             http,
             api_key,
             base_url,
+            ..
         } = connect(settings)?;
+        let urls: Vec<String> = std::iter::once(base_url)
+            .chain(settings.endpoints.iter().cloned())
+            .collect();
         let configured: Vec<(String, Option<u32>)> = settings
             .models
             .iter()
@@ -69,8 +73,7 @@ impl OpenAiProvider {
             .collect();
         Ok(Self {
             name: settings.name.clone(),
-            base_url,
-            client,
+            endpoints: Endpoints::new(&urls, &http, api_key.as_deref()),
             http,
             api_key,
             configured,
@@ -83,8 +86,8 @@ impl OpenAiProvider {
 
     /// `GET /models`, raw, so sizes that servers add (`context_window`, vLLM's
     /// `max_model_len`, llama.cpp's `meta.n_ctx_train`) are seen.
-    async fn list_models(&self) -> Result<Vec<(String, Option<u32>)>, LlmError> {
-        let mut request = self.http.get(format!("{}/models", self.base_url));
+    async fn list_models(&self, base_url: &str) -> Result<Vec<(String, Option<u32>)>, LlmError> {
+        let mut request = self.http.get(format!("{base_url}/models"));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -281,20 +284,26 @@ impl ChatProvider for OpenAiProvider {
             .try_acquire_owned()
             .map_err(|_| LlmError::Busy)?;
         let wire = self.wire_request(&request);
-        let client = self.client.clone();
+        let endpoint = Arc::new(self.endpoints.pick());
+        let client = endpoint.client.clone();
+        let (at_open, in_stream) = (Arc::clone(&endpoint), Arc::clone(&endpoint));
         let first_token_timeout = self.first_token_timeout;
         let idle = self.idle_timeout;
         // Lazy: the request goes out on the first poll, after the caller stored what it must.
         let opened = futures::stream::once(async move {
             let started = tokio::time::timeout(first_token_timeout, client.chat().create_stream(wire)).await;
-            match started {
+            let opened = match started {
                 Err(_) => Err(LlmError::Unavailable(format!(
                     "no answer within {}s",
                     first_token_timeout.as_secs()
                 ))),
                 Ok(Err(e)) => Err(map_error(e)),
                 Ok(Ok(chunks)) => Ok(chunks),
+            };
+            if let Err(e) = &opened {
+                at_open.record(Err(e));
             }
+            opened
         });
         let tokens = opened
             .map(move |opened| {
@@ -308,84 +317,121 @@ impl ChatProvider for OpenAiProvider {
                     usage: None,
                     ended: false,
                 };
-                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| async move {
-                    if p.ended {
-                        return None;
-                    }
-                    loop {
-                        let next = match tokio::time::timeout(idle, chunks.next()).await {
-                            Err(_) => Some(Err(LlmError::Unavailable(format!(
-                                "the provider went silent for {}s",
-                                idle.as_secs()
-                            )))),
-                            Ok(None) => None,
-                            Ok(Some(Err(e))) => Some(Err(map_error(e))),
-                            Ok(Some(Ok(chunk))) => {
-                                if let Some(u) = &chunk.usage {
-                                    p.usage = Some((u.prompt_tokens, u.completion_tokens));
-                                }
-                                let mut text = String::new();
-                                for choice in chunk.choices {
-                                    if let Some(t) = choice.delta.content {
-                                        text.push_str(&t);
+                let endpoint = Arc::clone(&in_stream);
+                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| {
+                    let endpoint = Arc::clone(&endpoint);
+                    async move {
+                        if p.ended {
+                            return None;
+                        }
+                        loop {
+                            let next = match tokio::time::timeout(idle, chunks.next()).await {
+                                Err(_) => Some(Err(LlmError::Unavailable(format!(
+                                    "the provider went silent for {}s",
+                                    idle.as_secs()
+                                )))),
+                                Ok(None) => None,
+                                Ok(Some(Err(e))) => {
+                                    let e = map_error(e);
+                                    // Before the first token: the endpoint refused or failed.
+                                    if p.pieces == 0 {
+                                        endpoint.record(Err(&e));
                                     }
-                                    if let Some(f) = choice.finish_reason {
-                                        p.finish = Some(match f {
-                                            WireFinish::Length => FinishReason::Length,
-                                            _ => FinishReason::Stop,
-                                        });
-                                    }
+                                    Some(Err(e))
                                 }
-                                if text.is_empty() {
-                                    continue;
-                                }
-                                p.pieces += 1;
-                                Some(Ok(TokenEvent::Token(text)))
-                            }
-                        };
-                        return match next {
-                            Some(Err(e)) => {
-                                p.ended = true;
-                                Some((Err(e), (chunks, p)))
-                            }
-                            Some(ok) => Some((ok, (chunks, p))),
-                            // `[DONE]` or the end of the body: finished only if a finish
-                            // reason came; otherwise the connection was cut mid-answer.
-                            None => {
-                                p.ended = true;
-                                let item = match p.finish {
-                                    Some(finish) => {
-                                        let (prompt_tokens, completion_tokens) =
-                                            p.usage.unwrap_or((0, p.pieces));
-                                        Ok(TokenEvent::Done {
-                                            prompt_tokens,
-                                            completion_tokens,
-                                            finish,
-                                        })
+                                Ok(Some(Ok(chunk))) => {
+                                    if p.pieces == 0 {
+                                        endpoint.record(Ok(()));
                                     }
-                                    None => Err(LlmError::Unavailable(
-                                        "the provider closed the stream before the answer was finished"
-                                            .into(),
-                                    )),
-                                };
-                                Some((item, (chunks, p)))
-                            }
-                        };
+                                    if let Some(u) = &chunk.usage {
+                                        p.usage = Some((u.prompt_tokens, u.completion_tokens));
+                                    }
+                                    let mut text = String::new();
+                                    for choice in chunk.choices {
+                                        if let Some(t) = choice.delta.content {
+                                            text.push_str(&t);
+                                        }
+                                        if let Some(f) = choice.finish_reason {
+                                            p.finish = Some(match f {
+                                                WireFinish::Length => FinishReason::Length,
+                                                _ => FinishReason::Stop,
+                                            });
+                                        }
+                                    }
+                                    if text.is_empty() {
+                                        continue;
+                                    }
+                                    p.pieces += 1;
+                                    Some(Ok(TokenEvent::Token(text)))
+                                }
+                            };
+                            return match next {
+                                Some(Err(e)) => {
+                                    p.ended = true;
+                                    Some((Err(e), (chunks, p)))
+                                }
+                                Some(ok) => Some((ok, (chunks, p))),
+                                // `[DONE]` or the end of the body: finished only if a finish
+                                // reason came; otherwise the connection was cut mid-answer.
+                                None => {
+                                    p.ended = true;
+                                    let item = match p.finish {
+                                        Some(finish) => {
+                                            let (prompt_tokens, completion_tokens) =
+                                                p.usage.unwrap_or((0, p.pieces));
+                                            Ok(TokenEvent::Done {
+                                                prompt_tokens,
+                                                completion_tokens,
+                                                finish,
+                                            })
+                                        }
+                                        None => Err(LlmError::Unavailable(
+                                            "the provider closed the stream before the answer was finished"
+                                                .into(),
+                                        )),
+                                    };
+                                    Some((item, (chunks, p)))
+                                }
+                            };
+                        }
                     }
                 })
                 .boxed()
             })
             .flatten()
-            // The permit lives as long as the stream.
+            // The permit and the endpoint's in-flight count live as long as the stream.
             .map(move |item| {
-                let _held = &permit;
+                let _held = (&permit, &endpoint);
                 item
             });
         Ok(Box::pin(tokens))
     }
 
+    /// Lists the models of every endpoint: each one that answers is back in rotation, each
+    /// one that does not is left out; the provider is up when any endpoint is.
     async fn probe(&self) -> Result<(), LlmError> {
-        let listed = self.list_models().await?;
+        let results = futures::future::join_all(self.endpoints.all().iter().map(|e| async move {
+            let listed = self.list_models(&e.base_url).await;
+            e.record(listed.as_ref().map(|_| ()));
+            listed
+        }))
+        .await;
+        let mut first_error = None;
+        let mut answered = None;
+        for result in results {
+            match result {
+                Ok(listed) if answered.is_none() => answered = Some(listed),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let listed = match (answered, first_error) {
+            (Some(listed), _) => listed,
+            (None, Some(e)) => return Err(e),
+            (None, None) => Vec::new(),
+        };
         let models: Vec<ModelSpec> = if self.configured.is_empty() {
             listed.iter().map(|(id, w)| spec(id, None, *w)).collect()
         } else {

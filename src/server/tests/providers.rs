@@ -330,3 +330,65 @@ async fn a_provider_dying_mid_answer_fails_the_answer_and_is_not_retried() {
         .count();
     assert_eq!(answering_events, 1);
 }
+
+#[tokio::test]
+async fn answers_go_to_the_endpoint_with_the_fewest_in_flight_and_skip_a_dead_one() {
+    let (u1, u2) = (spawn_app().await, spawn_app().await);
+    let models = [u1.state.local.clone().unwrap(), u2.state.local.clone().unwrap()];
+    // Nothing listens there: connections are refused.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let endpoints = vec![format!("{}/v1", u1.base), format!("{}/v1", u2.base)];
+    let gateway = spawn_app_with(move |s| {
+        s.local_model.enabled = false;
+        s.providers = vec![ProviderSettings {
+            endpoints,
+            ..provider("lab", &dead, None)
+        }];
+        s.routing.retry_backoff_ms = 10;
+    })
+    .await;
+    let list = gateway.state.chat.model_list();
+    assert_eq!(list.models.len(), 1, "discovered from a live endpoint: {list:?}");
+    assert!(
+        list.models[0].available,
+        "the provider is up while one endpoint is"
+    );
+
+    // Two long answers at once: one on each live endpoint, none on the dead one.
+    let story = "Write a very long story about a lighthouse keeper and the sea.";
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let conv = gateway.state.chat.create_conversation(ME).await.unwrap();
+        let mut events = Box::pin(
+            gateway
+                .state
+                .chat
+                .send(ME, request(&conv.id, None, story, 600))
+                .await
+                .unwrap(),
+        );
+        while !matches!(events.next().await, Some(ChatEvent::Token { .. })) {}
+        running.push(events);
+    }
+    let in_flight: Vec<usize> = models.iter().map(|m| m.in_flight()).collect();
+    assert_eq!(in_flight, [1, 1], "one answer on each endpoint");
+    drop(running);
+    assert!(
+        eventually(Duration::from_secs(10), || models
+            .iter()
+            .all(|m| m.in_flight() == 0))
+        .await,
+        "both upstream answers stopped"
+    );
+
+    // One after another: the dead endpoint is never tried.
+    for _ in 0..2 {
+        let (_, events) = ask(&gateway, None, "Name a colour.", 8).await;
+        let answer = done(&events);
+        assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
+        assert_eq!(answering(&events).2, None, "no failed attempt before it");
+    }
+}
