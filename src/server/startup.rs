@@ -41,7 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run() -> Result<(), StartupError> {
     let settings = Settings::load()?;
-    telemetry::init(&settings.log);
+    let telemetry = telemetry::init(&settings.log);
     tracing::info!(settings = %settings.redacted(), "starting Stoa");
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr: SocketAddr = settings.server.addr.unwrap_or(leptos_options.site_addr);
@@ -84,6 +84,7 @@ pub async fn run() -> Result<(), StartupError> {
     let _ = drained_rx.await;
     state.store.close().await;
     tracing::info!("stopped");
+    telemetry.shutdown();
     Ok(())
 }
 
