@@ -44,11 +44,11 @@ pub async fn watch_answer(message_id: String) -> Result<TextStream<ApiError>, Ap
 #[server(endpoint = "chat/stop", input = Json, client = super::csrf::CsrfClient)]
 pub async fn stop_generation(message_id: String) -> Result<bool, ApiError> {
     use crate::server::state::{principal, state};
-    Ok(state()?
+    state()?
         .chat
         .stop(principal()?.user, &message_id)
         .await
-        .map_err(ApiError::from)?)
+        .map_err(ApiError::from)
 }
 
 /// Sends a message from the plain HTML form, for browsers without JavaScript: waits for
