@@ -21,7 +21,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings bench-python plots bundle screenshots clean-data
+.PHONY: run dev setup models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots clean-data
 
 run: setup
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
@@ -53,7 +53,7 @@ lint:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-embeddings plots
+bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings plots
 
 bench-rag:
 	cargo bench --features ssr --bench rag
@@ -81,6 +81,11 @@ bench-python:
 bench-gateway: build-release bench-python
 	ulimit -n $$(ulimit -Hn)
 	BENCH_PYTHON=$(BENCH_PYTHON) RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench gateway
+
+# Chat throughput with one replica against two behind nginx, on one PostgreSQL.
+bench-replicas: build-release
+	ulimit -n $$(ulimit -Hn)
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench replicas
 
 # Embeddings: Stoa's MiniLM against sentence-transformers with the same weights, same texts and CPU.
 bench-embeddings: bench-python

@@ -15,13 +15,15 @@
 mod load;
 #[path = "common/machine.rs"]
 mod machine;
+#[path = "common/process.rs"]
+mod process;
 #[path = "gateway/upstream.rs"]
 mod upstream;
 
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -30,6 +32,7 @@ use std::{
 };
 
 use load::{Outcome, Window, mean, percentile};
+use process::{Children, spawn, tree_usage, wait_ready};
 use serde_json::json;
 
 const UPSTREAM_PORT: u16 = 3990;
@@ -47,35 +50,6 @@ struct Target {
     model: &'static str,
     /// The gateway's process (its workers are its children); none for the upstream itself.
     pid: Option<u32>,
-}
-
-/// Resident memory (KiB) and CPU time (clock ticks) of a process and its descendants.
-fn tree_usage(pid: u32) -> (u64, u64) {
-    let mut rss = 0;
-    let mut ticks = 0;
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) {
-            rss += status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            // Fields after the command name: state is field 3, utime 14, stime 15.
-            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = after.split_whitespace().collect();
-            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        }
-        let tasks = std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten();
-        for t in tasks.flatten() {
-            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            todo.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-    }
-    (rss, ticks)
 }
 
 const TICKS_PER_SEC: f64 = 100.0;
@@ -134,46 +108,6 @@ async fn measure(target: &Target, (concurrency, paced): (usize, bool), idle_rss_
         cpu_secs: (cpu_after - cpu_before) as f64 / TICKS_PER_SEC,
         wall_secs: (window.warmup + window.measure).as_secs_f64(),
     }
-}
-
-/// The processes the benchmark started, killed however it ends (a panic included).
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        // SIGTERM first: uvicorn's master then stops its workers too.
-        for c in &mut self.0 {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            for _ in 0..50 {
-                if matches!(c.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn spawn(cmd: &mut Command, what: &str) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
-}
-
-async fn wait_ready(url: &str, what: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not answer on {url}");
 }
 
 fn stoa(bin: &Path, dir: &Path) -> Child {

@@ -12,8 +12,12 @@
 
 #[path = "common/machine.rs"]
 mod machine;
+#[path = "common/postgres.rs"]
+mod postgres;
 
 use std::{sync::Arc, time::Instant};
+
+use postgres::Postgres;
 
 use sqlx::Connection;
 
@@ -299,45 +303,6 @@ async fn retrieval(
     }
 }
 
-/// A throw-away PostgreSQL with pgvector for the benchmark (`.ci/postgres.sh`, installed by
-/// setup), stopped and removed when dropped.
-struct Postgres {
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl Postgres {
-    fn start() -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("stoa-bench-pg-{}", std::process::id()));
-        let out = std::process::Command::new(".ci/postgres.sh")
-            .arg("start")
-            .arg(&dir)
-            .arg("55499")
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!(
-                "PostgreSQL not started (run .ci/setup.sh): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        Some(Self {
-            dir,
-            url: "postgres://stoa@127.0.0.1:55499".into(),
-        })
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(".ci/postgres.sh")
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let settings = Settings::load().unwrap_or_default();
@@ -365,7 +330,7 @@ async fn main() {
          | chunks | backend | end to end p50 ms | p99 ms | vector search p50 ms | p99 ms | recall@20 | keyword p50 ms | p99 ms | first search s |\n\
          |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    let postgres = Postgres::start();
+    let postgres = Postgres::start(55499);
     let mut backends = vec![Backend::Sqlite];
     backends.extend(postgres.as_ref().map(|p| Backend::Postgres(p.url.clone())));
     for n in [10_000, 100_000] {

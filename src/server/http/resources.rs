@@ -172,6 +172,16 @@ pub struct Exchange {
     pub assistant_message: MessageView,
 }
 
+/// One server-sent event of a streamed answer, as the stream carries it (documentation
+/// only: the events are written as text).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnswerEvent {
+    /// The event's name: `started`, `answering`, `token`, `resumed` or `done`.
+    pub event: String,
+    /// The ChatEvent as JSON; its `type` is the event's name.
+    pub data: String,
+}
+
 /// The collections a conversation's answers draw on; empty for all documents.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -282,7 +292,7 @@ pub(crate) async fn list_messages(
     responses(
         (status = 201, description = "The exchange once the reply ended (`stream: false`)", body = Exchange),
         (status = 200, description = "With `stream: true`: server-sent events `started`, `answering`, `token`… and `done`, \
-            each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = String, content_type = "text/event-stream"),
+            each `data` one JSON ChatEvent. Closing the stream stops the answer.", body = AnswerEvent, content_type = "text/event-stream"),
         super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn post_message(
@@ -345,7 +355,7 @@ async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
     params(("id" = String, Path, description = "Conversation id"), ("message_id" = String, Path, description = "The answer to write again")),
     responses(
         (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch)", body = Exchange),
-        (status = 200, description = "With `stream: true`: server-sent events as for a new message", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "With `stream: true`: server-sent events as for a new message", body = AnswerEvent, content_type = "text/event-stream"),
         super::rest::BadRequest, super::rest::Unauthorized, super::rest::NotFound, super::rest::TooManyRequests, super::rest::Unavailable,
     ))]
 pub(crate) async fn regenerate(
