@@ -37,7 +37,10 @@ const PROXY_TWO: u16 = 3974;
 const PG_PORT: u16 = 55498;
 const TOKENS: usize = 32;
 const INTERVAL_MS: u64 = 20;
-const CONCURRENCY: [usize; 3] = [16, 64, 256];
+/// Clients, and whether the upstream paces its tokens. Clients wait for each answer before
+/// asking the next question, so paced levels below saturation only show the pacing; the
+/// last two saturate the machine.
+const LEVELS: [(usize, bool); 3] = [(64, true), (1000, true), (256, false)];
 /// Turns per conversation before a client starts a new one.
 const TURNS: usize = 4;
 const WARMUP: Duration = Duration::from_secs(3);
@@ -49,8 +52,9 @@ fn replica(bin: &Path, dir: &Path, port: u16, database: &str) -> Child {
         &config,
         format!(
             "[[providers]]\nname = \"bench\"\nbase_url = \"http://127.0.0.1:{UPSTREAM_PORT}/v1\"\n\
-             models = [\"scripted\"]\nmax_concurrent = 100000\nretries = 0\n\
-             [routing]\ndefault_model = \"bench/scripted\"\n"
+             models = [\"scripted\", \"scripted{unpaced}\"]\nmax_concurrent = 100000\nretries = 0\n\
+             [routing]\ndefault_model = \"bench/scripted\"\n",
+            unpaced = upstream::UNPACED
         ),
     )
     .expect("a config file");
@@ -129,7 +133,7 @@ async fn conversation(client: &reqwest::Client, base: &str) -> Option<String> {
     body["id"].as_str().map(str::to_owned)
 }
 
-async fn answer(client: &reqwest::Client, base: &str, conversation: &str) -> Answer {
+async fn answer(client: &reqwest::Client, base: &str, conversation: &str, model: &str) -> Answer {
     let started = Instant::now();
     let mut a = Answer {
         started,
@@ -141,6 +145,7 @@ async fn answer(client: &reqwest::Client, base: &str, conversation: &str) -> Ans
         .post(format!("{base}/api/v1/conversations/{conversation}/messages"))
         .json(&json!({
             "message": "Write one sentence about the sea.",
+            "model": model,
             "stream": true,
             "trim_history": true,
             "params": {"temperature": 0.7, "max_tokens": 256},
@@ -167,6 +172,7 @@ async fn answer(client: &reqwest::Client, base: &str, conversation: &str) -> Ans
 struct Cell {
     replicas: usize,
     concurrency: usize,
+    paced: bool,
     answers_per_sec: f64,
     ttft_p50: f64,
     ttft_p99: f64,
@@ -188,7 +194,17 @@ fn cpu_ticks(groups: &[Vec<u32>; 3]) -> [u64; 3] {
     [0, 1, 2].map(|i| groups[i].iter().map(|&p| tree_usage(p).1).sum())
 }
 
-async fn measure(base: &str, replicas: usize, concurrency: usize, pids: &[Vec<u32>; 3]) -> Cell {
+async fn measure(
+    base: &str,
+    replicas: usize,
+    (concurrency, paced): (usize, bool),
+    pids: &[Vec<u32>; 3],
+) -> Cell {
+    let model = if paced {
+        "bench/scripted".to_owned()
+    } else {
+        format!("bench/scripted{}", upstream::UNPACED)
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
@@ -198,7 +214,7 @@ async fn measure(base: &str, replicas: usize, concurrency: usize, pids: &[Vec<u3
     let (from, to) = (t0 + WARMUP, t0 + WARMUP + MEASURE);
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, base) = (client.clone(), base.to_owned());
+            let (client, base, model) = (client.clone(), base.to_owned(), model.clone());
             tokio::spawn(async move {
                 let mut done = Vec::new();
                 let mut turn = 0;
@@ -209,7 +225,7 @@ async fn measure(base: &str, replicas: usize, concurrency: usize, pids: &[Vec<u3
                     }
                     turn += 1;
                     match &conv {
-                        Some(c) => done.push(answer(&client, &base, c).await),
+                        Some(c) => done.push(answer(&client, &base, c, &model).await),
                         None => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
                 }
@@ -238,6 +254,7 @@ async fn measure(base: &str, replicas: usize, concurrency: usize, pids: &[Vec<u3
     Cell {
         replicas,
         concurrency,
+        paced,
         answers_per_sec: ended as f64 / secs,
         ttft_p50: percentile(&mut ttft, 50.0),
         ttft_p99: percentile(&mut ttft, 99.0),
@@ -305,7 +322,7 @@ async fn bench() {
     let nginx_pid = children.0[3].id();
 
     let mut cells = Vec::new();
-    for concurrency in CONCURRENCY {
+    for level in LEVELS {
         for (replicas, port) in [(1, PROXY_ONE), (2, PROXY_TWO)] {
             let pids = [
                 replica_pids[..replicas].to_vec(),
@@ -313,10 +330,10 @@ async fn bench() {
                 vec![nginx_pid],
             ];
             let base = format!("http://127.0.0.1:{port}");
-            let cell = measure(&base, replicas, concurrency, &pids).await;
+            let cell = measure(&base, replicas, level, &pids).await;
             eprintln!(
-                "{replicas} replica(s), {concurrency} clients: {:.1} answers/s, ttft p50 {:.1} ms p99 {:.1} ms, failed {}",
-                cell.answers_per_sec, cell.ttft_p50, cell.ttft_p99, cell.failed
+                "{replicas} replica(s), {} clients, paced {}: {:.1} answers/s, ttft p50 {:.1} ms p99 {:.1} ms, failed {}",
+                level.0, level.1, cell.answers_per_sec, cell.ttft_p50, cell.ttft_p99, cell.failed
             );
             cells.push(cell);
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -335,8 +352,8 @@ fn write_results(out: &Path, cells: &[Cell]) {
          (release build), PostgreSQL 18 + pgvector, the scripted upstream ({TOKENS} tokens, \
          {INTERVAL_MS} ms apart). Each answer is a stored chat turn streamed through nginx; \
          {}s warm-up, {}s measured per cell.\n\n\
-         | clients | replicas | answers/s | ratio | TTFT p50 ms | TTFT p99 ms | failed | CPU replicas | CPU PostgreSQL | CPU nginx |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | clients | upstream | replicas | answers/s | ratio | TTFT p50 ms | TTFT p99 ms | failed | CPU replicas | CPU PostgreSQL | CPU nginx |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         WARMUP.as_secs(),
         MEASURE.as_secs()
     );
@@ -344,8 +361,9 @@ fn write_results(out: &Path, cells: &[Cell]) {
         let one = pair[0].answers_per_sec;
         for c in pair {
             md.push_str(&format!(
-                "| {} | {} | {:.1} | {:.2}× | {:.1} | {:.1} | {} | {:.2} | {:.2} | {:.2} |\n",
+                "| {} | {} | {} | {:.1} | {:.2}× | {:.1} | {:.1} | {} | {:.2} | {:.2} | {:.2} |\n",
                 c.concurrency,
+                if c.paced { "paced" } else { "unpaced" },
                 c.replicas,
                 c.answers_per_sec,
                 c.answers_per_sec / one,
@@ -362,7 +380,7 @@ fn write_results(out: &Path, cells: &[Cell]) {
     let json: Vec<_> = cells
         .iter()
         .map(|c| {
-            json!({"replicas": c.replicas, "concurrency": c.concurrency, "answers_per_sec": c.answers_per_sec,
+            json!({"replicas": c.replicas, "concurrency": c.concurrency, "paced": c.paced, "answers_per_sec": c.answers_per_sec,
                    "ttft_p50_ms": c.ttft_p50, "ttft_p99_ms": c.ttft_p99, "failed": c.failed,
                    "cpu_replicas": c.cpu[0], "cpu_postgres": c.cpu[1], "cpu_nginx": c.cpu[2]})
         })
