@@ -56,7 +56,7 @@ lint:
 bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings plots
 
 bench-rag:
-	cargo bench --features ssr --bench rag
+	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench rag
 
 # A 1,000-message conversation against a 10-message one in Chromium (needs the e2e build).
 bench-long-chat: build

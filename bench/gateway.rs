@@ -111,31 +111,8 @@ async fn measure(target: &Target, (concurrency, paced): (usize, bool), idle_rss_
 }
 
 fn stoa(bin: &Path, dir: &Path) -> Child {
-    let config = dir.join("stoa.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[providers]]\nname = \"bench\"\nbase_url = \"http://127.0.0.1:{UPSTREAM_PORT}/v1\"\n\
-             models = [\"scripted\", \"scripted{unpaced}\"]\nmax_concurrent = 100000\n\
-             retries = 0\n[routing]\ndefault_model = \"bench/scripted\"\n",
-            unpaced = upstream::UNPACED
-        ),
-    )
-    .expect("a config file");
-    spawn(
-        Command::new(bin)
-            .env("STOA_CONFIG", &config)
-            .env("STOA_SERVER__DATA_DIR", dir.join("data"))
-            .env("STOA_LOCAL_MODEL__ENABLED", "false")
-            .env("STOA_EMBEDDING__ENABLED", "false")
-            .env("STOA_LIMITS__GENERATIONS_PER_USER", "100000000")
-            .env("STOA_LIMITS__GENERATIONS_PER_IP", "100000000")
-            .env("STOA_LOG__FILTER", "warn")
-            .env("LEPTOS_OUTPUT_NAME", "stoa")
-            .env("LEPTOS_SITE_ROOT", dir)
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{STOA_PORT}")),
-        "stoa",
-    )
+    let config = upstream::stoa_config(dir, UPSTREAM_PORT);
+    spawn(&mut process::stoa(bin, dir, &config, STOA_PORT), "stoa")
 }
 
 fn fastapi(python: &Path) -> Child {

@@ -333,7 +333,12 @@ async fn main() {
     let postgres = Postgres::start(55499);
     let mut backends = vec![Backend::Sqlite];
     backends.extend(postgres.as_ref().map(|p| Backend::Postgres(p.url.clone())));
-    for n in [10_000, 100_000] {
+    // BENCH_RAG_SIZES=10000,100000,1000000 for the 1M row (hours on 2 cores).
+    let sizes: Vec<usize> = std::env::var("BENCH_RAG_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    for &n in &sizes {
         for backend in &backends {
             let m = retrieval(Arc::clone(&embedder), &scratch, n, backend).await;
             let ((e50, e99), (v50, v99), (k50, k99)) = (m.whole, m.vector, m.keyword);

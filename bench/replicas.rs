@@ -47,30 +47,9 @@ const WARMUP: Duration = Duration::from_secs(3);
 const MEASURE: Duration = Duration::from_secs(12);
 
 fn replica(bin: &Path, dir: &Path, port: u16, database: &str) -> Child {
-    let config = dir.join("stoa.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[providers]]\nname = \"bench\"\nbase_url = \"http://127.0.0.1:{UPSTREAM_PORT}/v1\"\n\
-             models = [\"scripted\", \"scripted{unpaced}\"]\nmax_concurrent = 100000\nretries = 0\n\
-             [routing]\ndefault_model = \"bench/scripted\"\n",
-            unpaced = upstream::UNPACED
-        ),
-    )
-    .expect("a config file");
+    let config = upstream::stoa_config(dir, UPSTREAM_PORT);
     spawn(
-        Command::new(bin)
-            .env("STOA_CONFIG", &config)
-            .env("STOA_DATABASE__URL", database)
-            .env("STOA_SERVER__DATA_DIR", dir.join(format!("data-{port}")))
-            .env("STOA_LOCAL_MODEL__ENABLED", "false")
-            .env("STOA_EMBEDDING__ENABLED", "false")
-            .env("STOA_LIMITS__GENERATIONS_PER_USER", "100000000")
-            .env("STOA_LIMITS__GENERATIONS_PER_IP", "100000000")
-            .env("STOA_LOG__FILTER", "warn")
-            .env("LEPTOS_OUTPUT_NAME", "stoa")
-            .env("LEPTOS_SITE_ROOT", dir)
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
+        process::stoa(bin, dir, &config, port).env("STOA_DATABASE__URL", database),
         "stoa",
     )
 }

@@ -2,9 +2,27 @@
 //! (memory and CPU of the whole process tree), and stopped however the benchmark ends.
 
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
+
+/// The release Stoa of a benchmark: providers from `config` only (no embedded model, no
+/// embedder), limits out of the way, warnings only, on `port`, its data in `dir`.
+pub fn stoa(bin: &Path, dir: &Path, config: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("STOA_CONFIG", config)
+        .env("STOA_SERVER__DATA_DIR", dir.join(format!("data-{port}")))
+        .env("STOA_LOCAL_MODEL__ENABLED", "false")
+        .env("STOA_EMBEDDING__ENABLED", "false")
+        .env("STOA_LIMITS__GENERATIONS_PER_USER", "100000000")
+        .env("STOA_LIMITS__GENERATIONS_PER_IP", "100000000")
+        .env("STOA_LOG__FILTER", "warn")
+        .env("LEPTOS_OUTPUT_NAME", "stoa")
+        .env("LEPTOS_SITE_ROOT", dir)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"));
+    cmd
+}
 
 /// Resident memory (KiB) and CPU time (clock ticks) of a process and its descendants.
 pub fn tree_usage(pid: u32) -> (u64, u64) {

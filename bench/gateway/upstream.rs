@@ -20,6 +20,22 @@ use serde_json::{Value, json};
 /// Suffix of the model name that asks for tokens without pacing.
 pub const UNPACED: &str = "-unpaced";
 
+/// A Stoa configuration whose only provider is this upstream on `port` (paced and
+/// unpaced models, no concurrency cap, no retries), written into `dir`.
+pub fn stoa_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let config = dir.join("stoa.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers]]\nname = \"bench\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\
+             models = [\"scripted\", \"scripted{UNPACED}\"]\nmax_concurrent = 100000\nretries = 0\n\
+             [routing]\ndefault_model = \"bench/scripted\"\n"
+        ),
+    )
+    .expect("a config file");
+    config
+}
+
 #[derive(Clone, Copy)]
 pub struct Script {
     pub tokens: usize,

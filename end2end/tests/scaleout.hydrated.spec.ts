@@ -46,7 +46,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       # Answers stream token by token: nothing is held back.
       proxy_buffering off;
       proxy_request_buffering off;
@@ -114,7 +114,12 @@ test("two replicas behind nginx on one PostgreSQL: any replica serves any reques
   test.setTimeout(300_000);
   const pgDir = join(tmpdir(), `stoa-e2e-pg-${process.pid}`);
   const database = execFileSync(postgresScript, ["start", pgDir, String(PG)]).toString().trim();
-  const env = { STOA_DATABASE__URL: database, STOA_AUTH__MODE: "accounts" };
+  const env = {
+    STOA_DATABASE__URL: database,
+    STOA_AUTH__MODE: "accounts",
+    // Per-address limits count the clients nginx forwards, not nginx.
+    STOA_SERVER__TRUSTED_PROXIES: '["127.0.0.1"]',
+  };
   const proxyDir = mkdtempSync(join(tmpdir(), "stoa-e2e-nginx-"));
   let a: Server | undefined;
   let b: Server | undefined;

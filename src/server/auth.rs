@@ -10,6 +10,7 @@
 
 pub mod limits;
 pub mod middleware;
+pub mod proxies;
 pub mod routes;
 pub mod secrets;
 pub mod service;

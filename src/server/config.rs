@@ -111,6 +111,9 @@ pub struct ServerSettings {
     /// Stoa has no accounts yet, so it refuses to listen on anything but loopback unless
     /// this is set (e.g. behind an authenticating reverse proxy).
     pub allow_unauthenticated_network: bool,
+    /// Reverse proxies (addresses or networks like `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the client, for per-address rate limits; none by default.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -359,6 +362,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_secs: 10,
             allow_unauthenticated_network: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -474,6 +478,7 @@ impl Settings {
 
     /// Checks what the types cannot: provider names, URLs and fallback chains.
     pub fn check(&self) -> Result<(), String> {
+        crate::server::auth::proxies::TrustedProxies::parse(&self.server.trusted_proxies)?;
         let mut names = vec![crate::server::llm::local::LOCAL_PROVIDER.to_owned()];
         for (i, p) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");

@@ -180,7 +180,8 @@ pub async fn build(
         settings.auth.clone(),
         settings.secure_cookies(listen),
     ));
-    let limits = Arc::new(RateLimiter::new(settings.limits.clone()));
+    let proxies = auth::proxies::TrustedProxies::parse(&settings.server.trusted_proxies)?;
+    let limits = Arc::new(RateLimiter::new(settings.limits.clone()).behind(proxies));
     let failed = documents.fail_unfinished_documents(super::chat::now_ms()).await?;
     if failed > 0 {
         tracing::warn!(

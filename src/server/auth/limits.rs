@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::UserId;
+use super::{UserId, proxies::TrustedProxies};
 use crate::server::config::LimitSettings;
 
 /// What a request spends.
@@ -37,6 +37,7 @@ const SWEEP_AT: usize = 10_000;
 
 pub struct RateLimiter {
     settings: LimitSettings,
+    proxies: TrustedProxies,
     buckets: Mutex<HashMap<(Class, Key), Bucket>>,
 }
 
@@ -44,8 +45,21 @@ impl RateLimiter {
     pub fn new(settings: LimitSettings) -> Self {
         Self {
             settings,
+            proxies: TrustedProxies::default(),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Per-address limits count the client named by these proxies' `X-Forwarded-For`.
+    pub fn behind(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The address a request's per-address limits count: the peer, or the client a
+    /// trusted proxy forwarded.
+    pub fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        self.proxies.client(peer, headers)
     }
 
     /// Requests per minute for a class, per user and per address (0: no limit).

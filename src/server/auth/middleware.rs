@@ -140,10 +140,10 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-fn client_ip(req: &Request) -> Option<IpAddr> {
+fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| state.limits.client(addr.ip(), req.headers()))
 }
 
 /// Whether a session-authenticated, state-changing request carries the session's CSRF
@@ -214,7 +214,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
 
     if changes_state && let Some(class) = class_of(&path) {
         let user = principal.as_ref().map(|p| p.user);
-        if let Err(wait) = state.limits.check(class, user, client_ip(&req)) {
+        if let Err(wait) = state.limits.check(class, user, client_ip(&state, &req)) {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut e = ApiError::new(
                 ErrorCode::RateLimited,

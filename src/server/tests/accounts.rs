@@ -444,6 +444,37 @@ async fn generation_is_rate_limited_with_retry_after() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_per_address_limits_count_each_forwarded_client() {
+    let app = spawn_app_with(|s| {
+        s.limits.generations_per_user = 0;
+        s.limits.generations_per_ip = 1;
+        s.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let generate = |client: &'static str| {
+        http.post(format!("{}/api/v1/generate", app.base))
+            .header("x-forwarded-for", client)
+            // Refused by validation: the limit counts requests, not tokens.
+            .json(&json!({"user_input": ""}))
+            .send()
+    };
+    assert_eq!(generate("203.0.113.1").await.unwrap().status(), 400);
+    assert_eq!(
+        generate("203.0.113.1").await.unwrap().status(),
+        429,
+        "the same client again"
+    );
+    assert_eq!(
+        generate("203.0.113.2").await.unwrap().status(),
+        400,
+        "another client behind the same proxy"
+    );
+    // A client cannot pick its address: the proxy appends the real one after what it sent.
+    assert_eq!(generate("203.0.113.3, 203.0.113.1").await.unwrap().status(), 429);
+}
+
+#[tokio::test]
 async fn the_first_account_takes_over_what_single_user_mode_made() {
     let single = super::support::spawn_app().await;
     let made = single
