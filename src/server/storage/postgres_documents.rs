@@ -280,7 +280,7 @@ impl DocumentStore for PgStore {
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id, \
              to_tsquery('stoa_english', $1) q \
              WHERE c.search @@ q AND d.status = 'ready' AND d.user_id = $2 AND {} \
-             ORDER BY ts_rank_cd(c.search, q, 1) DESC, c.id LIMIT $4",
+             ORDER BY ts_rank(c.search, q, 1) DESC, c.id LIMIT $4",
             in_collections(3)
         );
         Ok(sqlx::query_scalar(&sql)
