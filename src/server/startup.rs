@@ -173,6 +173,7 @@ pub async fn build(
         accounts: account_store,
         shared,
         vectors,
+        buckets,
     } = storage::open(&settings.database_url()).await?;
     let listen = settings.server.addr.unwrap_or(leptos_options.site_addr);
     let accounts = Arc::new(Accounts::new(
@@ -181,7 +182,11 @@ pub async fn build(
         settings.secure_cookies(listen),
     ));
     let proxies = auth::proxies::TrustedProxies::parse(&settings.server.trusted_proxies)?;
-    let limits = Arc::new(RateLimiter::new(settings.limits.clone()).behind(proxies));
+    let mut limits = RateLimiter::new(settings.limits.clone()).behind(proxies);
+    if let Some(buckets) = buckets {
+        limits = limits.shared(buckets);
+    }
+    let limits = Arc::new(limits);
     let failed = documents.fail_unfinished_documents(super::chat::now_ms()).await?;
     if failed > 0 {
         tracing::warn!(

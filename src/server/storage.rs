@@ -4,6 +4,7 @@
 //! here are storage-shaped; the API types are built from them at the edge.
 
 pub mod accounts;
+pub mod buckets;
 pub mod documents;
 pub mod migrate;
 pub mod postgres;
@@ -34,6 +35,9 @@ pub struct Stores {
     pub shared: bool,
     /// Vector search inside the database (PostgreSQL); `None`: keep the vectors in memory.
     pub vectors: Option<std::sync::Arc<dyn documents::VectorSearch>>,
+    /// Rate-limit buckets in the database, shared by every process on it (PostgreSQL);
+    /// `None`: the one process keeps them in memory.
+    pub buckets: Option<std::sync::Arc<dyn buckets::SharedBuckets>>,
 }
 
 pub async fn open(url: &str) -> Result<Stores, StoreError> {
@@ -45,7 +49,8 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
             documents: pg.clone(),
             accounts: pg.clone(),
             shared: true,
-            vectors: Some(pg),
+            vectors: Some(pg.clone()),
+            buckets: Some(pg),
         });
     }
     let db = Arc::new(sqlite::SqliteStore::open(url).await?);
@@ -55,5 +60,6 @@ pub async fn open(url: &str) -> Result<Stores, StoreError> {
         accounts: db,
         shared: false,
         vectors: None,
+        buckets: None,
     })
 }

@@ -5,12 +5,16 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use super::{UserId, proxies::TrustedProxies};
 use crate::server::config::LimitSettings;
+use crate::server::storage::buckets::{SharedBuckets, StoredBucket};
 
 /// What a request spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,7 +43,15 @@ pub struct RateLimiter {
     settings: LimitSettings,
     proxies: TrustedProxies,
     buckets: Mutex<HashMap<(Class, Key), Bucket>>,
+    /// The database's buckets when several processes share it; then `buckets` is unused.
+    shared: Option<Arc<dyn SharedBuckets>>,
+    checks: AtomicU64,
 }
+
+/// Shared buckets are swept every this many checks, of those untouched for `FORGET_MS`
+/// (a bucket refills completely within a minute).
+const FORGET_EVERY: u64 = 1024;
+const FORGET_MS: i64 = 10 * 60 * 1000;
 
 impl RateLimiter {
     pub fn new(settings: LimitSettings) -> Self {
@@ -47,12 +59,20 @@ impl RateLimiter {
             settings,
             proxies: TrustedProxies::default(),
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+            checks: AtomicU64::new(0),
         }
     }
 
     /// Per-address limits count the client named by these proxies' `X-Forwarded-For`.
     pub fn behind(mut self, proxies: TrustedProxies) -> Self {
         self.proxies = proxies;
+        self
+    }
+
+    /// Buckets in the database, so the limits hold across every process using it.
+    pub fn shared(mut self, buckets: Arc<dyn SharedBuckets>) -> Self {
+        self.shared = Some(buckets);
         self
     }
 
@@ -72,18 +92,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a token from the user's and the address's bucket, or says how long to wait.
-    pub fn check(&self, class: Class, user: Option<UserId>, ip: Option<IpAddr>) -> Result<(), Duration> {
-        self.check_at(class, user, ip, Instant::now())
-    }
-
-    fn check_at(
-        &self,
-        class: Class,
-        user: Option<UserId>,
-        ip: Option<IpAddr>,
-        now: Instant,
-    ) -> Result<(), Duration> {
+    /// The buckets a request spends from, with their requests per minute.
+    fn applies(&self, class: Class, user: Option<UserId>, ip: Option<IpAddr>) -> Vec<(Key, u32)> {
         let (per_user, per_ip) = self.per_minute(class);
         let mut applies: Vec<(Key, u32)> = Vec::with_capacity(2);
         if let Some(user) = user
@@ -96,6 +106,74 @@ impl RateLimiter {
         {
             applies.push((Key::Ip(ip), per_ip));
         }
+        applies
+    }
+
+    /// Takes a token from the user's and the address's bucket, or says how long to wait.
+    pub async fn check(
+        &self,
+        class: Class,
+        user: Option<UserId>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Duration> {
+        match &self.shared {
+            None => self.check_at(class, user, ip, Instant::now()),
+            Some(db) => self.check_shared(db.as_ref(), class, user, ip).await,
+        }
+    }
+
+    async fn check_shared(
+        &self,
+        db: &dyn SharedBuckets,
+        class: Class,
+        user: Option<UserId>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Duration> {
+        let applies = self.applies(class, user, ip);
+        if applies.is_empty() {
+            return Ok(());
+        }
+        let now = crate::server::chat::now_ms();
+        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1
+            && let Err(e) = db.forget_buckets(now - FORGET_MS).await
+        {
+            tracing::warn!(error = %e, "could not sweep old rate-limit buckets");
+        }
+        let keys: Vec<String> = applies.iter().map(|(key, _)| key.name(class)).collect();
+        let outcome = Mutex::new(Ok(()));
+        let decide = |stored: &[Option<StoredBucket>]| {
+            let now_buckets: Vec<(f64, f64, f64)> = stored
+                .iter()
+                .zip(&applies)
+                .map(|(s, (_, per_minute))| {
+                    let capacity = f64::from(*per_minute);
+                    s.map_or((capacity, 0.0, capacity), |b| {
+                        (b.tokens, (now - b.at_ms).max(0) as f64 / 1000.0, capacity)
+                    })
+                })
+                .collect();
+            let (tokens, result) = refill_and_spend(&now_buckets);
+            *outcome.lock().unwrap_or_else(|p| p.into_inner()) = result;
+            tokens
+        };
+        match db.update_buckets(&keys, now, &decide).await {
+            Ok(()) => outcome.into_inner().unwrap_or_else(|p| p.into_inner()),
+            // The database is unreachable: the request fails on its own soon enough.
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limit not checked");
+                Ok(())
+            }
+        }
+    }
+
+    fn check_at(
+        &self,
+        class: Class,
+        user: Option<UserId>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let applies = self.applies(class, user, ip);
         if applies.is_empty() {
             return Ok(());
         }
@@ -111,28 +189,60 @@ impl RateLimiter {
                 b.tokens + now.duration_since(b.at).as_secs_f64() * full / 60.0 < full
             });
         }
-        // Refill every bucket, then spend only if all have a token.
-        let mut wait = Duration::ZERO;
-        let mut refilled = Vec::with_capacity(applies.len());
-        for (key, per_minute) in &applies {
-            let capacity = f64::from(*per_minute);
+        let now_buckets: Vec<(f64, f64, f64)> = applies
+            .iter()
+            .map(|(key, per_minute)| {
+                let capacity = f64::from(*per_minute);
+                buckets
+                    .get(&(class, *key))
+                    .map_or((capacity, 0.0, capacity), |b| {
+                        (b.tokens, now.duration_since(b.at).as_secs_f64(), capacity)
+                    })
+            })
+            .collect();
+        let (tokens, result) = refill_and_spend(&now_buckets);
+        for ((key, _), tokens) in applies.into_iter().zip(tokens) {
+            buckets.insert((class, key), Bucket { tokens, at: now });
+        }
+        result
+    }
+}
+
+/// Buckets as (tokens, seconds since their last update, requests per minute = capacity):
+/// refills each, then spends one token from every bucket if all have one. Returns the
+/// new token counts, and how long until every bucket would have a token if one has not.
+fn refill_and_spend(buckets: &[(f64, f64, f64)]) -> (Vec<f64>, Result<(), Duration>) {
+    let mut wait = Duration::ZERO;
+    let refilled: Vec<f64> = buckets
+        .iter()
+        .map(|&(tokens, secs, capacity)| {
             let rate = capacity / 60.0;
-            let b = buckets.get(&(class, *key)).copied().unwrap_or(Bucket {
-                tokens: capacity,
-                at: now,
-            });
-            let tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(capacity);
+            let tokens = (tokens + secs * rate).min(capacity);
             if tokens < 1.0 {
                 wait = wait.max(Duration::from_secs_f64((1.0 - tokens) / rate));
             }
-            refilled.push((*key, tokens));
+            tokens
+        })
+        .collect();
+    if wait.is_zero() {
+        (refilled.into_iter().map(|t| t - 1.0).collect(), Ok(()))
+    } else {
+        (refilled, Err(wait))
+    }
+}
+
+impl Key {
+    /// The bucket's name in the database: `generation:user:42`, `sign_in:ip:203.0.113.7`.
+    fn name(&self, class: Class) -> String {
+        let class = match class {
+            Class::Generation => "generation",
+            Class::Upload => "upload",
+            Class::SignIn => "sign_in",
+        };
+        match self {
+            Key::User(user) => format!("{class}:user:{}", user.get()),
+            Key::Ip(ip) => format!("{class}:ip:{ip}"),
         }
-        let spend = wait.is_zero();
-        for (key, tokens) in refilled {
-            let tokens = if spend { tokens - 1.0 } else { tokens };
-            buckets.insert((class, key), Bucket { tokens, at: now });
-        }
-        if spend { Ok(()) } else { Err(wait) }
     }
 }
 

@@ -214,7 +214,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
 
     if changes_state && let Some(class) = class_of(&path) {
         let user = principal.as_ref().map(|p| p.user);
-        if let Err(wait) = state.limits.check(class, user, client_ip(&state, &req)) {
+        if let Err(wait) = state.limits.check(class, user, client_ip(&state, &req)).await {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut e = ApiError::new(
                 ErrorCode::RateLimited,

@@ -158,3 +158,57 @@ async fn an_online_sqlite_backup_restores_every_conversation() {
         (made.id.as_str(), "Kept safe")
     );
 }
+
+#[tokio::test]
+async fn rate_limits_hold_across_replicas_sharing_a_postgresql_database() {
+    use crate::server::{
+        auth::{
+            UserId,
+            limits::{Class, RateLimiter},
+        },
+        config::LimitSettings,
+    };
+    // Whatever this run's backend: the buckets of several replicas live in PostgreSQL.
+    let stores = crate::server::storage::open(&super::support::postgres_database().await)
+        .await
+        .unwrap();
+    let buckets = stores.buckets.expect("PostgreSQL keeps the buckets");
+    let settings = LimitSettings {
+        generations_per_user: 2,
+        generations_per_ip: 3,
+        ..LimitSettings::default()
+    };
+    let a = RateLimiter::new(settings.clone()).shared(buckets.clone());
+    let b = RateLimiter::new(settings).shared(buckets);
+    let ip = Some("203.0.113.9".parse().unwrap());
+    let ada = Some(UserId::for_tests(7));
+    assert!(a.check(Class::Generation, ada, ip).await.is_ok());
+    assert!(b.check(Class::Generation, ada, ip).await.is_ok());
+    let wait = a
+        .check(Class::Generation, ada, ip)
+        .await
+        .expect_err("two requests spent on two replicas use up ada's two a minute");
+    assert!(
+        wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(30),
+        "{wait:?}"
+    );
+    // The refusal spent nothing: the address still has its third token, for someone else.
+    assert!(
+        b.check(Class::Generation, Some(UserId::for_tests(8)), ip)
+            .await
+            .is_ok()
+    );
+    assert!(
+        a.check(Class::Generation, Some(UserId::for_tests(9)), ip)
+            .await
+            .is_err(),
+        "the address's three a minute are used up across both replicas"
+    );
+    // Other classes and addresses have their own buckets.
+    assert!(a.check(Class::Upload, ada, ip).await.is_ok());
+    assert!(
+        a.check(Class::Generation, None, Some("203.0.113.10".parse().unwrap()))
+            .await
+            .is_ok()
+    );
+}
