@@ -1,5 +1,6 @@
 //! Documents and retrieval-augmented answers: [`extract`] text from uploads, [`chunk`] it,
-//! embed and store it through [`ingest`] (multipart uploads in `upload`), search it with [`retrieve`] (hybrid BM25 +
+//! embed and store it through [`ingest`] (multipart uploads in `upload`, the background
+//! `worker`), search it with [`retrieve`] (hybrid BM25 +
 //! vectors, re-scored, with a similarity floor) over the in-memory [`index`].
 
 pub mod chunk;
@@ -9,3 +10,4 @@ pub mod index;
 pub mod ingest;
 pub mod retrieve;
 mod upload;
+mod worker;

@@ -1,0 +1,194 @@
+//! The ingestion worker. The queue is the database: the worker claims the oldest waiting
+//! document under a lease it renews while it works (extract → chunk → embed n/m → store →
+//! index, with its progress in the database). Workers of several processes on one
+//! database share the queue, and a document whose worker died (its lease ran out) is taken
+//! over and finished; one that keeps killing its worker is given up.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+
+use super::{
+    chunk::{ChunkSizes, chunk},
+    extract::{Kind, extract},
+};
+use crate::{
+    api::documents::DocumentStatus,
+    server::{
+        chat::now_ms,
+        config::RagSettings,
+        embed::Embedder,
+        storage::{
+            DocumentStore, StoreError,
+            documents::{ChunkVector, ClaimedDocument, NewChunk, VectorSearch},
+        },
+    },
+};
+
+/// Chunks embedded per step (and per progress update).
+const EMBED_STEP: usize = 16;
+/// How long a claimed document stays its worker's without a sign of life; the worker
+/// renews it every third of that.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for documents another process queued.
+const POLL: Duration = Duration::from_secs(2);
+/// Times a document may be taken before it is given up (a file that kills its worker).
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Processes queued documents one at a time: claims the oldest (or one whose worker
+/// died), keeps its lease alive while working on it, records the outcome.
+pub(super) async fn run(
+    queued: Arc<Notify>,
+    store: Arc<dyn DocumentStore>,
+    embedder: Arc<dyn Embedder>,
+    index: Arc<dyn VectorSearch>,
+    settings: RagSettings,
+) {
+    let lease_ms = LEASE.as_millis() as i64;
+    loop {
+        let now = now_ms();
+        let claimed = match store.claim_document(now, now + lease_ms).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take a document to process");
+                None
+            }
+        };
+        let Some(doc) = claimed else {
+            let _ = tokio::time::timeout(POLL, queued.notified()).await;
+            continue;
+        };
+        let id = doc.id.clone();
+        if doc.attempts > MAX_ATTEMPTS {
+            let reason = format!(
+                "processing stopped {} times on this file; upload it again",
+                doc.attempts - 1
+            );
+            tracing::warn!(document_id = %id, %reason, "document given up");
+            let _ = store
+                .set_document_progress(&id, DocumentStatus::Failed, 0, 0, Some(&reason), now_ms())
+                .await;
+            continue;
+        }
+        if doc.attempts > 1 {
+            tracing::warn!(document_id = %id, attempt = doc.attempts, "taking over a document whose worker stopped");
+        }
+        let renewal = {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE / 3).await;
+                    match store.renew_lease(&id, now_ms() + lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!(document_id = %id, error = %e, "lease not renewed"),
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = process(doc, &store, &embedder, &index, &settings).await;
+        renewal.abort();
+        match outcome {
+            Ok(chunks) => tracing::info!(
+                document_id = %id,
+                chunks,
+                ms = started.elapsed().as_millis() as u64,
+                "document ready"
+            ),
+            Err(reason) => {
+                tracing::warn!(document_id = %id, %reason, "document failed");
+                let _ = store
+                    .set_document_progress(&id, DocumentStatus::Failed, 0, 0, Some(&reason), now_ms())
+                    .await;
+            }
+        }
+    }
+}
+
+async fn process(
+    job: ClaimedDocument,
+    store: &Arc<dyn DocumentStore>,
+    embedder: &Arc<dyn Embedder>,
+    index: &Arc<dyn VectorSearch>,
+    settings: &RagSettings,
+) -> Result<usize, String> {
+    let id = job.id;
+    let owner = job.owner;
+    let progress = |status, done, total| {
+        let store = Arc::clone(store);
+        let id = id.clone();
+        async move {
+            store
+                .set_document_progress(&id, status, done, total, None, now_ms())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    progress(DocumentStatus::Extracting, 0, 0).await?;
+    let counter = Arc::clone(embedder);
+    let sizes = ChunkSizes {
+        size: settings.chunk_tokens as usize,
+        overlap: settings.chunk_overlap as usize,
+        limit: embedder.max_tokens(),
+    };
+    let kind = Kind::detect(&job.file_name, &job.upload)?;
+    let bytes = job.upload;
+    let chunks = tokio::task::spawn_blocking(move || {
+        let extracted = extract(kind, &bytes)?;
+        Ok::<_, String>(chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
+    })
+    .await
+    .map_err(|e| format!("extraction crashed: {e}"))??;
+    if chunks.is_empty() {
+        return Err("no text could be extracted from the file".into());
+    }
+    let total = chunks.len() as u32;
+    progress(DocumentStatus::Embedding, 0, total).await?;
+    let mut vectors = Vec::with_capacity(chunks.len());
+    for step in chunks.chunks(EMBED_STEP) {
+        let texts = step
+            .iter()
+            .map(|c| embedder.truncate(&c.embedding_text()))
+            .collect();
+        let embedded = embedder.embed(texts).await.map_err(|e| e.to_string())?;
+        vectors.extend(embedded.vectors);
+        progress(DocumentStatus::Embedding, vectors.len() as u32, total).await?;
+    }
+    let new_chunks: Vec<NewChunk> = chunks
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (c, embedding))| NewChunk {
+            position: i as u32,
+            tokens: c.tokens as u32,
+            heading: c.heading,
+            content: c.content,
+            start: c.start as u64,
+            end: c.end as u64,
+            embedding,
+        })
+        .collect();
+    let for_index: Vec<Vec<f32>> = new_chunks.iter().map(|c| c.embedding.clone()).collect();
+    let ids = match store.store_chunks(&id, new_chunks, now_ms()).await {
+        Ok(ids) => ids,
+        Err(StoreError::NotFound) => return Ok(0), // deleted meanwhile
+        Err(e) => return Err(e.to_string()),
+    };
+    let n = ids.len();
+    index
+        .add_vectors(
+            ids.into_iter()
+                .zip(for_index)
+                .map(|(chunk_id, vector)| ChunkVector {
+                    chunk_id,
+                    owner,
+                    document_id: id.clone(),
+                    collection_id: job.collection_id.clone(),
+                    vector,
+                })
+                .collect(),
+        )
+        .await;
+    Ok(n)
+}
