@@ -35,9 +35,19 @@ pub struct PgStore {
     pool: PgPool,
     /// Embedding sizes whose HNSW index this store has made sure of.
     pub(super) hnsw_dims: std::sync::Mutex<Vec<usize>>,
+    /// Below this many chunks in the database, vector search compares with every chunk
+    /// (exact, and fast at that size) instead of walking the HNSW index (approximate).
+    pub(super) exact_below: std::sync::atomic::AtomicU64,
 }
 
 impl PgStore {
+    /// Makes vector search use the HNSW index from `chunks` chunks on (tests).
+    #[cfg(test)]
+    pub fn search_exactly_below(&self, chunks: u64) {
+        self.exact_below
+            .store(chunks, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Connects to the database at `url` (which must exist) and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -66,6 +76,7 @@ impl PgStore {
         Ok(Self {
             pool,
             hnsw_dims: std::sync::Mutex::default(),
+            exact_below: std::sync::atomic::AtomicU64::new(super::postgres_documents::EXACT_BELOW),
         })
     }
 

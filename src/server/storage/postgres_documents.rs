@@ -59,6 +59,10 @@ fn ts_query(query: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" | "))
 }
 
+/// Chunks in the database below which vector search is exact (see `PgStore::exact_below`):
+/// a scan of 20,000 vectors of 384 dimensions takes a few milliseconds.
+pub(super) const EXACT_BELOW: u64 = 20_000;
+
 #[async_trait]
 impl DocumentStore for PgStore {
     async fn ensure_collection(
@@ -458,16 +462,30 @@ impl VectorSearch for PgStore {
         if dims == 0 || k == 0 {
             return Ok(Vec::new());
         }
-        self.ensure_hnsw(dims).await;
-        // The expression and predicate match the index's, and the index scan drives the
-        // query: the owner's documents are an array computed once, so the filter cannot turn
-        // the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep finding
-        // neighbours until `k` pass the filter (set on every connection, see `PgStore::open`).
+        // The planner's estimate of the table's size (-1 before the first ANALYZE: new, so small).
+        let estimated: f32 =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass")
+                .fetch_one(self.pool())
+                .await?;
+        let exact = estimated < self.exact_below.load(std::sync::atomic::Ordering::Relaxed) as f32;
+        let distance = format!("c.embedding::vector({dims}) <=> $1::vector({dims})");
+        let order = if exact {
+            // `+ 0` keeps the index out: every candidate is compared.
+            format!("({distance}) + 0")
+        } else {
+            self.ensure_hnsw(dims).await;
+            distance.clone()
+        };
+        // With the index, its expression and predicate match the index's, and the index scan
+        // drives the query: the owner's documents are an array computed once, so the filter
+        // cannot turn the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep
+        // finding neighbours until `k` pass the filter (set on every connection, see
+        // `PgStore::open`).
         let sql = format!(
-            "SELECT c.id, 1 - (c.embedding::vector({dims}) <=> $1::vector({dims})) AS similarity FROM chunks c \
+            "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c \
              WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
                SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
-             ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT {k}",
+             ORDER BY {order} LIMIT {k}",
             in_collections(3)
         );
         let rows = sqlx::query(&sql)

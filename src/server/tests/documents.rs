@@ -390,6 +390,22 @@ async fn migrate_db_copies_a_sqlite_instance_into_postgres_and_it_answers_the_sa
     let after = ask(&new, question, &[]).await;
     let cited = |m: &MessageView| (top(m).chunk_id, top(m).text.clone());
     assert_eq!(cited(&after), cited(&before));
+
+    // Vector search on PostgreSQL: exact while the database is small, through the HNSW index
+    // beyond; on a handful of chunks both find the same neighbours, as the in-memory index does.
+    use crate::server::storage::documents::{DocumentStore, VectorSearch};
+    let query = target.chunk_vectors().await.unwrap()[0].vector.clone();
+    let exact = target.nearest(ME, &query, None, 5).await.unwrap();
+    target.search_exactly_below(0);
+    let indexed = target.nearest(ME, &query, None, 5).await.unwrap();
+    let ids = |found: &[(i64, f32)]| found.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    assert_eq!(ids(&exact), ids(&indexed));
+    assert!(
+        (exact[0].1 - 1.0).abs() < 1e-5,
+        "a chunk is its own nearest: {exact:?}"
+    );
+    let memory = crate::server::rag::index::VectorIndex::new(target.chunk_vectors().await.unwrap());
+    assert_eq!(ids(&memory.search(ME, &query, None, 5)), ids(&exact));
 }
 
 #[tokio::test]
