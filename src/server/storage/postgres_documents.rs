@@ -469,25 +469,30 @@ impl VectorSearch for PgStore {
                 .await?;
         let exact = estimated < self.exact_below.load(std::sync::atomic::Ordering::Relaxed) as f32;
         let distance = format!("c.embedding::vector({dims}) <=> $1::vector({dims})");
-        let order = if exact {
-            // `+ 0` keeps the index out: every candidate is compared.
-            format!("({distance}) + 0")
+        let sql = if exact {
+            // Every chunk of the owner's documents, joined (a filter against an array of
+            // their ids would compare each chunk with every id); `+ 0` keeps the index out.
+            format!(
+                "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c JOIN documents d ON d.id = c.document_id \
+                 WHERE vector_dims(c.embedding) = {dims} AND d.user_id = $2 AND d.status = 'ready' AND {} \
+                 ORDER BY ({distance}) + 0 LIMIT {k}",
+                in_collections(3)
+            )
         } else {
             self.ensure_hnsw(dims).await;
-            distance.clone()
+            // The expression and predicate match the index's, and the index scan drives the
+            // query: the owner's documents are an array computed once, so the filter cannot
+            // turn the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep
+            // finding neighbours until `k` pass the filter (set on every connection, see
+            // `PgStore::open`).
+            format!(
+                "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c \
+                 WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
+                   SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
+                 ORDER BY {distance} LIMIT {k}",
+                in_collections(3)
+            )
         };
-        // With the index, its expression and predicate match the index's, and the index scan
-        // drives the query: the owner's documents are an array computed once, so the filter
-        // cannot turn the plan into a scan of every chunk. Iterative scans (pgvector 0.8) keep
-        // finding neighbours until `k` pass the filter (set on every connection, see
-        // `PgStore::open`).
-        let sql = format!(
-            "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c \
-             WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
-               SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
-             ORDER BY {order} LIMIT {k}",
-            in_collections(3)
-        );
         let rows = sqlx::query(&sql)
             .bind(to_text(query))
             .bind(owner.get())
