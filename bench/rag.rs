@@ -152,7 +152,7 @@ impl Backend {
     fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite => "SQLite + in-memory exact",
-            Backend::Postgres(_) => "PostgreSQL + pgvector HNSW",
+            Backend::Postgres(_) => "PostgreSQL + pgvector (exact below 20k chunks, HNSW above)",
         }
     }
 }
