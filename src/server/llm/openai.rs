@@ -284,27 +284,24 @@ impl ChatProvider for OpenAiProvider {
             .try_acquire_owned()
             .map_err(|_| LlmError::Busy)?;
         let wire = self.wire_request(&request);
-        let endpoint = Arc::new(self.endpoints.pick());
+        // Counted in flight on its endpoint as long as the stream lives.
+        let endpoint = self.endpoints.pick();
         let client = endpoint.client.clone();
-        let (at_open, in_stream) = (Arc::clone(&endpoint), Arc::clone(&endpoint));
         let first_token_timeout = self.first_token_timeout;
         let idle = self.idle_timeout;
         // Lazy: the request goes out on the first poll, after the caller stored what it must.
         let opened = futures::stream::once(async move {
             let started = tokio::time::timeout(first_token_timeout, client.chat().create_stream(wire)).await;
-            let opened = match started {
+            match started {
                 Err(_) => Err(LlmError::Unavailable(format!(
                     "no answer within {}s",
                     first_token_timeout.as_secs()
                 ))),
                 Ok(Err(e)) => Err(map_error(e)),
                 Ok(Ok(chunks)) => Ok(chunks),
-            };
-            if let Err(e) = &opened {
-                at_open.record(Err(e));
             }
-            opened
         });
+        let mut answered = false;
         let tokens = opened
             .map(move |opened| {
                 let chunks = match opened {
@@ -317,98 +314,88 @@ impl ChatProvider for OpenAiProvider {
                     usage: None,
                     ended: false,
                 };
-                let endpoint = Arc::clone(&in_stream);
-                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| {
-                    let endpoint = Arc::clone(&endpoint);
-                    async move {
-                        if p.ended {
-                            return None;
-                        }
-                        loop {
-                            let next = match tokio::time::timeout(idle, chunks.next()).await {
-                                Err(_) => Some(Err(LlmError::Unavailable(format!(
-                                    "the provider went silent for {}s",
-                                    idle.as_secs()
-                                )))),
-                                Ok(None) => None,
-                                Ok(Some(Err(e))) => {
-                                    let e = map_error(e);
-                                    // Before the first token: the endpoint refused or failed.
-                                    if p.pieces == 0 {
-                                        endpoint.record(Err(&e));
-                                    }
-                                    Some(Err(e))
+                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| async move {
+                    if p.ended {
+                        return None;
+                    }
+                    loop {
+                        let next = match tokio::time::timeout(idle, chunks.next()).await {
+                            Err(_) => Some(Err(LlmError::Unavailable(format!(
+                                "the provider went silent for {}s",
+                                idle.as_secs()
+                            )))),
+                            Ok(None) => None,
+                            Ok(Some(Err(e))) => Some(Err(map_error(e))),
+                            Ok(Some(Ok(chunk))) => {
+                                if let Some(u) = &chunk.usage {
+                                    p.usage = Some((u.prompt_tokens, u.completion_tokens));
                                 }
-                                Ok(Some(Ok(chunk))) => {
-                                    if p.pieces == 0 {
-                                        endpoint.record(Ok(()));
+                                let mut text = String::new();
+                                for choice in chunk.choices {
+                                    if let Some(t) = choice.delta.content {
+                                        text.push_str(&t);
                                     }
-                                    if let Some(u) = &chunk.usage {
-                                        p.usage = Some((u.prompt_tokens, u.completion_tokens));
+                                    if let Some(f) = choice.finish_reason {
+                                        p.finish = Some(match f {
+                                            WireFinish::Length => FinishReason::Length,
+                                            _ => FinishReason::Stop,
+                                        });
                                     }
-                                    let mut text = String::new();
-                                    for choice in chunk.choices {
-                                        if let Some(t) = choice.delta.content {
-                                            text.push_str(&t);
-                                        }
-                                        if let Some(f) = choice.finish_reason {
-                                            p.finish = Some(match f {
-                                                WireFinish::Length => FinishReason::Length,
-                                                _ => FinishReason::Stop,
-                                            });
-                                        }
-                                    }
-                                    if text.is_empty() {
-                                        continue;
-                                    }
-                                    p.pieces += 1;
-                                    Some(Ok(TokenEvent::Token(text)))
                                 }
-                            };
-                            return match next {
-                                Some(Err(e)) => {
-                                    p.ended = true;
-                                    Some((Err(e), (chunks, p)))
+                                if text.is_empty() {
+                                    continue;
                                 }
-                                Some(ok) => Some((ok, (chunks, p))),
-                                // `[DONE]` or the end of the body: finished only if a finish
-                                // reason came; otherwise the connection was cut mid-answer.
-                                None => {
-                                    p.ended = true;
-                                    let item = match p.finish {
-                                        Some(finish) => {
-                                            let (prompt_tokens, completion_tokens) =
-                                                p.usage.unwrap_or((0, p.pieces));
-                                            Ok(TokenEvent::Done {
-                                                prompt_tokens,
-                                                completion_tokens,
-                                                finish,
-                                            })
-                                        }
-                                        None => Err(LlmError::Unavailable(
-                                            "the provider closed the stream before the answer was finished"
-                                                .into(),
-                                        )),
-                                    };
-                                    Some((item, (chunks, p)))
-                                }
-                            };
-                        }
+                                p.pieces += 1;
+                                Some(Ok(TokenEvent::Token(text)))
+                            }
+                        };
+                        return match next {
+                            Some(Err(e)) => {
+                                p.ended = true;
+                                Some((Err(e), (chunks, p)))
+                            }
+                            Some(ok) => Some((ok, (chunks, p))),
+                            // `[DONE]` or the end of the body: finished only if a finish
+                            // reason came; otherwise the connection was cut mid-answer.
+                            None => {
+                                p.ended = true;
+                                let item = match p.finish {
+                                    Some(finish) => {
+                                        let (prompt_tokens, completion_tokens) =
+                                            p.usage.unwrap_or((0, p.pieces));
+                                        Ok(TokenEvent::Done {
+                                            prompt_tokens,
+                                            completion_tokens,
+                                            finish,
+                                        })
+                                    }
+                                    None => Err(LlmError::Unavailable(
+                                        "the provider closed the stream before the answer was finished"
+                                            .into(),
+                                    )),
+                                };
+                                Some((item, (chunks, p)))
+                            }
+                        };
                     }
                 })
                 .boxed()
             })
             .flatten()
-            // The permit and the endpoint's in-flight count live as long as the stream.
+            // The first item says how the endpoint did: a token (or the end) means it answered,
+            // an error that it failed before answering. The permit and the endpoint's
+            // in-flight count live as long as the stream.
             .map(move |item| {
-                let _held = (&permit, &endpoint);
+                if !answered {
+                    endpoint.record(item.as_ref().map(|_| ()));
+                    answered = true;
+                }
+                let _held = &permit;
                 item
             });
         Ok(Box::pin(tokens))
     }
 
-    /// Lists the models of every endpoint: each one that answers is back in rotation, each
-    /// one that does not is left out; the provider is up when any endpoint is.
     async fn probe(&self) -> Result<(), LlmError> {
         let results = futures::future::join_all(self.endpoints.all().iter().map(|e| async move {
             let listed = self.list_models(&e.base_url).await;
