@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 
 use super::support::ME;
-use super::support::{chat, chat_with, collect, model_config};
+use super::support::{chat, chat_with, collect, model_config, streaming};
 use crate::{
     api::{
         ApiError, ErrorCode,
@@ -455,24 +455,6 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
         stored.messages[0].content, "half an ans",
         "the partial text is kept"
     );
-}
-
-/// An answer another process is writing (`now_ms` decides its lease), as the store has it.
-fn streaming(id: &str, conversation_id: &str, now_ms: i64) -> NewMessage {
-    NewMessage {
-        id: id.into(),
-        conversation_id: conversation_id.into(),
-        parent_id: None,
-        role: Role::Assistant,
-        content: "so far".into(),
-        status: MessageStatus::Streaming,
-        provider: Some("local".into()),
-        model: Some("m".into()),
-        temperature: Some(0.0),
-        max_tokens: Some(10),
-        citations: Vec::new(),
-        now_ms,
-    }
 }
 
 #[tokio::test]

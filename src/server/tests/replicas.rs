@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::support::{ME, chat, collect, router_of, shared_model};
+use super::support::{ME, chat, collect, router_of, shared_model, streaming};
 use crate::{
     api::{
         events::ChatEvent,
@@ -102,21 +102,10 @@ async fn a_stop_asked_on_another_replica_reaches_the_writer_when_it_renews_its_l
     let t = chat().await;
     let conv = t.chat.create_conversation(ME).await.unwrap();
     let now = crate::server::chat::now_ms();
-    let answer = crate::server::storage::NewMessage {
-        id: "writing".into(),
-        conversation_id: conv.id.clone(),
-        parent_id: None,
-        role: crate::api::types::Role::Assistant,
-        content: String::new(),
-        status: MessageStatus::Streaming,
-        provider: Some("local".into()),
-        model: Some("m".into()),
-        temperature: Some(0.0),
-        max_tokens: Some(10),
-        citations: Vec::new(),
-        now_ms: now,
-    };
-    t.store.insert_message(answer).await.unwrap();
+    t.store
+        .insert_message(streaming("writing", &conv.id, now))
+        .await
+        .unwrap();
     let ids = ["writing".to_owned()];
     assert!(t.store.renew_answers(&ids, now + 1).await.unwrap().is_empty());
     assert!(t.store.update_message_content("writing", "a", now).await.unwrap());

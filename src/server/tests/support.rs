@@ -12,7 +12,10 @@ use leptos::prelude::LeptosOptions;
 use sqlx::Connection;
 
 use crate::{
-    api::events::ChatEvent,
+    api::{
+        events::ChatEvent,
+        types::{MessageStatus, Role},
+    },
     server::{
         chat::ChatService,
         config::{ChatSettings, DEFAULT_CHAT_MODEL_FILE, Settings},
@@ -23,7 +26,7 @@ use crate::{
         },
         startup,
         state::AppState,
-        storage::{self, Store},
+        storage::{self, NewMessage, Store},
     },
 };
 
@@ -218,3 +221,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
 
 /// The single-user owner, as whom tests that drive services directly act.
 pub const ME: crate::server::auth::UserId = crate::server::auth::UserId::SINGLE_USER;
+
+/// An answer another process is writing (`now_ms` decides its lease), as the store has it.
+pub fn streaming(id: &str, conversation_id: &str, now_ms: i64) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        conversation_id: conversation_id.into(),
+        parent_id: None,
+        role: Role::Assistant,
+        content: "so far".into(),
+        status: MessageStatus::Streaming,
+        provider: Some("local".into()),
+        model: Some("m".into()),
+        temperature: Some(0.0),
+        max_tokens: Some(10),
+        citations: Vec::new(),
+        now_ms,
+    }
+}
