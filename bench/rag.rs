@@ -96,12 +96,19 @@ async fn ingestion(embedder: Arc<dyn Embedder>, scratch: &std::path::Path) -> (u
             .await
             .unwrap(),
     );
+    // Uploads are read by the release `stoa` binary (`stoa extract`), as in production.
+    let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let bin = std::env::var("BENCH_STOA_BIN").unwrap_or(format!("{target_dir}/release/stoa"));
     let ingest = IngestService::start(
         store,
         embedder,
         Arc::new(VectorIndex::default()),
-        RagSettings::default(),
-    );
+        RagSettings {
+            extractor: Some(bin.into()),
+            ..RagSettings::default()
+        },
+    )
+    .expect("the ingestion service");
     let docs: Vec<(String, Vec<u8>)> = std::fs::read_dir("bench/rag-eval/docs")
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -214,10 +214,19 @@ pub async fn import_conversations(data: MultipartData) -> Result<Vec<Conversatio
     if bytes.is_empty() {
         return Err(ApiError::invalid("file", "no file was uploaded"));
     }
-    let file: ExportFile = crate::server::http::rest::json_body(&bytes)?;
+    let file = parse_export(bytes).await?;
     state()?
         .chat
         .import(principal()?.user, file)
         .await
         .map_err(ApiError::from)
+}
+
+/// Reads an export file. Tens of megabytes of JSON are parsed on a blocking thread, not
+/// on one the other requests are served from (the body limit bounds the size).
+#[cfg(feature = "ssr")]
+pub async fn parse_export(bytes: impl AsRef<[u8]> + Send + 'static) -> Result<ExportFile, ApiError> {
+    tokio::task::spawn_blocking(move || crate::server::http::rest::json_body(bytes.as_ref()))
+        .await
+        .map_err(|_| ApiError::internal())?
 }

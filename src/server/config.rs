@@ -1,5 +1,6 @@
-//! Settings are layered: built-in defaults, then a TOML file (`stoa.toml` in the working
-//! directory, or the file named by `STOA_CONFIG`), then environment variables
+//! Settings are layered: built-in defaults, then a TOML file (the file named by
+//! `STOA_CONFIG`, else `stoa.toml` in the working directory and nowhere else: no parent
+//! directory is searched, so a file someone left in `/tmp` configures nothing), then environment variables
 //! `STOA_<SECTION>__<KEY>` (e.g. `STOA_LOCAL_MODEL__CONTEXT_SIZE=2048`). Unknown keys are
 //! errors, so a typo does not silently fall back to a default.
 
@@ -13,6 +14,59 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
+
+/// The config file settings are read from: the one `STOA_CONFIG` names (which must
+/// exist), else `stoa.toml` in the working directory if it is there. Never a file in
+/// another directory.
+pub fn config_file() -> Result<Option<PathBuf>, Box<figment::Error>> {
+    match std::env::var_os("STOA_CONFIG") {
+        Some(named) => {
+            let path = PathBuf::from(named);
+            if path.is_file() {
+                Ok(Some(path))
+            } else {
+                Err(Box::new(figment::Error::from(format!(
+                    "STOA_CONFIG names {}, which is not a file",
+                    path.display()
+                ))))
+            }
+        }
+        None => {
+            let here = PathBuf::from("stoa.toml");
+            Ok(here.is_file().then_some(here))
+        }
+    }
+}
+
+/// A URL fit for a log line: its password, and the values of query parameters that
+/// look like credentials (`key`, `token`, `secret`, `password`, `auth`, `sig`), become
+/// `***`. Text that is not a URL is kept only up to a `@` (a `user:password@host` form).
+pub fn redact_url(raw: &str) -> String {
+    const SECRET_WORDS: [&str; 6] = ["key", "token", "secret", "pass", "auth", "sig"];
+    let Some(mut url) = url::Url::parse(raw).ok().filter(url::Url::has_host) else {
+        return match raw.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => raw.to_owned(),
+        };
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_WORDS.iter().any(|w| k.to_ascii_lowercase().contains(w));
+                (
+                    k.into_owned(),
+                    if secret { "***".to_owned() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
 
 /// File name of the default chat model, as fetched by `.ci/fetch-models.sh`.
 pub const DEFAULT_CHAT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -83,8 +137,24 @@ pub struct LimitSettings {
     pub uploads_per_user: u32,
     /// Upload requests per client IP address.
     pub uploads_per_ip: u32,
-    /// Sign-in and sign-up attempts per client IP address.
+    /// Sign-in and sign-up attempts per client IP address (an IPv6 client: per /64).
     pub sign_ins_per_ip: u32,
+    /// Sign-in attempts per account name, from any address.
+    pub sign_ins_per_account: u32,
+    /// Conversation imports per user.
+    pub imports_per_user: u32,
+    /// Conversation imports per client IP address.
+    pub imports_per_ip: u32,
+    /// `/v1/embeddings` requests per user.
+    pub embeddings_per_user: u32,
+    /// `/v1/embeddings` requests per client IP address.
+    pub embeddings_per_ip: u32,
+    /// Message searches per user.
+    pub searches_per_user: u32,
+    /// Message searches per client IP address.
+    pub searches_per_ip: u32,
+    /// Largest conversation import, in megabytes.
+    pub import_mb: u32,
 }
 
 impl Default for LimitSettings {
@@ -95,6 +165,14 @@ impl Default for LimitSettings {
             uploads_per_user: 60,
             uploads_per_ip: 120,
             sign_ins_per_ip: 10,
+            sign_ins_per_account: 5,
+            imports_per_user: 10,
+            imports_per_ip: 20,
+            embeddings_per_user: 300,
+            embeddings_per_ip: 600,
+            searches_per_user: 120,
+            searches_per_ip: 240,
+            import_mb: 64,
         }
     }
 }
@@ -108,9 +186,14 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// How long a shutdown waits for running answers before marking them interrupted.
     pub shutdown_grace_secs: u64,
-    /// Stoa has no accounts yet, so it refuses to listen on anything but loopback unless
-    /// this is set (e.g. behind an authenticating reverse proxy).
+    /// In single-user mode there is no sign-in, so Stoa refuses to listen on anything
+    /// but loopback unless this is set (e.g. behind an authenticating reverse proxy).
     pub allow_unauthenticated_network: bool,
+    /// Host names Stoa answers to besides loopback names and IP addresses
+    /// (`stoa.example.com`, `.example.com` for a domain and its subdomains, `*` for any);
+    /// requests for other names are refused, which defeats DNS rebinding. Required when
+    /// listening beyond loopback.
+    pub allowed_hosts: Vec<String>,
     /// Reverse proxies (addresses or networks like `10.0.0.0/8`) whose `X-Forwarded-For`
     /// names the client, for per-address rate limits; none by default.
     pub trusted_proxies: Vec<String>,
@@ -188,6 +271,17 @@ pub struct RagSettings {
     /// Cosine similarity a passage needs to be used; below it the answer says the
     /// documents do not cover the question.
     pub min_similarity: f32,
+    /// Memory the process that reads one uploaded file may use, in megabytes; a file
+    /// that needs more fails with that reason.
+    pub extract_memory_mb: u32,
+    /// Processor time reading one file may take, in seconds.
+    pub extract_cpu_secs: u32,
+    /// Wall-clock time reading one file may take, in seconds.
+    pub extract_timeout_secs: u32,
+    /// Not a setting: the `stoa` binary that reads uploads, for tests and benchmarks
+    /// whose own executable is not Stoa. Stoa itself runs its own executable.
+    #[serde(skip)]
+    pub extractor: Option<PathBuf>,
 }
 
 impl Default for RagSettings {
@@ -199,6 +293,10 @@ impl Default for RagSettings {
             candidates: 20,
             top_k: 4,
             min_similarity: 0.3,
+            extract_memory_mb: 1024,
+            extract_cpu_secs: 60,
+            extract_timeout_secs: 120,
+            extractor: None,
         }
     }
 }
@@ -362,6 +460,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             shutdown_grace_secs: 10,
             allow_unauthenticated_network: false,
+            allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -403,16 +502,17 @@ impl Default for LogSettings {
 impl Settings {
     /// Defaults, then the config file (if any), then `STOA_*` environment variables.
     pub fn load() -> Result<Self, Box<figment::Error>> {
-        let file = std::env::var_os("STOA_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("stoa.toml"));
-        Ok(Self::figment(&file).extract()?)
+        Ok(Self::figment(config_file()?.as_deref()).extract()?)
     }
 
-    fn figment(file: &Path) -> Figment {
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::file(file))
-            .merge(Env::prefixed("STOA_").ignore(&["CONFIG"]).split("__"))
+    fn figment(file: Option<&Path>) -> Figment {
+        let figment = Figment::from(Serialized::defaults(Settings::default()));
+        // `file_exact`: figment's `file` would search every parent directory too.
+        let figment = match file {
+            Some(file) => figment.merge(Toml::file_exact(file)),
+            None => figment,
+        };
+        figment.merge(Env::prefixed("STOA_").ignore(&["CONFIG"]).split("__"))
     }
 
     /// The chat model file actually used.
@@ -447,28 +547,49 @@ impl Settings {
         }
     }
 
-    /// The settings as printed at start. They hold no secrets: providers name the
-    /// environment variable of their API key, never the key.
+    /// The settings as printed at start, with every secret replaced by `***`: passwords
+    /// and tokens inside URLs (the database's, providers'). Provider API keys are never
+    /// in the settings at all: providers name the environment variable that holds one.
     pub fn redacted(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut copy = self.clone();
+        if let Some(url) = &mut copy.database.url {
+            *url = redact_url(url);
+        }
+        for p in &mut copy.providers {
+            p.base_url = redact_url(&p.base_url);
+            for e in &mut p.endpoints {
+                *e = redact_url(e);
+            }
+        }
+        serde_json::to_string(&copy).unwrap_or_default()
     }
 
-    /// Refuses a listen address other than loopback in single-user mode: every
-    /// conversation and document would be open to the network.
+    /// Refuses a listen address other than loopback in single-user mode (every
+    /// conversation and document would be open to the network), and beyond loopback
+    /// without `server.allowed_hosts` (the names people will use must be listed).
     pub fn check_listen_address(&self, addr: std::net::SocketAddr) -> Result<(), String> {
-        if addr.ip().is_loopback()
-            || self.auth.mode == AuthMode::Accounts
-            || self.server.allow_unauthenticated_network
-        {
+        if addr.ip().is_loopback() {
             return Ok(());
         }
-        Err(format!(
-            "refusing to listen on {addr}: in single-user mode there is no sign-in, so every \
-             conversation and document would be open to anyone who can reach it. Set \
-             auth.mode = \"accounts\" (STOA_AUTH__MODE=accounts), listen on 127.0.0.1 \
-             (LEPTOS_SITE_ADDR or server.addr), or set server.allow_unauthenticated_network = true \
-             behind an authenticating proxy"
-        ))
+        if self.auth.mode == AuthMode::SingleUser && !self.server.allow_unauthenticated_network {
+            return Err(format!(
+                "refusing to listen on {addr}: in single-user mode there is no sign-in, so every \
+                 conversation and document would be open to anyone who can reach it. Set \
+                 auth.mode = \"accounts\" (STOA_AUTH__MODE=accounts), listen on 127.0.0.1 \
+                 (LEPTOS_SITE_ADDR or server.addr), or set server.allow_unauthenticated_network = true \
+                 behind an authenticating proxy"
+            ));
+        }
+        if self.server.allowed_hosts.is_empty() {
+            return Err(format!(
+                "refusing to listen on {addr} without server.allowed_hosts: Stoa answers only to \
+                 the host names listed there (besides loopback names and IP addresses), so that \
+                 no web page can reach it through a name of its own (DNS rebinding). Set \
+                 server.allowed_hosts = [\"stoa.example.com\"] (STOA_SERVER__ALLOWED_HOSTS='[\"stoa.example.com\"]') \
+                 to the names people use"
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the session cookie is marked `Secure`.
@@ -479,6 +600,7 @@ impl Settings {
     /// Checks what the types cannot: provider names, URLs and fallback chains.
     pub fn check(&self) -> Result<(), String> {
         crate::server::auth::proxies::TrustedProxies::parse(&self.server.trusted_proxies)?;
+        crate::server::http::security::AllowedHosts::parse(&self.server.allowed_hosts)?;
         let mut names = vec![crate::server::llm::local::LOCAL_PROVIDER.to_owned()];
         for (i, p) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
@@ -563,6 +685,15 @@ impl Settings {
         if rag.top_k == 0 || rag.top_k > rag.candidates {
             return Err("rag.top_k must be 1 to rag.candidates".into());
         }
+        if rag.extract_memory_mb < 64 {
+            return Err(format!(
+                "rag.extract_memory_mb must be at least 64 (got {})",
+                rag.extract_memory_mb
+            ));
+        }
+        if rag.extract_cpu_secs == 0 || rag.extract_timeout_secs == 0 {
+            return Err("rag.extract_cpu_secs and rag.extract_timeout_secs must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -583,7 +714,7 @@ mod tests {
             )?;
             jail.set_env("STOA_LOCAL_MODEL__CONTEXT_SIZE", "1024");
             jail.set_env("STOA_MODEL_DIR", "/models");
-            let s: Settings = Settings::figment(Path::new("stoa.toml")).extract()?;
+            let s: Settings = Settings::figment(Some(Path::new("stoa.toml"))).extract()?;
             assert_eq!(s.local_model.context_size, 1024, "env wins over the file");
             assert_eq!(s.local_model.threads, 3, "file wins over defaults");
             assert_eq!(s.local_model.batch_size, 512, "defaults fill the rest");
@@ -601,22 +732,73 @@ mod tests {
         let mut s = Settings::default();
         assert!(s.check_listen_address("127.0.0.1:3000".parse().unwrap()).is_ok());
         assert!(s.check_listen_address("[::1]:3000".parse().unwrap()).is_ok());
-        let e = s
-            .check_listen_address("0.0.0.0:3000".parse().unwrap())
-            .unwrap_err();
+        let any = "0.0.0.0:3000".parse().unwrap();
+        let e = s.check_listen_address(any).unwrap_err();
         assert!(e.contains("allow_unauthenticated_network"), "{e}");
         s.server.allow_unauthenticated_network = true;
-        assert!(s.check_listen_address("0.0.0.0:3000".parse().unwrap()).is_ok());
+        let e = s.check_listen_address(any).unwrap_err();
+        assert!(
+            e.contains("allowed_hosts"),
+            "beyond loopback the names must be listed: {e}"
+        );
+        s.server.allowed_hosts = vec!["stoa.example.com".into()];
+        assert!(s.check_listen_address(any).is_ok());
         s.server.allow_unauthenticated_network = false;
+        assert!(s.check_listen_address(any).is_err());
         s.auth.mode = AuthMode::Accounts;
-        assert!(s.check_listen_address("0.0.0.0:3000".parse().unwrap()).is_ok());
+        assert!(s.check_listen_address(any).is_ok());
+        s.server.allowed_hosts.clear();
+        let e = s.check_listen_address(any).unwrap_err();
+        assert!(e.contains("allowed_hosts"), "in accounts mode too: {e}");
+    }
+
+    #[test]
+    fn a_config_file_in_a_parent_directory_is_not_read() {
+        Jail::expect_with(|jail| {
+            jail.create_file("stoa.toml", "[local_model]\ncontext_size = 1234\n")?;
+            jail.change_dir(jail.create_dir("work")?)?;
+            assert_eq!(config_file().unwrap(), None, "no stoa.toml here");
+            let s = Settings::load().unwrap();
+            assert_eq!(s.local_model.context_size, 4096, "the parent's file is ignored");
+            // The one in the working directory is read.
+            jail.create_file("stoa.toml", "[local_model]\ncontext_size = 2048\n")?;
+            assert_eq!(config_file().unwrap(), Some(PathBuf::from("stoa.toml")));
+            assert_eq!(Settings::load().unwrap().local_model.context_size, 2048);
+            // STOA_CONFIG must name a file that is there.
+            jail.set_env("STOA_CONFIG", "missing.toml");
+            let e = Settings::load().unwrap_err();
+            assert!(e.to_string().contains("missing.toml"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn printed_settings_hold_no_password_or_token() {
+        let mut s = Settings::default();
+        s.database.url = Some("postgres://stoa:hunter2@db.internal:5432/stoa".into());
+        s.providers.push(ProviderSettings {
+            name: "lab".into(),
+            base_url: "https://user:s3cret@llm.internal/v1?api_key=k3y&region=eu".into(),
+            endpoints: vec!["http://other:pa55@10.0.0.6:8000/v1".into()],
+            ..ProviderSettings::default()
+        });
+        let printed = s.redacted();
+        for secret in ["hunter2", "s3cret", "k3y", "pa55"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(
+            printed.contains("postgres://stoa:***@db.internal:5432/stoa"),
+            "{printed}"
+        );
+        assert!(printed.contains("region=eu"), "other parameters stay: {printed}");
+        assert_eq!(redact_url("stoa:pw@host/db"), "***@host/db");
     }
 
     #[test]
     fn rejects_unknown_keys() {
         Jail::expect_with(|jail| {
             jail.create_file("stoa.toml", "[local_model]\ncontext_sise = 2048\n")?;
-            let err = Settings::figment(Path::new("stoa.toml"))
+            let err = Settings::figment(Some(Path::new("stoa.toml")))
                 .extract::<Settings>()
                 .unwrap_err();
             assert!(err.to_string().contains("context_sise"), "{err}");

@@ -42,7 +42,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub async fn run() -> Result<(), StartupError> {
     let settings = Settings::load()?;
     let telemetry = telemetry::init(&settings.log);
-    tracing::info!(settings = %settings.redacted(), "starting Stoa");
+    let config_file = super::config::config_file()?.map_or_else(
+        || "none (defaults and STOA_* variables)".to_owned(),
+        |f| std::fs::canonicalize(&f).unwrap_or(f).display().to_string(),
+    );
+    tracing::info!(%config_file, settings = %settings.redacted(), "starting Stoa");
     let leptos_options = get_configuration(None)?.leptos_options;
     let addr: SocketAddr = settings.server.addr.unwrap_or(leptos_options.site_addr);
     settings.check_listen_address(addr)?;
@@ -149,7 +153,8 @@ pub async fn eval_rag(k: Option<&str>) -> Result<(), StartupError> {
     let dir = settings.embedding_model_dir();
     let embedder: Arc<dyn Embedder> =
         Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??);
-    let report = crate::server::rag::eval::run(std::path::Path::new("bench/rag-eval"), embedder, k).await?;
+    let report =
+        crate::server::rag::eval::run(std::path::Path::new("bench/rag-eval"), embedder, k, None).await?;
     print!("{report}");
     Ok(())
 }
@@ -233,7 +238,7 @@ pub async fn build(
     }
     for p in &settings.providers {
         let provider = OpenAiProvider::new(p)?;
-        tracing::info!(provider = %p.name, base_url = %p.base_url, "provider configured");
+        tracing::info!(provider = %p.name, base_url = %super::config::redact_url(&p.base_url), "provider configured");
         entries.push(Entry::new(Arc::new(provider), p.fallback.clone(), p.retries));
     }
     if entries.is_empty() {
@@ -297,7 +302,7 @@ pub async fn build(
             Arc::clone(embedder),
             Arc::clone(&index),
             settings.rag.clone(),
-        ));
+        )?);
         let retriever = Retriever::new(
             Arc::clone(&documents),
             Arc::clone(embedder),
@@ -331,17 +336,22 @@ pub async fn build(
         accounts,
         limits,
     };
-    Ok((router(state.clone()), state))
+    Ok((router(state.clone())?, state))
 }
 
-fn router(state: AppState) -> axum::Router {
+fn router(state: AppState) -> Result<axum::Router, StartupError> {
     let [nosniff, referrer, no_framing] = http::security::layers();
-    // A whole upload: the most files one request may carry, each at the size limit.
-    let upload_limit = state.settings.rag.max_upload_bytes() * crate::api::documents::MAX_FILES_PER_UPLOAD
-        + http::security::MAX_BODY_BYTES;
+    let hosts = Arc::new(http::security::AllowedHosts::parse(
+        &state.settings.server.allowed_hosts,
+    )?);
+    let body_limits = http::security::BodyLimits {
+        upload: state.settings.rag.max_upload_bytes() * crate::api::documents::MAX_FILES_PER_UPLOAD
+            + http::security::MAX_BODY_BYTES,
+        import: state.settings.limits.import_mb as usize * 1_048_576,
+    };
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    axum::Router::new()
+    Ok(axum::Router::new()
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
         .merge(http::openai::router())
         .merge(http::rest::router())
@@ -353,7 +363,7 @@ fn router(state: AppState) -> axum::Router {
             auth::middleware::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            upload_limit,
+            body_limits,
             http::security::limit_body,
         ))
         .layer(nosniff)
@@ -373,7 +383,10 @@ fn router(state: AppState) -> axum::Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
-        .with_state(state)
+        // Outermost: a request for a name Stoa does not answer to is refused before
+        // anything else sees it.
+        .layer(axum::middleware::from_fn_with_state(hosts, http::security::check_host))
+        .with_state(state))
 }
 
 async fn shutdown_signal() {

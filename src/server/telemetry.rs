@@ -65,7 +65,7 @@ pub fn init(settings: &LogSettings) -> Telemetry {
         return Telemetry::default();
     }
     if let Some(endpoint) = endpoint() {
-        tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+        tracing::info!(endpoint = %super::config::redact_url(&endpoint), "exporting traces over OTLP/HTTP");
     }
     Telemetry { traces }
 }

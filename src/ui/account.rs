@@ -129,10 +129,37 @@ fn show_error(e: &ApiError) -> impl IntoView + use<> {
     }
 }
 
-/// API keys: create (the secret is shown once), list, revoke.
+/// The account: who is signed in, their data, and (with accounts) their API keys.
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let info = session();
+    view! {
+        <section class="account-page">
+            <h1>"Account"</h1>
+            {info
+                .name
+                .clone()
+                .map(|n| view! { <p>"Signed in as " <strong class="account-name">{n}</strong></p> })}
+            <YourData />
+            <h2>"API keys"</h2>
+            {if info.accounts {
+                view! { <ApiKeys /> }.into_any()
+            } else {
+                view! {
+                    <p class="muted">
+                        "Single-user mode: programs on this machine use the API without a key. "
+                        "Keys are for accounts (auth.mode = \"accounts\"), so none can be made here."
+                    </p>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+/// API keys: create (the secret is shown once), list, revoke.
+#[component]
+fn ApiKeys() -> impl IntoView {
     let version = RwSignal::new(0u32);
     let keys = Resource::new(move || version.get(), |_| list_api_keys());
     let name = RwSignal::new(String::new());
@@ -154,22 +181,6 @@ pub fn AccountPage() -> impl IntoView {
         });
     };
     view! {
-        <section class="account-page">
-            <h1>"Account"</h1>
-            {info
-                .name
-                .clone()
-                .map(|n| view! { <p>"Signed in as " <strong class="account-name">{n}</strong></p> })}
-            {(!info.accounts)
-                .then(|| {
-                    view! {
-                        <p class="muted">
-                            "Single-user mode: the API needs no key on this machine. Keys made here work once accounts are on."
-                        </p>
-                    }
-                })}
-            <YourData />
-            <h2>"API keys"</h2>
             <p class="muted">
                 "Programs send a key as " <code>"Authorization: Bearer <key>"</code>
                 " to /api/v1 and to the OpenAI-compatible /v1."
@@ -251,7 +262,6 @@ pub fn AccountPage() -> impl IntoView {
                     }
                 })}
             </Transition>
-        </section>
     }
 }
 

@@ -1,6 +1,9 @@
 //! Rate limits: token buckets per user and per client address, for starting answers,
-//! uploading, and signing in. A request passes only when every bucket that applies has a
-//! token; otherwise it gets 429 with the seconds until one will.
+//! uploading, importing, embedding, searching and signing in (and per account name for
+//! signing in). A request passes only when every bucket that applies has a token;
+//! otherwise it gets 429 with the seconds until one will. An IPv6 client counts as its
+//! /64 network: one machine usually holds a whole /64, and would otherwise have 2^64
+//! buckets.
 
 use std::{
     collections::HashMap,
@@ -21,13 +24,64 @@ use crate::server::storage::buckets::{SharedBuckets, StoredBucket};
 pub enum Class {
     Generation,
     Upload,
+    Import,
+    Embedding,
+    Search,
     SignIn,
+}
+
+impl Class {
+    const ALL: [Class; 6] = [
+        Class::Generation,
+        Class::Upload,
+        Class::Import,
+        Class::Embedding,
+        Class::Search,
+        Class::SignIn,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Class::Generation => "generation",
+            Class::Upload => "upload",
+            Class::Import => "import",
+            Class::Embedding => "embedding",
+            Class::Search => "search",
+            Class::SignIn => "sign_in",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     User(UserId),
     Ip(IpAddr),
+    /// An account name being signed in to (a digest of its lower-case form, so a table
+    /// of buckets holds no names).
+    Account(u64),
+}
+
+/// The address a per-address limit counts: IPv4 as it is (IPv4-mapped IPv6 too), IPv6 as
+/// its /64 network.
+fn bucket_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
+fn account_key(name: &str) -> Key {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.trim().to_lowercase().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Key::Account(u64::from_be_bytes(first))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,13 +136,17 @@ impl RateLimiter {
         self.proxies.client(peer, headers)
     }
 
-    /// Requests per minute for a class, per user and per address (0: no limit).
+    /// Requests per minute for a class, per user (or, signing in, per account name) and
+    /// per address (0: no limit).
     fn per_minute(&self, class: Class) -> (u32, u32) {
         let s = &self.settings;
         match class {
             Class::Generation => (s.generations_per_user, s.generations_per_ip),
             Class::Upload => (s.uploads_per_user, s.uploads_per_ip),
-            Class::SignIn => (0, s.sign_ins_per_ip),
+            Class::Import => (s.imports_per_user, s.imports_per_ip),
+            Class::Embedding => (s.embeddings_per_user, s.embeddings_per_ip),
+            Class::Search => (s.searches_per_user, s.searches_per_ip),
+            Class::SignIn => (s.sign_ins_per_account, s.sign_ins_per_ip),
         }
     }
 
@@ -98,13 +156,14 @@ impl RateLimiter {
         let mut applies: Vec<(Key, u32)> = Vec::with_capacity(2);
         if let Some(user) = user
             && per_user > 0
+            && class != Class::SignIn
         {
             applies.push((Key::User(user), per_user));
         }
         if let Some(ip) = ip
             && per_ip > 0
         {
-            applies.push((Key::Ip(ip), per_ip));
+            applies.push((Key::Ip(bucket_address(ip)), per_ip));
         }
         applies
     }
@@ -116,20 +175,35 @@ impl RateLimiter {
         user: Option<UserId>,
         ip: Option<IpAddr>,
     ) -> Result<(), Duration> {
+        let applies = self.applies(class, user, ip);
+        self.spend(class, applies).await
+    }
+
+    /// Takes a token from the bucket of the account name being signed in to, whatever
+    /// address the attempt comes from: guessing one account's password from many
+    /// addresses is as slow as from one.
+    pub async fn check_account(&self, name: &str) -> Result<(), Duration> {
+        let per_account = self.settings.sign_ins_per_account;
+        if per_account == 0 {
+            return Ok(());
+        }
+        self.spend(Class::SignIn, vec![(account_key(name), per_account)])
+            .await
+    }
+
+    async fn spend(&self, class: Class, applies: Vec<(Key, u32)>) -> Result<(), Duration> {
         match &self.shared {
-            None => self.check_at(class, user, ip, Instant::now()),
-            Some(db) => self.check_shared(db.as_ref(), class, user, ip).await,
+            None => self.spend_at(class, applies, Instant::now()),
+            Some(db) => self.spend_shared(db.as_ref(), class, applies).await,
         }
     }
 
-    async fn check_shared(
+    async fn spend_shared(
         &self,
         db: &dyn SharedBuckets,
         class: Class,
-        user: Option<UserId>,
-        ip: Option<IpAddr>,
+        applies: Vec<(Key, u32)>,
     ) -> Result<(), Duration> {
-        let applies = self.applies(class, user, ip);
         if applies.is_empty() {
             return Ok(());
         }
@@ -166,6 +240,7 @@ impl RateLimiter {
         }
     }
 
+    #[cfg(test)]
     fn check_at(
         &self,
         class: Class,
@@ -173,19 +248,24 @@ impl RateLimiter {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Result<(), Duration> {
-        let applies = self.applies(class, user, ip);
+        self.spend_at(class, self.applies(class, user, ip), now)
+    }
+
+    fn spend_at(&self, class: Class, applies: Vec<(Key, u32)>, now: Instant) -> Result<(), Duration> {
         if applies.is_empty() {
             return Ok(());
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > SWEEP_AT {
-            let (s, settings) = (&mut *buckets, &self.settings);
-            s.retain(|(class, _), b| {
-                let full = f64::from(match class {
-                    Class::Generation => settings.generations_per_user.max(settings.generations_per_ip),
-                    Class::Upload => settings.uploads_per_user.max(settings.uploads_per_ip),
-                    Class::SignIn => settings.sign_ins_per_ip,
-                });
+            let full: std::collections::HashMap<Class, f64> = Class::ALL
+                .into_iter()
+                .map(|c| {
+                    let (a, b) = self.per_minute(c);
+                    (c, f64::from(a.max(b)))
+                })
+                .collect();
+            buckets.retain(|(class, _), b| {
+                let full = full[class];
                 b.tokens + now.duration_since(b.at).as_secs_f64() * full / 60.0 < full
             });
         }
@@ -206,6 +286,17 @@ impl RateLimiter {
         }
         result
     }
+}
+
+/// The 429 a refused request gets: how long to wait, in whole seconds (rounded up).
+pub fn rate_limited(wait: Duration) -> crate::api::ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut e = crate::api::ApiError::new(
+        crate::api::ErrorCode::RateLimited,
+        format!("too many requests; try again in {secs} s"),
+    );
+    e.retry_after_secs = Some(secs);
+    e
 }
 
 /// Buckets as (tokens, seconds since their last update, requests per minute = capacity):
@@ -234,14 +325,11 @@ fn refill_and_spend(buckets: &[(f64, f64, f64)]) -> (Vec<f64>, Result<(), Durati
 impl Key {
     /// The bucket's name in the database: `generation:user:42`, `sign_in:ip:203.0.113.7`.
     fn name(&self, class: Class) -> String {
-        let class = match class {
-            Class::Generation => "generation",
-            Class::Upload => "upload",
-            Class::SignIn => "sign_in",
-        };
+        let class = class.name();
         match self {
             Key::User(user) => format!("{class}:user:{}", user.get()),
             Key::Ip(ip) => format!("{class}:ip:{ip}"),
+            Key::Account(digest) => format!("{class}:account:{digest:016x}"),
         }
     }
 }
@@ -306,6 +394,53 @@ mod tests {
         assert!(
             l.check_at(Class::Upload, Some(UserId::for_tests(3)), ip, t0)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let l = limiter(0, 2);
+        let t0 = Instant::now();
+        let at = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(
+            l.check_at(Class::Generation, None, at("2001:db8:1:2::1"), t0)
+                .is_ok()
+        );
+        assert!(
+            l.check_at(Class::Generation, None, at("2001:db8:1:2:ffff::9"), t0)
+                .is_ok()
+        );
+        // A third address of the same /64 shares its bucket…
+        assert!(
+            l.check_at(Class::Generation, None, at("2001:db8:1:2:abcd::7"), t0)
+                .is_err()
+        );
+        // …another /64 has its own.
+        assert!(
+            l.check_at(Class::Generation, None, at("2001:db8:1:3::1"), t0)
+                .is_ok()
+        );
+        // An IPv4-mapped address is its IPv4 address.
+        assert_eq!(
+            bucket_address("::ffff:10.0.0.1".parse().unwrap()),
+            at("10.0.0.1").unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn sign_ins_to_one_account_are_limited_whatever_the_address() {
+        let l = RateLimiter::new(LimitSettings {
+            sign_ins_per_account: 3,
+            ..LimitSettings::default()
+        });
+        for _ in 0..3 {
+            assert!(l.check_account("Ada").await.is_ok());
+        }
+        // The same name in another case, with spaces: the same account.
+        assert!(l.check_account(" ada ").await.is_err());
+        assert!(
+            l.check_account("bob").await.is_ok(),
+            "another account is not affected"
         );
     }
 }

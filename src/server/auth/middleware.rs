@@ -90,9 +90,19 @@ fn is_admin(path: &str) -> bool {
     path == "/admin" || path.starts_with("/api/admin/")
 }
 
-/// What a state-changing request to `path` spends, if it is rate-limited.
-fn class_of(path: &str) -> Option<Class> {
+/// What a request spends, if it is rate-limited: state-changing requests, and searches
+/// (the REST one is a GET).
+fn class_of(method: &Method, path: &str) -> Option<Class> {
+    if path == "/api/v1/search" {
+        return Some(Class::Search);
+    }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
     match path {
+        "/api/conversations/search" => Some(Class::Search),
+        "/api/conversations/import" | "/api/v1/import" => Some(Class::Import),
+        "/v1/embeddings" => Some(Class::Embedding),
         "/api/chat/send" | "/api/chat/send_form" | "/v1/chat/completions" | "/api/v1/generate" => {
             Some(Class::Generation)
         }
@@ -212,16 +222,10 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         }
     }
 
-    if changes_state && let Some(class) = class_of(&path) {
+    if let Some(class) = class_of(req.method(), &path) {
         let user = principal.as_ref().map(|p| p.user);
         if let Err(wait) = state.limits.check(class, user, client_ip(&state, &req)).await {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut e = ApiError::new(
-                ErrorCode::RateLimited,
-                format!("too many requests; try again in {secs} s"),
-            );
-            e.retry_after_secs = Some(secs);
-            return reject(&path, e);
+            return reject(&path, super::limits::rate_limited(wait));
         }
     }
 
@@ -275,11 +279,16 @@ mod tests {
         assert!(is_public("/pkg/stoa.wasm"));
         assert!(!is_public("/api/v1/generate"));
         assert!(is_page("/c/123") && !is_page("/api/conversations/list"));
+        let post = &Method::POST;
         assert_eq!(
-            class_of("/api/v1/conversations/x/messages"),
+            class_of(post, "/api/v1/conversations/x/messages"),
             Some(Class::Generation)
         );
-        assert_eq!(class_of("/api/documents/upload"), Some(Class::Upload));
-        assert_eq!(class_of("/api/conversations/list"), None);
+        assert_eq!(class_of(post, "/api/documents/upload"), Some(Class::Upload));
+        assert_eq!(class_of(post, "/api/conversations/list"), None);
+        assert_eq!(class_of(&Method::GET, "/api/v1/search"), Some(Class::Search));
+        assert_eq!(class_of(&Method::GET, "/api/v1/documents"), None);
+        assert_eq!(class_of(post, "/v1/embeddings"), Some(Class::Embedding));
+        assert_eq!(class_of(post, "/api/v1/import"), Some(Class::Import));
     }
 }

@@ -58,6 +58,10 @@ async fn sign_in(State(state): State<AppState>, Form(c): Form<Credentials>) -> R
     if state.accounts.mode() == AuthMode::SingleUser {
         return Redirect::to("/").into_response();
     }
+    // Per account name, from any address (the gate already counted this address).
+    if let Err(wait) = state.limits.check_account(&c.name).await {
+        return back("/signin", &super::limits::rate_limited(wait));
+    }
     match state.accounts.sign_in(&c.name, &c.password).await {
         Ok(user) => signed_in(&state, &user).await,
         Err(e) => back("/signin", &e),

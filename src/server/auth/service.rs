@@ -44,15 +44,44 @@ pub struct Accounts {
     store: Arc<dyn AccountStore>,
     settings: AuthSettings,
     secure_cookies: bool,
+    /// Password hashes computed at once: one per core. Each argon2 hash holds 19 MiB for
+    /// a moment, so a flood of sign-ins waits here instead of taking gigabytes.
+    hashing: tokio::sync::Semaphore,
 }
+
+/// How long a sign-in waits for a turn at hashing before it is told to try again.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Accounts {
     pub fn new(store: Arc<dyn AccountStore>, settings: AuthSettings, secure_cookies: bool) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             store,
             settings,
             secure_cookies,
+            hashing: tokio::sync::Semaphore::new(cores),
         }
+    }
+
+    /// Runs password hashing (or checking) on a blocking thread, at most one per core.
+    async fn hash_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _turn = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
+            .await
+            .map_err(|_| {
+                let mut e = ApiError::new(
+                    ErrorCode::Busy,
+                    "too many sign-ins at once; try again in a moment",
+                );
+                e.retry_after_secs = Some(1);
+                e
+            })?
+            .map_err(|_| ApiError::internal())?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ApiError::internal())
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -84,9 +113,9 @@ impl Accounts {
             ));
         }
         let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-            .await
-            .map_err(|_| ApiError::internal())?
+        let hash = self
+            .hash_work(move || secrets::hash_password(&password))
+            .await?
             .map_err(|e| {
                 tracing::error!(error = %e, "hashing a password failed");
                 ApiError::internal()
@@ -117,9 +146,9 @@ impl Accounts {
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| secrets::decoy_hash().to_owned());
         let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &stored))
-            .await
-            .map_err(|_| ApiError::internal())?;
+        let matches = self
+            .hash_work(move || secrets::verify_password(&password, &stored))
+            .await?;
         match user {
             Some(user) if matches && user.password_hash.is_some() => {
                 if user.disabled {
@@ -216,6 +245,15 @@ impl Accounts {
     }
 
     pub async fn create_key(&self, who: &Principal, name: &str) -> Result<CreatedApiKey, ApiError> {
+        // Single-user mode asks no credentials, so a key would open nothing today; it
+        // would only wait to become the first account's (the admin's) key.
+        if who.via == Via::SingleUser {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "API keys are for accounts: in single-user mode programs on this machine need no key \
+                 (set auth.mode = \"accounts\" to give keys to programs elsewhere)",
+            ));
+        }
         check_key_name(name)?;
         let secret = format!("{KEY_PREFIX}{}", secrets::random_token());
         let record = ApiKeyRecord {

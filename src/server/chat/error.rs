@@ -62,7 +62,10 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Llm(other @ (LlmError::Template(_) | LlmError::Backend(_))) => {
                 tracing::error!(error = %other, "model error");
-                ApiError::new(ErrorCode::Internal, other.to_string())
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "the model could not answer; the server log has the details",
+                )
             }
             ChatError::Store(StoreError::NotFound) => ApiError::not_found("record"),
             ChatError::Store(other) => {

@@ -23,14 +23,32 @@ pub async fn track(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+    histogram!(HTTP_DURATION, "method" => method, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status).increment(1);
     response
+}
+
+/// The standard methods by name, anything else as `OTHER`: a label is never taken from
+/// what a client made up, so anonymous requests cannot grow the number of series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// Prometheus scrapes this (text format 0.0.4); open like `/healthz` (counts and timings,

@@ -40,7 +40,7 @@ impl Endpoint {
             Err(LlmError::Unavailable(why)) => {
                 let until = now_ms() + COOL_DOWN.as_millis() as i64;
                 if self.down_until.swap(until, Ordering::Relaxed) == 0 {
-                    tracing::warn!(endpoint = %self.base_url, error = %why, "endpoint left out");
+                    tracing::warn!(endpoint = %crate::server::config::redact_url(&self.base_url), error = %why, "endpoint left out");
                 }
             }
             // The endpoint answered (a bad request, an unknown model): it is up.

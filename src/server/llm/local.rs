@@ -21,7 +21,7 @@ use llama_cpp_2::{
 use tokio::sync::{Semaphore, mpsc};
 
 use self::{
-    template::ChatTemplate,
+    template::{ChatTemplate, Piece},
     worker::{Job, WorkerConfig},
 };
 use super::{ChatProvider, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenStream};
@@ -137,14 +137,42 @@ impl LocalModel {
         self.slots - self.permits.available_permits()
     }
 
+    /// The prompt's tokens. Only the chat template's own markup may produce special
+    /// tokens (`<|im_start|>`…); the text of every message, the user's, a document's or
+    /// an earlier answer's, is tokenized as plain text, so markup inside it stays text.
     fn tokenize(&self, messages: &[PromptMessage]) -> Result<Vec<LlamaToken>, LlmError> {
         let text = self.template.render(messages)?;
-        // The tokenizer adds BOS itself where the model wants one; drop a BOS the template wrote.
+        // BOS is added here where the model wants one; drop a BOS the template wrote.
         let text = match text.strip_prefix(self.bos_text.as_str()) {
             Some(rest) if !self.bos_text.is_empty() => rest,
             _ => text.as_str(),
         };
-        Ok(self.model.vocab().tokenize(text.as_bytes(), true, true))
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::with_capacity(text.len() / 3 + 1);
+        if vocab.should_add_bos() {
+            tokens.push(vocab.bos());
+        }
+        for piece in template::pieces(text) {
+            let (part, special) = match piece {
+                Piece::Markup(part) => (part, true),
+                Piece::Text(part) => (part, false),
+            };
+            vocab.tokenize_into(part.as_bytes(), &mut tokens, false, special);
+        }
+        Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+impl LocalModel {
+    /// How many control tokens (`<|im_start|>`…) the prompt for `messages` holds.
+    pub fn control_tokens_in_prompt(&self, messages: &[PromptMessage]) -> Result<usize, LlmError> {
+        let vocab = self.model.vocab();
+        Ok(self
+            .tokenize(messages)?
+            .into_iter()
+            .filter(|t| vocab.is_control(*t))
+            .count())
     }
 }
 

@@ -98,12 +98,12 @@ impl OpenAiProvider {
             .map_err(|e| LlmError::Unavailable(describe_reqwest(&e)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(status_error(status.as_u16(), "listing models failed".into()));
+            return Err(status_error(status.as_u16(), None, "listing models failed"));
         }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| LlmError::Unavailable(format!("unreadable model list: {e}")))?;
+        let body: Value = response.json().await.map_err(|e| {
+            tracing::warn!(error = %e, "unreadable model list");
+            LlmError::Unavailable("the provider's model list could not be read".into())
+        })?;
         let listed = body["data"].as_array().cloned().unwrap_or_default();
         Ok(listed
             .iter()
@@ -213,29 +213,45 @@ fn wire_message(m: &PromptMessage) -> ChatCompletionRequestMessage {
     }
 }
 
+/// What went wrong with a request, in words for the user: never the provider's address
+/// (an internal `host:port` is nobody's business but the operator's). The details go
+/// to the log.
 fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
-        "timed out"
+        "the provider did not answer in time"
     } else if e.is_connect() {
-        "could not connect"
+        "could not connect to the provider"
     } else {
-        "request failed"
+        "the request to the provider failed"
     };
-    let host = e
-        .url()
-        .and_then(|u| Some(format!(" to {}:{}", u.host_str()?, u.port_or_known_default()?)))
-        .unwrap_or_default();
     // The innermost cause says what happened ("Connection refused"); reqwest's own text
-    // repeats the URL. Neither ever holds headers, so no key can leak here.
+    // repeats the URL. Neither ever holds headers, so no key can leak into the log.
     let mut root: &dyn std::error::Error = e;
     while let Some(next) = root.source() {
         root = next;
     }
-    format!("{kind}{host}: {root}")
+    let url = e
+        .url()
+        .map(|u| crate::server::config::redact_url(u.as_str()))
+        .unwrap_or_default();
+    tracing::warn!(%url, cause = %root, "{kind}");
+    kind.to_owned()
 }
 
-fn status_error(status: u16, message: String) -> LlmError {
-    let text = format!("HTTP {status}: {message}");
+/// An error status from the provider: the status and, when the provider names one, its
+/// error code (`model_not_found`, `invalid_api_key`…), which are identifiers; its message
+/// text may carry anything, so it goes to the log only.
+fn status_error(status: u16, code: Option<&str>, message: &str) -> LlmError {
+    tracing::warn!(status, code, message = %message.chars().take(2000).collect::<String>(), "the provider answered with an error");
+    let code = code
+        .filter(|c| {
+            c.len() <= 64
+                && c.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let text = format!("the provider answered HTTP {status}{code}");
     if status == 429 || status == 408 || status >= 500 {
         LlmError::Unavailable(text)
     } else {
@@ -246,10 +262,23 @@ fn status_error(status: u16, message: String) -> LlmError {
 pub fn map_error(e: OpenAIError) -> LlmError {
     match e {
         OpenAIError::Reqwest(e) => LlmError::Unavailable(describe_reqwest(&e)),
-        OpenAIError::ApiError(api) => status_error(api.status_code.as_u16(), api.api_error.message),
-        OpenAIError::StreamError(e) => LlmError::Unavailable(format!("the answer stream broke: {e}")),
-        OpenAIError::JSONDeserialize(e, _) => LlmError::Backend(format!("unreadable answer: {e}")),
-        other => LlmError::Backend(other.to_string()),
+        OpenAIError::ApiError(api) => status_error(
+            api.status_code.as_u16(),
+            api.api_error.code.as_deref(),
+            &api.api_error.message,
+        ),
+        OpenAIError::StreamError(e) => {
+            tracing::warn!(error = %e, "the provider's answer stream broke");
+            LlmError::Unavailable("the provider's answer stream broke off".into())
+        }
+        OpenAIError::JSONDeserialize(e, _) => {
+            tracing::warn!(error = %e, "unreadable answer from the provider");
+            LlmError::Backend("the provider's answer could not be read".into())
+        }
+        other => {
+            tracing::warn!(error = %other, "the provider request failed");
+            LlmError::Backend("the request to the provider failed".into())
+        }
     }
 }
 

@@ -52,14 +52,20 @@ impl std::fmt::Display for Report {
 }
 
 /// Ingests every file of `dir/docs`, asks every question of `dir/questions.json`.
-pub async fn run(dir: &Path, embedder: Arc<dyn Embedder>, k: usize) -> Result<Report, String> {
+/// `extractor` is the `stoa` binary that reads the files (`None`: this executable).
+pub async fn run(
+    dir: &Path,
+    embedder: Arc<dyn Embedder>,
+    k: usize,
+    extractor: Option<std::path::PathBuf>,
+) -> Result<Report, String> {
     let cases: Vec<Case> = serde_json::from_slice(
         &std::fs::read(dir.join("questions.json")).map_err(|e| format!("questions.json: {e}"))?,
     )
     .map_err(|e| format!("questions.json: {e}"))?;
     let scratch = std::env::temp_dir().join(format!("stoa-eval-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
-    let result = evaluate(dir, &scratch, embedder, k, &cases).await;
+    let result = evaluate(dir, &scratch, embedder, k, &cases, extractor).await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
@@ -70,12 +76,14 @@ async fn evaluate(
     embedder: Arc<dyn Embedder>,
     k: usize,
     cases: &[Case],
+    extractor: Option<std::path::PathBuf>,
 ) -> Result<Report, String> {
     let url = format!("sqlite://{}", scratch.join("eval.db").display());
     let store: Arc<dyn DocumentStore> = Arc::new(SqliteStore::open(&url).await.map_err(|e| e.to_string())?);
     let settings = RagSettings {
         top_k: k as u32,
         min_similarity: 0.0,
+        extractor,
         ..RagSettings::default()
     };
     let index: Arc<dyn VectorSearch> = Arc::new(VectorIndex::default());
@@ -84,7 +92,7 @@ async fn evaluate(
         Arc::clone(&embedder),
         Arc::clone(&index),
         settings.clone(),
-    );
+    )?;
     let mut files: Vec<_> = std::fs::read_dir(dir.join("docs"))
         .map_err(|e| format!("docs: {e}"))?
         .filter_map(Result::ok)

@@ -2,8 +2,6 @@
 //! normalised text in which headings are Markdown lines (`# Title`), so chunking can keep
 //! them as context whatever the source format was.
 
-use scraper::{ElementRef, Html, Node};
-
 /// A supported kind of file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -14,6 +12,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind's name on the extraction process's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Markdown => "markdown",
+            Kind::Html => "html",
+            Kind::Pdf => "pdf",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Kind::Text, Kind::Markdown, Kind::Html, Kind::Pdf]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
     pub fn media_type(self) -> &'static str {
         match self {
             Kind::Text => "text/plain",
@@ -46,7 +60,7 @@ impl Kind {
 }
 
 /// Extracted text and a title found in the file, if any.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Extracted {
     pub text: String,
     pub title: Option<String>,
@@ -116,111 +130,219 @@ pub fn normalise(text: &str) -> String {
     out.trim_end().to_owned()
 }
 
+/// Text out of HTML, read as a stream of tokens (html5ever's tokenizer) rather than a
+/// tree: in time and memory linear in the page, whatever its nesting. (A tree builder
+/// searches the stack of open elements at every tag: a page of `<div>`s nested 100,000
+/// deep keeps it busy for minutes.) Headings become Markdown lines, list items `- `,
+/// blocks paragraphs; scripts, styles and the head are left out; `<title>` is the title.
 fn html(source: &str) -> Extracted {
-    let doc = Html::parse_document(source);
-    let title = doc
-        .root_element()
-        .descendants()
-        .filter_map(ElementRef::wrap)
-        .find(|e| e.value().name() == "title")
-        .map(|e| e.text().collect::<String>().trim().to_owned());
-    let mut text = String::new();
-    let body = doc
-        .root_element()
-        .descendants()
-        .filter_map(ElementRef::wrap)
-        .find(|e| e.value().name() == "body")
-        .unwrap_or_else(|| doc.root_element());
-    walk(body, &mut text);
-    Extracted { text, title }
+    use html5ever::TokenizerResult;
+    use html5ever::tendril::StrTendril;
+    use html5ever::tokenizer::{BufferQueue, Tokenizer, TokenizerOpts};
+    let tokenizer = Tokenizer::new(HtmlText::default(), TokenizerOpts::default());
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from(source));
+    while let TokenizerResult::Script(()) = tokenizer.feed(&input) {}
+    tokenizer.end();
+    let mut state = tokenizer.sink.state.into_inner();
+    state.close_heading();
+    Extracted {
+        text: state.out,
+        title: state
+            .title
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" ")),
+    }
 }
 
-fn walk(element: ElementRef<'_>, out: &mut String) {
-    let name = element.value().name();
-    if matches!(
-        name,
-        "script" | "style" | "noscript" | "template" | "head" | "svg"
-    ) {
-        return;
-    }
-    let heading = match name {
-        "h1" => Some(1),
-        "h2" => Some(2),
-        "h3" => Some(3),
-        "h4" => Some(4),
-        "h5" => Some(5),
-        "h6" => Some(6),
-        _ => None,
-    };
-    if let Some(level) = heading {
-        let title: String = element
-            .text()
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.push_str(&format!("\n\n{} {title}\n\n", "#".repeat(level)));
-        return;
-    }
-    let block = matches!(
-        name,
-        "p" | "div"
-            | "section"
-            | "article"
-            | "main"
-            | "header"
-            | "footer"
-            | "nav"
-            | "aside"
-            | "ul"
-            | "ol"
-            | "table"
-            | "tr"
-            | "blockquote"
-            | "pre"
-            | "figure"
-            | "dl"
-            | "dt"
-            | "dd"
-            | "form"
-    );
-    if block {
-        out.push_str("\n\n");
-    }
-    match name {
-        "li" => out.push_str("\n- "),
-        "br" => out.push('\n'),
-        "td" | "th" => out.push(' '),
-        _ => {}
-    }
-    for child in element.children() {
-        match child.value() {
-            Node::Text(t) => {
-                if name == "pre" {
-                    out.push_str(t);
-                } else {
-                    let collapsed = t.split_whitespace().collect::<Vec<_>>().join(" ");
-                    if !collapsed.is_empty() {
-                        if t.starts_with(char::is_whitespace) && !out.ends_with(char::is_whitespace) {
-                            out.push(' ');
-                        }
-                        out.push_str(&collapsed);
-                        if t.ends_with(char::is_whitespace) {
-                            out.push(' ');
-                        }
-                    }
-                }
-            }
-            Node::Element(_) => {
-                if let Some(e) = ElementRef::wrap(child) {
-                    walk(e, out);
-                }
-            }
-            _ => {}
+/// Elements whose content is not text of the page.
+const SKIPPED: [&str; 5] = ["script", "style", "noscript", "template", "svg"];
+/// Elements that start and end a paragraph.
+const BLOCKS: [&str; 20] = [
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "nav",
+    "aside",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "blockquote",
+    "pre",
+    "figure",
+    "dl",
+    "dt",
+    "dd",
+    "form",
+];
+
+/// The token sink: what has been written, and where in the page the tokenizer is.
+#[derive(Default)]
+struct HtmlText {
+    state: std::cell::RefCell<HtmlState>,
+}
+
+#[derive(Default)]
+struct HtmlState {
+    out: String,
+    title: Option<String>,
+    /// Inside `<title>`: its text goes to `title`.
+    in_title: bool,
+    /// Inside `<head>` (until `</head>` or `<body>`).
+    in_head: bool,
+    /// How many skipped elements are open (a `<svg>` in a `<template>`…).
+    skipped: usize,
+    /// How many `<pre>` are open: their text is kept as it is.
+    pre: usize,
+    /// An open heading: its level and text so far.
+    heading: Option<(usize, String)>,
+}
+
+impl HtmlState {
+    fn close_heading(&mut self) {
+        if let Some((level, text)) = self.heading.take() {
+            let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            self.out
+                .push_str(&format!("\n\n{} {title}\n\n", "#".repeat(level)));
         }
     }
-    if block {
-        out.push_str("\n\n");
+
+    fn tag(&mut self, tag: &html5ever::tokenizer::Tag) -> html5ever::tokenizer::TokenSinkResult<()> {
+        use html5ever::tokenizer::{StartTag, TokenSinkResult, states::RawKind};
+        let name: &str = &tag.name;
+        let start = tag.kind == StartTag;
+        let level = match name {
+            "h1" => Some(1),
+            "h2" => Some(2),
+            "h3" => Some(3),
+            "h4" => Some(4),
+            "h5" => Some(5),
+            "h6" => Some(6),
+            _ => None,
+        };
+        match name {
+            "title" if start => {
+                self.in_title = true;
+                self.title.get_or_insert_with(String::new);
+                return TokenSinkResult::RawData(RawKind::Rcdata);
+            }
+            "title" => self.in_title = false,
+            "head" => self.in_head = start,
+            "body" if start => self.in_head = false,
+            _ if SKIPPED.contains(&name) => {
+                if !start {
+                    self.skipped = self.skipped.saturating_sub(1);
+                } else if !tag.self_closing {
+                    self.skipped += 1;
+                    return match name {
+                        "script" => TokenSinkResult::RawData(RawKind::ScriptData),
+                        "style" | "noscript" => TokenSinkResult::RawData(RawKind::Rawtext),
+                        _ => TokenSinkResult::Continue,
+                    };
+                }
+            }
+            "textarea" if start => return TokenSinkResult::RawData(RawKind::Rcdata),
+            _ => {}
+        }
+        if self.skipped > 0 || self.in_head {
+            return TokenSinkResult::Continue;
+        }
+        if let Some(level) = level {
+            // A heading ends at its end tag or at the next heading.
+            self.close_heading();
+            if start {
+                self.heading = Some((level, String::new()));
+            }
+            return TokenSinkResult::Continue;
+        }
+        let target = match &mut self.heading {
+            Some((_, text)) => text,
+            None => &mut self.out,
+        };
+        if BLOCKS.contains(&name) {
+            target.push_str("\n\n");
+            if name == "pre" {
+                self.pre = if start {
+                    self.pre + 1
+                } else {
+                    self.pre.saturating_sub(1)
+                };
+            }
+        } else if start {
+            match name {
+                "li" => target.push_str("\n- "),
+                "br" => target.push('\n'),
+                "td" | "th" if !target.ends_with(char::is_whitespace) => target.push(' '),
+                _ => {}
+            }
+        } else if name == "br" {
+            target.push('\n');
+        }
+        TokenSinkResult::Continue
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.in_title {
+            if let Some(title) = &mut self.title {
+                title.push_str(t);
+            }
+            return;
+        }
+        if self.skipped > 0 || self.in_head {
+            return;
+        }
+        let pre = self.pre > 0;
+        match &mut self.heading {
+            Some((_, text)) => text.push_str(t),
+            None => push_text(&mut self.out, t, pre),
+        }
+    }
+}
+
+impl html5ever::tokenizer::TokenSink for HtmlText {
+    type Handle = ();
+
+    fn process_token(
+        &self,
+        token: html5ever::tokenizer::Token,
+        _line: u64,
+    ) -> html5ever::tokenizer::TokenSinkResult<()> {
+        use html5ever::tokenizer::{Token, TokenSinkResult};
+        let mut state = self.state.borrow_mut();
+        match token {
+            Token::TagToken(tag) => state.tag(&tag),
+            Token::CharacterTokens(t) => {
+                state.text(&t);
+                TokenSinkResult::Continue
+            }
+            _ => TokenSinkResult::Continue,
+        }
+    }
+}
+
+/// A text node: verbatim inside `pre`, otherwise with its whitespace collapsed.
+fn push_text(out: &mut String, t: &str, pre: bool) {
+    if pre {
+        out.push_str(t);
+        return;
+    }
+    let collapsed = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        if !t.is_empty() && !out.ends_with(char::is_whitespace) {
+            out.push(' ');
+        }
+        return;
+    }
+    if t.starts_with(char::is_whitespace) && !out.ends_with(char::is_whitespace) {
+        out.push(' ');
+    }
+    out.push_str(&collapsed);
+    if t.ends_with(char::is_whitespace) {
+        out.push(' ');
     }
 }
 
@@ -263,6 +385,38 @@ mod tests {
             e.text,
             "# Setup\n\nInstall the tool first.\n\n- one\n- two\n\n## Use\n\nRun it."
         );
+    }
+
+    #[test]
+    fn tables_pre_and_entities_are_text_and_the_head_is_not() {
+        let page = "<!doctype html><html><head><title> A &amp; B </title><meta charset=utf-8>\
+            <style>td{}</style></head><body><table><tr><th>Name<td>Age</tr><tr><td>Ada<td>36</table>\
+            <pre>  two  spaces\n  kept</pre><p>Less &lt;b&gt; than<br>next line</p>\
+            <noscript><p>enable JS</p></noscript><template><p>hidden</p></template></body></html>";
+        let e = extract(Kind::Html, page.as_bytes()).unwrap();
+        assert_eq!(e.title.as_deref(), Some("A & B"));
+        assert_eq!(
+            e.text,
+            "Name Age\n\nAda 36\n\n  two  spaces\n  kept\n\nLess <b> than\nnext line"
+        );
+    }
+
+    #[test]
+    fn a_page_nested_a_hundred_thousand_deep_is_read_without_recursion() {
+        let depth = 100_000;
+        let page = format!(
+            "<html><body>{}<p>deep inside</p>{}</body></html>",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        // On a small stack: the old recursive walk overflowed the worker's 2 MB.
+        let text = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || extract(Kind::Html, page.as_bytes()).map(|e| e.text))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(text.unwrap(), "deep inside");
     }
 
     #[test]

@@ -69,13 +69,14 @@ fn view(d: DocumentRecord, collections: &[CollectionView]) -> DocumentView {
 }
 
 impl IngestService {
-    /// Starts the background worker.
+    /// Starts the background worker (which reads files through the sandboxed `stoa extract`).
     pub fn start(
         store: Arc<dyn DocumentStore>,
         embedder: Arc<dyn Embedder>,
         index: Arc<dyn VectorSearch>,
         settings: RagSettings,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, String> {
+        let sandbox = super::sandbox::Sandbox::from_settings(&settings)?;
         let queued = Arc::new(Notify::new());
         let service = Arc::new(Self {
             store: Arc::clone(&store),
@@ -84,8 +85,10 @@ impl IngestService {
             queued: Arc::clone(&queued),
             collections: tokio::sync::Mutex::new(()),
         });
-        tokio::spawn(super::worker::run(queued, store, embedder, index, settings));
-        service
+        tokio::spawn(super::worker::run(
+            queued, store, embedder, index, settings, sandbox,
+        ));
+        Ok(service)
     }
 
     /// Documents waiting or being processed, by any process (the ingestion backlog gauge).

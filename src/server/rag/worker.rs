@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 
 use super::{
     chunk::{ChunkSizes, chunk},
-    extract::{Kind, extract},
+    extract::Kind,
+    sandbox::Sandbox,
 };
 use crate::{
     api::documents::DocumentStatus,
@@ -43,6 +44,7 @@ pub(super) async fn run(
     embedder: Arc<dyn Embedder>,
     index: Arc<dyn VectorSearch>,
     settings: RagSettings,
+    sandbox: Sandbox,
 ) {
     let lease_ms = LEASE.as_millis() as i64;
     loop {
@@ -87,7 +89,7 @@ pub(super) async fn run(
             })
         };
         let started = std::time::Instant::now();
-        let outcome = process(doc, &store, &embedder, &index, &settings).await;
+        let outcome = process(doc, &store, &embedder, &index, &settings, &sandbox).await;
         renewal.abort();
         match outcome {
             Ok(chunks) => tracing::info!(
@@ -112,6 +114,7 @@ async fn process(
     embedder: &Arc<dyn Embedder>,
     index: &Arc<dyn VectorSearch>,
     settings: &RagSettings,
+    sandbox: &Sandbox,
 ) -> Result<usize, String> {
     let id = job.id;
     let owner = job.owner;
@@ -133,13 +136,12 @@ async fn process(
         limit: embedder.max_tokens(),
     };
     let kind = Kind::detect(&job.file_name, &job.upload)?;
-    let bytes = job.upload;
-    let chunks = tokio::task::spawn_blocking(move || {
-        let extracted = extract(kind, &bytes)?;
-        Ok::<_, String>(chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
-    })
-    .await
-    .map_err(|e| format!("extraction crashed: {e}"))??;
+    // In a child process with its own limits: this process never parses the file.
+    let extracted = sandbox.extract(kind, job.upload).await?;
+    let chunks =
+        tokio::task::spawn_blocking(move || chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
+            .await
+            .map_err(|e| format!("the text could not be split: {e}"))?;
     if chunks.is_empty() {
         return Err("no text could be extracted from the file".into());
     }

@@ -183,14 +183,15 @@ fn sentence_starts(text: &str, tokens: &[Range<usize>]) -> Vec<usize> {
 }
 
 /// FTS5's score of the window of [`SNIPPET_TOKENS`] from `start`: 1000 for each query word
-/// in it, 1 for each repetition. Also the start that centres its matches.
+/// in it, 1 for each repetition. Also the start that centres its matches. `hits` are in
+/// token order, so the window's are found by binary search: a message with a hundred
+/// thousand matches costs n log n, not n².
 fn window_score(hits: &[(usize, usize)], start: usize, n_tokens: usize, phrases: usize) -> (u64, usize) {
     let mut seen = vec![false; phrases];
     let (mut score, mut first, mut last) = (0, None, 0);
-    for &(at, phrase) in hits
-        .iter()
-        .filter(|(at, _)| (start..start + SNIPPET_TOKENS).contains(at))
-    {
+    let from = hits.partition_point(|(at, _)| *at < start);
+    let to = hits.partition_point(|(at, _)| *at < start + SNIPPET_TOKENS);
+    for &(at, phrase) in &hits[from..to.max(from)] {
         score += if seen[phrase] { 1 } else { 1000 };
         seen[phrase] = true;
         first.get_or_insert(at);
@@ -212,7 +213,8 @@ fn snippet_start(hits: &[(usize, usize)], sentences: &[usize], n_tokens: usize, 
             (best_score, best_start) = (score, centred);
         }
         if n_tokens > SNIPPET_TOKENS {
-            let sentence = sentences.iter().rev().find(|&&s| s <= at).copied().unwrap_or(0);
+            let before = sentences.partition_point(|&s| s <= at);
+            let sentence = before.checked_sub(1).map_or(0, |i| sentences[i]);
             if sentence < at {
                 let bonus = if sentence == 0 { 120 } else { 100 };
                 let score = window_score(hits, sentence, n_tokens, phrases).0 + bonus;
@@ -591,20 +593,25 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let content: String = row.try_get("content")?;
-                let marked: String = row.try_get("marked")?;
-                Ok(SearchHitRecord {
-                    message_id: row.try_get("id")?,
-                    conversation_id: row.try_get("conversation_id")?,
-                    conversation_title: row.try_get("title")?,
-                    role: role_from_row(row)?,
-                    snippet: snippet(&content, &marked, &words),
-                    created_at: row.try_get("created_at")?,
+        // Cutting snippets out of long messages is CPU work: not on the async threads.
+        tokio::task::spawn_blocking(move || {
+            rows.iter()
+                .map(|row| {
+                    let content: String = row.try_get("content")?;
+                    let marked: String = row.try_get("marked")?;
+                    Ok(SearchHitRecord {
+                        message_id: row.try_get("id")?,
+                        conversation_id: row.try_get("conversation_id")?,
+                        conversation_title: row.try_get("title")?,
+                        role: role_from_row(row)?,
+                        snippet: snippet(&content, &marked, &words),
+                        created_at: row.try_get("created_at")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("cutting search snippets failed: {e}")))?
     }
 
     async fn import_conversation(
@@ -709,6 +716,16 @@ mod tests {
         let marked = text.replace("dragon", "\u{2}dragon\u{3}");
         let cut = snippet(text, &marked, &words("dragon"));
         assert!(cut.starts_with("…The \u{2}dragon\u{3} sleeps"), "{cut}");
+    }
+
+    #[test]
+    fn a_message_with_a_hundred_thousand_matches_gets_its_snippet() {
+        // Quadratic in the matches, this took hours; n log n, a blink.
+        let text = "spam ".repeat(100_000);
+        let marked = "\u{2}spam\u{3} ".repeat(100_000);
+        let cut = snippet(&text, &marked, &words("spam"));
+        assert!(cut.starts_with("\u{2}spam\u{3}"), "{cut}");
+        assert_eq!(token_spans(&cut).len(), SNIPPET_TOKENS, "{cut}");
     }
 
     #[test]

@@ -43,6 +43,13 @@ impl AccountStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict)?;
+        if !claimed {
+            // Keys made for the single-user owner (by an older Stoa; today's refuses to make
+            // them) must not become the new admin's.
+            sqlx::query("DELETE FROM api_keys WHERE user_id = 1")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         user_from_row(&row)
     }

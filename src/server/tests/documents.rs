@@ -303,7 +303,9 @@ async fn retrieval_evaluation_stays_above_its_floor() {
     let app = spawn_app().await;
     let embedder = app.state.embedder.clone().unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/rag-eval");
-    let report = crate::server::rag::eval::run(&dir, embedder, 4).await.unwrap();
+    let report = crate::server::rag::eval::run(&dir, embedder, 4, Some(super::support::stoa_bin()))
+        .await
+        .unwrap();
     println!("{report}");
     assert_eq!(report.cases, 20);
     assert!(report.recall_at_k >= 0.85, "{report}");

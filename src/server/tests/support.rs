@@ -98,6 +98,26 @@ fn postgres_server() -> &'static str {
     })
 }
 
+/// The `stoa` binary, which reads uploads in child processes (`stoa extract`); the test
+/// binary is not Stoa. `make test-rust` builds it first and names it in `TEST_STOA_BIN`.
+pub fn stoa_bin() -> PathBuf {
+    let bin = std::env::var_os("TEST_STOA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+                PathBuf::from,
+            );
+            target.join("debug/stoa")
+        });
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (make build, or cargo leptos build)",
+        bin.display()
+    );
+    bin
+}
+
 pub fn model_path() -> PathBuf {
     Settings::load()
         .map(|s| s.chat_model_path())
@@ -197,6 +217,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
     settings.database.url = Some(database_url(dir.path()).await);
     settings.local_model.threads = 2;
     settings.chat.persist_interval_ms = 50;
+    settings.rag.extractor = Some(stoa_bin());
     adjust(&mut settings);
     let options = LeptosOptions::builder().output_name("stoa").build();
     let (router, state) = startup::build(settings, options).await.unwrap();

@@ -14,11 +14,7 @@ use crate::{
         export::{ExportFile, to_markdown},
         types::{ConversationSummary, SearchHit},
     },
-    server::{
-        auth::Principal,
-        http::rest::{ApiJson, problem},
-        state::AppState,
-    },
+    server::{auth::Principal, http::rest::problem, state::AppState},
 };
 
 /// `?format=` of an export.
@@ -112,8 +108,12 @@ pub(crate) async fn export_all(
 pub(crate) async fn import(
     State(state): State<AppState>,
     who: Principal,
-    ApiJson(file): ApiJson<ExportFile>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let file = match crate::api::export::parse_export(body).await {
+        Ok(file) => file,
+        Err(e) => return problem(e),
+    };
     created(state.chat.import(who.user, file).await)
 }
 
