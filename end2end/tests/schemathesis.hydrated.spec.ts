@@ -18,6 +18,12 @@ test("schemathesis finds no server error and no response that breaks the spec", 
     STOA_LIMITS__GENERATIONS_PER_IP: "100000",
     STOA_LIMITS__UPLOADS_PER_USER: "100000",
     STOA_LIMITS__UPLOADS_PER_IP: "100000",
+    STOA_LIMITS__IMPORTS_PER_USER: "100000",
+    STOA_LIMITS__IMPORTS_PER_IP: "100000",
+    STOA_LIMITS__SEARCHES_PER_USER: "100000",
+    STOA_LIMITS__SEARCHES_PER_IP: "100000",
+    STOA_LIMITS__EMBEDDINGS_PER_USER: "100000",
+    STOA_LIMITS__EMBEDDINGS_PER_IP: "100000",
   });
   const base = server.url;
   const args = [

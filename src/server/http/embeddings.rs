@@ -73,6 +73,7 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     (status = 400, description = "Invalid input; `param` names it (e.g. `input[3]` when too long)", body = super::openai_wire::OpenAiError),
     (status = 404, description = "Unknown embedding model", body = super::openai_wire::OpenAiError),
     (status = 401, description = "No valid API key (`invalid_api_key`)", body = super::openai_wire::OpenAiError),
+    (status = 429, description = "Too many requests from this user or address (`rate_limit_exceeded`); retry after `Retry-After`", body = super::openai_wire::OpenAiError),
 ))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
     let req: EmbeddingRequest = match parse_body(&body) {

@@ -73,6 +73,14 @@ pub struct Unauthorized(pub Problem);
 
 #[derive(utoipa::IntoResponses)]
 #[response(
+    status = 403,
+    description = "Not allowed: not an admin, or (API keys) single-user mode, which needs and gives no keys",
+    content_type = "application/problem+json"
+)]
+pub struct Forbidden(pub Problem);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
     status = 404,
     description = "Not found among the caller's own (another user's id is not found either)",
     content_type = "application/problem+json"

@@ -32,7 +32,7 @@ pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
     responses(
         (status = 201, description = "The key, with its secret: shown this once", body = CreatedApiKey),
-        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized,
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::Forbidden,
     ))]
 pub(crate) async fn create_key(
     State(state): State<AppState>,

@@ -103,7 +103,7 @@ pub(crate) async fn export_all(
 #[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
     responses(
         (status = 201, description = "The imported conversations (new ids; every branch kept)", body = [ConversationSummary]),
-        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooLarge,
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooLarge, crate::server::http::rest::TooManyRequests,
     ))]
 pub(crate) async fn import(
     State(state): State<AppState>,
@@ -120,7 +120,7 @@ pub(crate) async fn import(
 #[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
     responses(
         (status = 200, description = "The caller's messages matching every word, best first, with the matches marked", body = [SearchHit]),
-        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized,
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooManyRequests,
     ))]
 pub(crate) async fn search(
     State(state): State<AppState>,
