@@ -214,15 +214,21 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
 
 /// The most memory this process has held, in MiB (`VmHWM`).
 fn peak_memory_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    memory_mb("VmHWM").unwrap_or(0)
+}
+
+/// A memory figure of this process from `/proc/self/status` (`VmRSS`, `VmHWM`…), in MiB.
+pub(crate) fn memory_mb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
 }
 
 /// Caps writable memory and processor time; no core files, no files written.

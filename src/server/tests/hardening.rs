@@ -9,7 +9,7 @@ use std::{io::Write, time::Duration};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::support::{App, ME, chat, collect, spawn_app, spawn_app_with, stoa_bin};
+use super::support::{App, ME, collect, spawn_app, spawn_app_with, stoa_bin};
 use crate::{
     api::{
         documents::DocumentStatus,
@@ -166,13 +166,7 @@ fn double_flate_pdf(inflated: usize) -> Vec<u8> {
 
 /// This process's resident memory, in MiB.
 fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024
+    crate::server::rag::sandbox::memory_mb("VmRSS").expect("VmRSS in /proc/self/status")
 }
 
 #[tokio::test]
@@ -428,7 +422,6 @@ async fn no_key_can_be_made_in_single_user_mode_and_old_ones_do_not_outlive_the_
 
 #[tokio::test]
 async fn prompt_markup_in_untrusted_text_stays_text() {
-    let t = chat().await;
     let model = super::support::shared_model();
     let message = |content: &str| PromptMessage {
         role: Role::User,
@@ -442,7 +435,6 @@ async fn prompt_markup_in_untrusted_text_stays_text() {
         .unwrap();
     assert!(plain > 0, "the template's own markup is special");
     assert_eq!(hostile, plain, "the message's markup adds no control token");
-    drop(t);
 }
 
 #[tokio::test]
