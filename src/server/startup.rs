@@ -47,7 +47,15 @@ pub async fn run() -> Result<(), StartupError> {
         |f| std::fs::canonicalize(&f).unwrap_or(f).display().to_string(),
     );
     tracing::info!(%config_file, settings = %settings.redacted(), "starting Stoa");
-    let leptos_options = get_configuration(None)?.leptos_options;
+    let mut leptos_options = get_configuration(None)?.leptos_options;
+    // Built by `.ci/build-site.sh` (or cargo-leptos with hash-files): the asset names
+    // carry content hashes, listed in the hash file next to this binary.
+    if !leptos_options.hash_files {
+        leptos_options.hash_files = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join(leptos_options.hash_file.as_ref())))
+            .is_some_and(|file| file.is_file());
+    }
     let addr: SocketAddr = settings.server.addr.unwrap_or(leptos_options.site_addr);
     settings.check_listen_address(addr)?;
 
@@ -356,6 +364,9 @@ fn router(state: AppState) -> Result<axum::Router, StartupError> {
         .merge(http::openai::router())
         .merge(http::rest::router())
         .merge(auth::routes::router())
+        .merge(http::assets::router(std::path::Path::new(
+            state.leptos_options.site_root.as_ref(),
+        )))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(http::server_fn_error_status))
         .layer(axum::middleware::from_fn_with_state(
@@ -366,6 +377,7 @@ fn router(state: AppState) -> Result<axum::Router, StartupError> {
             body_limits,
             http::security::limit_body,
         ))
+        .layer(axum::middleware::from_fn(http::assets::no_cache_html))
         .layer(nosniff)
         .layer(referrer)
         .layer(no_framing)

@@ -172,9 +172,21 @@ impl Router {
                 }
             });
         }
+        // A provider's name alone is its model when it serves one (`local`: the embedded
+        // model, what an OpenAI client's newcomer types first); a bare model name is
+        // looked up everywhere (the embedded model's file name too, `.gguf` and all).
+        if let Some(entry) = self.entry(id)
+            && let [only] = entry.provider.models().as_slice()
+        {
+            return Ok(Target {
+                entry: Arc::clone(entry),
+                model: only.clone(),
+            });
+        }
+        let bare = id.strip_suffix(".gguf").unwrap_or(id);
         self.entries
             .iter()
-            .find_map(|e| find(e, id))
+            .find_map(|e| find(e, bare))
             .ok_or_else(|| format!("model '{id}' does not exist; GET /v1/models lists the models"))
     }
 
@@ -440,6 +452,10 @@ mod tests {
         let known = r.resolve("x/gpt-4o-mini").unwrap();
         assert_eq!(known.model.context_window, 128_000);
         assert_eq!(r.resolve("z/qwen").unwrap().model.context_window, 8192);
+        // A provider's name alone is its one model; of several, none is guessed.
+        assert_eq!(r.resolve("z").unwrap().id(), "z/qwen");
+        assert!(r.resolve("x").is_err());
+        assert_eq!(r.resolve("qwen.gguf").unwrap().id(), "z/qwen");
     }
 
     #[test]

@@ -316,3 +316,42 @@ async fn embeddings_are_unit_vectors_that_rank_meaning_and_reject_bad_input() {
             .any(|m| m["id"] == model && m["type"] == "embedding")
     );
 }
+
+#[tokio::test]
+async fn the_embedded_model_answers_to_local_and_its_file_name() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let models = v1_models(&app).await;
+    assert!(
+        models["data"][0]["id"].as_str().unwrap().starts_with("local/SmolLM2"),
+        "/v1/models keeps the full ids: {models}"
+    );
+    for model in ["local", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct.Q4_1"] {
+        let res = client
+            .post(format!("{}/v1/chat/completions", app.base))
+            .json(&serde_json::json!({
+                "model": model, "max_tokens": 4,
+                "messages": [{"role": "user", "content": "Hi"}]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{model}: {}", res.text().await.unwrap());
+    }
+    let conv: serde_json::Value = client
+        .post(format!("{}/api/v1/conversations", app.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rest = client
+        .post(format!("{}/api/v1/conversations/{}/messages", app.base, conv["id"].as_str().unwrap()))
+        .json(&serde_json::json!({"message": "Hi", "model": "local", "params": {"temperature": 0.0, "max_tokens": 4}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rest.status().is_success(), "{}", rest.text().await.unwrap());
+}

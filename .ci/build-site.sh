@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds what Stoa serves, as cargo-leptos would but without it (cargo-leptos takes ~14 min
+# to install; `make dev` still uses it): the server binary and the site, i.e. the WASM
+# bundle (wasm-bindgen, and wasm-opt -Oz in release), its JS glue, the stylesheet and
+# public/, with content-hashed asset names and brotli + gzip copies next to each asset.
+#
+#   .ci/build-site.sh release        make run:   target/release/stoa + target/site
+#   .ci/build-site.sh debug          make build: target/debug/stoa   + target/site-debug
+#   .ci/build-site.sh release front  the site only (bench/bundle.sh)
+#
+# The server finds the hashed names in hash.txt next to its binary (Leptos' hash-files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-release}
+parts=${2:-all}
+target=${CARGO_TARGET_DIR:-target}
+export LEPTOS_OUTPUT_NAME=stoa
+export RUSTFLAGS=${RUSTFLAGS:---cfg erase_components}
+case "$mode" in
+  release) server_flags=(--release); bin_dir=release; front_profile=wasm-release; site=target/site; brotli_q=11 ;;
+  debug) server_flags=(); bin_dir=debug; front_profile=dev; site=target/site-debug; brotli_q=5 ;;
+  *) echo "usage: $0 release|debug [all|front]" >&2; exit 2 ;;
+esac
+front_dir=$([ "$front_profile" = dev ] && echo debug || echo "$front_profile")
+step() { printf '== build (%s): %s\n' "$mode" "$*"; }
+started=$SECONDS
+
+# 1. The browser bundle and the server, side by side (separate target dirs, as cargo-leptos
+#    keeps them, so neither waits for the other's lock). The server's progress is shown;
+#    the bundle's goes to a log, shown if it fails.
+front_log=$(mktemp)
+step "browser bundle (WASM, profile $front_profile; ~4 min the first time, log: $front_log)"
+CARGO_TARGET_DIR="$target/front" cargo build --package stoa --lib --target wasm32-unknown-unknown \
+  --no-default-features --features hydrate --profile "$front_profile" >"$front_log" 2>&1 &
+front_pid=$!
+if [ "$parts" = all ]; then
+  step "server (${server_flags[*]:-debug}; ~10 min the first time on 2 cores, llama.cpp included)"
+  cargo build --package stoa --bin stoa --no-default-features --features ssr "${server_flags[@]}"
+fi
+if ! wait "$front_pid"; then
+  tail -40 "$front_log" >&2
+  echo "the browser bundle did not build (log: $front_log)" >&2
+  exit 1
+fi
+rm -f "$front_log"
+
+# 2. The site, unless it was made from this very bundle, stylesheet and public/ already.
+wasm="$target/front/wasm32-unknown-unknown/$front_dir/stoa.wasm"
+inputs=$( { sha256sum "$wasm" style/main.css; find public -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
+if [ -f "$site/.inputs" ] && [ "$(cat "$site/.inputs")" = "$inputs" ] && [ -f "$site/hash.txt" ]; then
+  step "site unchanged ($site)"
+else
+  step "site: wasm-bindgen$([ "$mode" = release ] && echo ', wasm-opt -Oz'), content hashes, brotli + gzip"
+  next="$site.next"
+  rm -rf "$next"
+  mkdir -p "$next/pkg"
+  cp -r public/. "$next/"
+  wasm-bindgen --target web --no-typescript --out-dir "$next/pkg" --out-name stoa "$wasm"
+  if [ "$mode" = release ]; then
+    # rustc's default wasm features (bulk memory, sign extension, non-trapping conversions…).
+    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      "$next/pkg/stoa_bg.wasm" -o "$next/pkg/stoa_bg.wasm"
+  fi
+  cp style/main.css "$next/pkg/stoa.css"
+  hash_of() { sha256sum "$1" | cut -c1-16; }
+  # name.ext -> name.HASH.ext; prints the hash.
+  hashed() {
+    local file=$1 base=$2 ext=$3 h
+    h=$(hash_of "$file")
+    mv "$file" "$(dirname "$file")/$base.$h.$ext"
+    echo "$h"
+  }
+  js=$(hashed "$next/pkg/stoa.js" stoa js)
+  wasm_hash=$(hashed "$next/pkg/stoa_bg.wasm" stoa wasm)
+  css=$(hashed "$next/pkg/stoa.css" stoa css)
+  printf 'js: %s\nwasm: %s\ncss: %s\n' "$js" "$wasm_hash" "$css" >"$next/hash.txt"
+  # The API docs page refers to its scripts and stylesheet by their hashed names.
+  for asset in docs/docs.js docs/vendor/swagger-ui-bundle.js docs/vendor/swagger-ui.css; do
+    [ -f "$next/$asset" ] || continue
+    name=$(basename "$asset"); base=${name%.*}; ext=${name##*.}
+    h=$(hashed "$next/$asset" "$base" "$ext")
+    sed -i "s|/$asset\"|/$(dirname "$asset")/$base.$h.$ext\"|" "$next/docs/index.html"
+  done
+  # Compressed copies, served by negotiation (Accept-Encoding) without compressing per request.
+  find "$next" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.json' \) \
+    -print0 | while IFS= read -r -d '' f; do
+    gzip -9 -n -k -f "$f"
+    brotli -q "$brotli_q" -k -f "$f"
+  done
+  echo "$inputs" >"$next/.inputs"
+  rm -rf "$site"
+  mv "$next" "$site"
+fi
+# Next to the binary, where Leptos looks for it (always: a cargo-leptos build may have
+# written its own there since).
+if [ "$parts" = all ]; then
+  cp "$site/hash.txt" "$target/$bin_dir/hash.txt"
+fi
+step "done in $((SECONDS - started)) s: $target/$bin_dir/stoa, $site"

