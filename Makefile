@@ -21,7 +21,7 @@ DEBUG_RUSTFLAGS := --cfg erase_components
 export RUSTFLAGS ?= $(DEBUG_RUSTFLAGS)
 # The compile-time name Leptos serves /pkg under.
 export LEPTOS_OUTPUT_NAME := stoa
-PATH := /usr/local/bin:$(HOME)/.cargo/bin:$(PATH)
+PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 export PATH
 
 .PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots newcomer clean-data
@@ -115,6 +115,11 @@ bench-inference:
 	  cargo bench --quiet --features ssr --bench inference; echo; \
 	  cargo bench --quiet --features ssr --bench inference -- raw; } > bench/results/inference.md
 	cat bench/results/inference.md
+
+# A newcomer's first `make run` timed from a fresh clone with empty caches (~25 min;
+# bench/results/newcomer.md).
+newcomer:
+	bench/newcomer.sh
 
 # Screenshots of the main screens for the README (end2end/screenshots/).
 screenshots: build

@@ -26,6 +26,21 @@ front_dir=$([ "$front_profile" = dev ] && echo debug || echo "$front_profile")
 step() { printf '== build (%s): %s\n' "$mode" "$*"; }
 started=$SECONDS
 
+# 0. The wasm-bindgen CLI at the version of the crate in Cargo.lock (they must agree), built
+#    the first time (~5 min) while the bundle and the server compile.
+wb_version=$(awk '$0=="name = \"wasm-bindgen\"" {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+bindgen_pid=""
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen ${wb_version}" ]; then
+  bindgen_log=$(mktemp)
+  step "wasm-bindgen CLI ${wb_version}, in the background (~5 min; log: $bindgen_log)"
+  # Its published lock pins a crate version the registry may not serve: then a fresh resolve.
+  # Its own target dir: in the shared one it would wait for the server's build lock.
+  ( export CARGO_TARGET_DIR="$target/wasm-bindgen-cli"
+    cargo install wasm-bindgen-cli --version "$wb_version" --locked --force \
+      || cargo install wasm-bindgen-cli --version "$wb_version" --force ) >"$bindgen_log" 2>&1 &
+  bindgen_pid=$!
+fi
+
 # 1. The browser bundle and the server, side by side (separate target dirs, as cargo-leptos
 #    keeps them, so neither waits for the other's lock). The server's progress is shown;
 #    the bundle's goes to a log, shown if it fails.
@@ -44,6 +59,15 @@ if ! wait "$front_pid"; then
   exit 1
 fi
 rm -f "$front_log"
+if [ -n "$bindgen_pid" ]; then
+  step "waiting for the wasm-bindgen CLI"
+  if ! wait "$bindgen_pid"; then
+    tail -40 "$bindgen_log" >&2
+    echo "the wasm-bindgen CLI did not install (log: $bindgen_log)" >&2
+    exit 1
+  fi
+  hash -r
+fi
 
 # 2. The site, unless it was made from this very bundle, stylesheet and public/ already.
 wasm="$target/front/wasm32-unknown-unknown/$front_dir/stoa.wasm"

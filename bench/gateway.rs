@@ -154,6 +154,7 @@ fn f2(v: f64) -> String {
 }
 
 fn main() {
+    stoa::server::tls::install();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(if args.first().map(String::as_str) == Some("upstream") {

@@ -252,6 +252,7 @@ fn postgres_pid(pg: &postgres::Postgres) -> Vec<u32> {
 }
 
 fn main() {
+    stoa::server::tls::install();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let upstream_only = args.first().map(String::as_str) == Some("upstream");
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -23,10 +23,12 @@ pub mod rag;
 pub mod startup;
 /// The one shared application state and the server-function context helpers.
 pub mod state;
-/// Persistence behind the `Store` trait (SQLite now; PostgreSQL can implement it too).
+/// Persistence behind the `Store` trait: SQLite by default, PostgreSQL + pgvector to scale out.
 pub mod storage;
 /// Tracing subscriber setup (pretty or JSON logs).
 pub mod telemetry;
+/// TLS for outgoing connections: rustls with ring, installed once.
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

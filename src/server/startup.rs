@@ -173,6 +173,7 @@ pub async fn build(
     leptos_options: LeptosOptions,
 ) -> Result<(axum::Router, AppState), StartupError> {
     settings.check()?;
+    super::tls::install();
     super::metrics::install();
     std::fs::create_dir_all(&settings.server.data_dir).map_err(|e| {
         format!(

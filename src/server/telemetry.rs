@@ -32,6 +32,7 @@ impl Telemetry {
 /// Installs the global subscriber. Calling it twice is harmless (the second is ignored),
 /// which keeps tests that start several servers simple.
 pub fn init(settings: &LogSettings) -> Telemetry {
+    super::tls::install();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));

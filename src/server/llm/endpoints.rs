@@ -136,7 +136,8 @@ mod tests {
         let urls: Vec<String> = (0..n)
             .map(|i| format!("http://127.0.0.1:{}/v1", 9000 + i))
             .collect();
-        Endpoints::new(&urls, &reqwest::Client::new(), None)
+        let http = crate::server::tls::client_builder().build().unwrap();
+        Endpoints::new(&urls, &http, None)
     }
 
     #[test]

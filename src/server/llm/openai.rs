@@ -177,7 +177,7 @@ pub fn connect(settings: &ProviderSettings) -> Result<Connection, String> {
         })?),
         None => None,
     };
-    let http = reqwest::Client::builder()
+    let http = super::super::tls::client_builder()
         .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
         .read_timeout(Duration::from_secs(settings.idle_timeout_secs))
         .build()

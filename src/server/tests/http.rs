@@ -323,10 +323,17 @@ async fn the_embedded_model_answers_to_local_and_its_file_name() {
     let client = reqwest::Client::new();
     let models = v1_models(&app).await;
     assert!(
-        models["data"][0]["id"].as_str().unwrap().starts_with("local/SmolLM2"),
+        models["data"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("local/SmolLM2"),
         "/v1/models keeps the full ids: {models}"
     );
-    for model in ["local", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct.Q4_1"] {
+    for model in [
+        "local",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct.Q4_1",
+    ] {
         let res = client
             .post(format!("{}/v1/chat/completions", app.base))
             .json(&serde_json::json!({

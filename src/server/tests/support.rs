@@ -34,6 +34,8 @@ use crate::{
 /// (`make test-rust-postgres`), a fresh database on the test binary's PostgreSQL server.
 /// The same tests run against both: one code path, two backends.
 pub async fn database_url(dir: &Path) -> String {
+    // Every test opens a database first; the HTTP clients tests make need the TLS provider.
+    crate::server::tls::install();
     if std::env::var("TEST_DATABASE").as_deref() != Ok("postgres") {
         return format!("sqlite://{}", dir.join("stoa.db").display());
     }
