@@ -18,8 +18,17 @@ out=bench/results/newcomer.md
 work=$(mktemp -d /tmp/stoa-newcomer.XXXXXX)
 log="$work/make-run.log"
 export CARGO_HOME="$work/cargo-home" CARGO_TARGET_DIR="$work/target" STOA_MODEL_DIR="$work/models"
-export PATH="$CARGO_HOME/bin:$PATH" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
 mkdir -p "$CARGO_HOME/bin"
+# The toolchain's own commands (rustup's proxies) and nothing else that cargo installed
+# before (wasm-bindgen, cargo-leptos): those must be built again, as on a new machine.
+old_bin=$(dirname "$(command -v rustup)")
+for tool in cargo rustc rustup rustdoc rustfmt cargo-fmt cargo-clippy clippy-driver; do
+  [ -e "$old_bin/$tool" ] && ln -s "$old_bin/$tool" "$CARGO_HOME/bin/$tool"
+done
+PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vx "$old_bin" | paste -sd:)
+export PATH="$CARGO_HOME/bin:$PATH"
+command -v wasm-bindgen >/dev/null && { echo "wasm-bindgen is still on PATH: $(command -v wasm-bindgen)" >&2; exit 1; }
 git clone --quiet "$repo" "$work/stoa"
 cd "$work/stoa"
 
@@ -69,7 +78,7 @@ cd "$repo"
 {
   echo "# A newcomer's first run (bench/newcomer.sh)"
   echo
-  echo "Run on $(date -u +%F), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). A fresh clone, empty CARGO_HOME, model cache and target directory; Debian packages, the wasm32 target and wasm-opt were already on this machine (those steps only checked)."
+  echo "Run on $(date -u +%F), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). A fresh clone, empty CARGO_HOME, model cache and target directory; Debian packages, the wasm32 target and wasm-opt were already on this machine (those steps only checked); the wasm-bindgen CLI was built again."
   echo
   echo "| | seconds |"
   echo "| --- | ---: |"
