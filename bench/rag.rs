@@ -258,6 +258,14 @@ async fn retrieval(
                 .collect(),
         );
     }
+    if let Backend::Postgres(server) = backend {
+        // What autovacuum's ANALYZE does within a minute of a bulk insert, done at once: the
+        // planner's statistics, which keyword search reads to leave very common words out.
+        let mut conn = sqlx::PgConnection::connect(&format!("{server}/bench_{n}"))
+            .await
+            .unwrap();
+        sqlx::query("ANALYZE chunks").execute(&mut conn).await.unwrap();
+    }
     let dims = embedder.dimensions();
     let search: Arc<dyn VectorSearch> = match in_database {
         Some(v) => v,

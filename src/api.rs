@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod generate;
+pub mod session;
 pub mod types;
 pub mod validation;
 

@@ -6,6 +6,8 @@
 pub mod auth;
 /// Orchestrates an answer: validate, persist, stream from a provider, persist again.
 pub mod chat;
+/// The wall clock (unix milliseconds), which every other module may read.
+pub mod clock;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
 pub mod config;
 /// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (candle) is one.

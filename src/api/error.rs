@@ -139,6 +139,43 @@ impl From<ServerFnError> for ApiError {
     }
 }
 
+/// A JSON request body as `T`, or a 400 naming the field: the path serde_path_to_error
+/// followed to the error (`messages[2].role` for a wrong type), and for a missing or unknown
+/// field that field's name under it (serde reports the name, not a path, for those).
+#[cfg(feature = "ssr")]
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let invalid = |field: Option<String>, e: &dyn std::fmt::Display| {
+        let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
+        error.field = field;
+        error
+    };
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let at = (path != ".").then_some(path);
+        let named = named_field(&e.inner().to_string());
+        // An unknown field's path already ends with it; a missing one's ends at its parent.
+        let field = match (at, named) {
+            (Some(at), Some(name)) if at != name && !at.ends_with(&format!(".{name}")) => {
+                Some(format!("{at}.{name}"))
+            }
+            (at, name) => at.or(name),
+        };
+        invalid(field, e.inner())
+    })?;
+    de.end().map_err(|e| invalid(None, &e))?;
+    Ok(value)
+}
+
+/// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
+#[cfg(feature = "ssr")]
+fn named_field(message: &str) -> Option<String> {
+    ["missing field `", "unknown field `"].iter().find_map(|prefix| {
+        let rest = message.strip_prefix(prefix)?;
+        rest.split('`').next().map(str::to_owned)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +192,31 @@ mod tests {
     fn argument_errors_are_client_errors() {
         let e = ApiError::from_server_fn_error(ServerFnErrorErr::Args("bad json".into()));
         assert_eq!(e.status(), 400);
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_bad_body_names_the_field_by_its_path() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Item {
+            role: String,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            items: Vec<Item>,
+        }
+        let field = |body: &str| json_body::<Body>(body.as_bytes()).unwrap_err().field;
+        assert_eq!(
+            field(r#"{"items":[{"role":"a"},{"role":3}]}"#).as_deref(),
+            Some("items[1].role")
+        );
+        assert_eq!(field(r#"{"items":[{}]}"#).as_deref(), Some("items[0].role"));
+        assert_eq!(field(r#"{"items":[],"extra":1}"#).as_deref(), Some("extra"));
+        assert_eq!(field(r#"{"items":[]} trailing"#), None);
+        assert!(json_body::<Body>(br#"{"items":[{"role":"user"}]}"#).is_ok());
     }
 }

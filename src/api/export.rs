@@ -226,7 +226,7 @@ pub async fn import_conversations(data: MultipartData) -> Result<Vec<Conversatio
 /// on one the other requests are served from (the body limit bounds the size).
 #[cfg(feature = "ssr")]
 pub async fn parse_export(bytes: impl AsRef<[u8]> + Send + 'static) -> Result<ExportFile, ApiError> {
-    tokio::task::spawn_blocking(move || crate::server::http::rest::json_body(bytes.as_ref()))
+    tokio::task::spawn_blocking(move || super::error::json_body(bytes.as_ref()))
         .await
         .map_err(|_| ApiError::internal())?
 }

@@ -109,25 +109,25 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
 }
 
 /// The session of the page being rendered (from the request's principal), for the UI.
-pub fn page_session() -> crate::ui::session::SessionInfo {
+pub fn page_session() -> crate::api::session::SessionInfo {
     use leptos::prelude::use_context;
     let accounts = use_context::<crate::server::state::AppState>()
         .is_some_and(|s| s.accounts.mode() == crate::server::config::AuthMode::Accounts);
     let parts = use_context::<axum::http::request::Parts>();
     let theme = parts
         .as_ref()
-        .and_then(|p| middleware::cookie(&p.headers, crate::ui::session::THEME_COOKIE))
-        .and_then(crate::ui::session::valid_theme);
+        .and_then(|p| middleware::cookie(&p.headers, crate::api::session::THEME_COOKIE))
+        .and_then(crate::api::session::valid_theme);
     let principal = parts.and_then(|parts| parts.extensions.get::<Principal>().cloned());
     match principal {
-        Some(p) => crate::ui::session::SessionInfo {
+        Some(p) => crate::api::session::SessionInfo {
             accounts,
             csrf_token: p.csrf_token().map(str::to_owned),
             name: Some(p.name),
             admin: p.admin,
             theme,
         },
-        None => crate::ui::session::SessionInfo {
+        None => crate::api::session::SessionInfo {
             accounts,
             theme,
             ..Default::default()

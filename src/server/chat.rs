@@ -14,4 +14,4 @@ mod service;
 mod views;
 
 pub use error::ChatError;
-pub use service::{ChatService, Rag, now_ms};
+pub use service::{ChatService, Rag};

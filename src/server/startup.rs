@@ -101,14 +101,14 @@ pub async fn run() -> Result<(), StartupError> {
 }
 
 /// `stoa backup FILE`: an online copy of the SQLite database into a new file, while Stoa
-/// may keep serving. PostgreSQL has its own tools (`pg_dump`; see the README).
+/// may keep serving. PostgreSQL has its own tools (`pg_dump`; see docs/operating.md).
 pub async fn backup(target: Option<&str>) -> Result<(), StartupError> {
     let target = std::path::Path::new(target.ok_or("usage: stoa backup FILE (a new file)")?);
     let settings = Settings::load()?;
     let url = settings.database_url();
     if !url.starts_with("sqlite:") {
         return Err(
-            "stoa backup copies SQLite databases; for PostgreSQL use pg_dump (README, Operating Stoa)".into(),
+            "stoa backup copies SQLite databases; for PostgreSQL use pg_dump (docs/operating.md)".into(),
         );
     }
     if target.exists() {
@@ -201,7 +201,9 @@ pub async fn build(
         limits = limits.shared(buckets);
     }
     let limits = Arc::new(limits);
-    let failed = documents.fail_unfinished_documents(super::chat::now_ms()).await?;
+    let failed = documents
+        .fail_unfinished_documents(super::clock::now_ms())
+        .await?;
     if failed > 0 {
         tracing::warn!(
             count = failed,
@@ -209,13 +211,13 @@ pub async fn build(
         );
     }
     // Deleted conversations stay undoable for a day, then go for good.
-    let purged = store.purge_trash(super::chat::now_ms() - TRASH_KEEP_MS).await?;
+    let purged = store.purge_trash(super::clock::now_ms() - TRASH_KEEP_MS).await?;
     if purged > 0 {
         tracing::info!(count = purged, "purged deleted conversations");
     }
     // Alone on its database, every answer still streaming was this process's before it
     // stopped; on a shared one only those whose lease ran out are.
-    let now = super::chat::now_ms();
+    let now = super::clock::now_ms();
     let interrupted = if shared {
         store.interrupt_abandoned(now).await?
     } else {

@@ -1,6 +1,9 @@
 //! Persistence. Services see only the [`Store`], [`DocumentStore`] and [`AccountStore`]
 //! traits; [`sqlite::SqliteStore`] and [`postgres::PgStore`] (PostgreSQL with pgvector) each
-//! implement all three, with the same behaviour, and [`open`] picks one by the URL. Records
+//! implement all three, with the same behaviour, and [`open`] picks one by the URL. The SQL
+//! the two share is written once (`sql_store`, `sql_accounts`, `sql_documents`), instantiated
+//! for each; what differs (full-text and vector search, queue claims, lists of ids) is each
+//! backend's dialect, in its own file. Records
 //! here are storage-shaped; the API types are built from them at the edge.
 
 pub mod accounts;
@@ -8,12 +11,13 @@ pub mod buckets;
 pub mod documents;
 pub mod migrate;
 pub mod postgres;
-mod postgres_accounts;
 mod postgres_documents;
 pub mod records;
 mod rows;
+mod sql_accounts;
+mod sql_documents;
+mod sql_store;
 pub mod sqlite;
-mod sqlite_accounts;
 mod sqlite_documents;
 mod store;
 

@@ -9,26 +9,7 @@ use crate::api::csrf::{CSRF_FIELD, CSRF_META};
 /// `<meta name=...>` of the signed-in user's name.
 const USER_META: &str = "stoa-user";
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SessionInfo {
-    /// Accounts are on (sign-in, sign-out, account pages); off in single-user mode.
-    pub accounts: bool,
-    /// The signed-in user's name.
-    pub name: Option<String>,
-    pub admin: bool,
-    /// The session's CSRF token, for forms posted without JavaScript.
-    pub csrf_token: Option<String>,
-    /// The theme chosen in this browser (`light` or `dark`); `None` follows the system.
-    pub theme: Option<String>,
-}
-
-/// The cookie the chosen theme is kept in (so the server renders it, with no flash).
-pub const THEME_COOKIE: &str = "stoa_theme";
-
-/// A theme name worth keeping.
-pub fn valid_theme(theme: &str) -> Option<String> {
-    matches!(theme, "light" | "dark").then(|| theme.to_owned())
-}
+pub use crate::api::session::{SessionInfo, THEME_COOKIE, valid_theme};
 
 impl SessionInfo {
     /// The session as this request's authentication found it (server) or as the page

@@ -207,7 +207,7 @@ impl RateLimiter {
         if applies.is_empty() {
             return Ok(());
         }
-        let now = crate::server::chat::now_ms();
+        let now = crate::server::clock::now_ms();
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1
             && let Err(e) = db.forget_buckets(now - FORGET_MS).await
         {

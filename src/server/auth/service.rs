@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Principal, Via, secrets};
+use super::{Principal, UserId, Via, secrets};
 use crate::{
     api::{
         ApiError, ErrorCode,
@@ -26,9 +26,7 @@ pub const KEY_PREFIX: &str = "stoa_";
 /// Instance setting: whether sign-up is open (`true`/`false`).
 const SIGNUP_SETTING: &str = "signup_open";
 
-fn now_ms() -> i64 {
-    crate::server::chat::now_ms()
-}
+use crate::server::clock::now_ms;
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -167,7 +165,7 @@ impl Accounts {
         self.store
             .create_session(NewSession {
                 token_hash: secrets::digest(&token),
-                user_id: user.id,
+                user_id: UserId(user.id),
                 csrf_token: secrets::random_token(),
                 now_ms: now,
                 expires_at: now + i64::from(self.settings.session_days) * 86_400_000,
@@ -236,11 +234,7 @@ impl Accounts {
     }
 
     pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKeyView>, ApiError> {
-        let keys = self
-            .store
-            .list_api_keys(who.user.get())
-            .await
-            .map_err(store_error)?;
+        let keys = self.store.list_api_keys(who.user).await.map_err(store_error)?;
         Ok(keys.into_iter().map(key_view).collect())
     }
 
@@ -276,7 +270,7 @@ impl Accounts {
     }
 
     pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
-        match self.store.revoke_api_key(who.user.get(), id, now_ms()).await {
+        match self.store.revoke_api_key(who.user, id, now_ms()).await {
             Ok(()) => {
                 tracing::info!(user = who.user.get(), key = %id, "API key revoked");
                 Ok(())
@@ -336,7 +330,8 @@ impl Accounts {
         Self::admin_only(who)?;
         Self::not_self(who, user_id)?;
         self.store
-            .set_user_disabled(user_id, disabled, now_ms())
+            // An admin names the account; only this module turns that into a `UserId`.
+            .set_user_disabled(UserId(user_id), disabled, now_ms())
             .await
             .map_err(store_error)?;
         tracing::info!(
@@ -353,7 +348,11 @@ impl Accounts {
     pub async fn delete_user(&self, who: &Principal, user_id: i64) -> Result<Vec<String>, ApiError> {
         Self::admin_only(who)?;
         Self::not_self(who, user_id)?;
-        let documents = self.store.delete_user(user_id).await.map_err(store_error)?;
+        let documents = self
+            .store
+            .delete_user(UserId(user_id))
+            .await
+            .map_err(store_error)?;
         tracing::info!(admin = who.user.get(), user = user_id, "account deleted");
         Ok(documents)
     }

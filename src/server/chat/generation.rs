@@ -204,9 +204,7 @@ enum Outcome {
     Failed(LlmError),
 }
 
-fn now_ms() -> i64 {
-    super::service::now_ms()
-}
+use crate::server::clock::now_ms;
 
 /// Who ended up answering.
 struct Answer {

@@ -29,11 +29,7 @@ use crate::{
     },
 };
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(super) use crate::server::clock::now_ms;
 
 pub(super) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

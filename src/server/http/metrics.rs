@@ -52,7 +52,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// Prometheus scrapes this (text format 0.0.4); open like `/healthz` (counts and timings,
-/// no user data). Keep it inside your network: see "Operating Stoa" in the README.
+/// no user data). Keep it inside your network: see docs/operating.md.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -22,7 +22,8 @@ use super::openai_wire::{ChatCompletionRequest, OpenAiError, Usage, error_body};
 use crate::{
     api::{ApiError, ErrorCode},
     server::{
-        chat::{completion::Started, now_ms},
+        chat::completion::Started,
+        clock::now_ms,
         llm::{FinishReason, TokenEvent, local::LOCAL_PROVIDER},
         state::AppState,
     },

@@ -214,14 +214,7 @@ async fn generate(State(state): State<AppState>, ApiJson(req): ApiJson<PromptReq
     }
 }
 
-/// A JSON request body, or a 400 naming the field serde found missing, unknown or wrong.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
-        error.field = field_of(&e.to_string());
-        error
-    })
-}
+use crate::api::error::json_body;
 
 /// What `/readyz` checked.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -269,14 +262,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness)).into_response()
-}
-
-/// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
-fn field_of(message: &str) -> Option<String> {
-    ["missing field `", "unknown field `"].iter().find_map(|prefix| {
-        let rest = message.strip_prefix(prefix)?;
-        rest.split('`').next().map(str::to_owned)
-    })
 }
 
 #[derive(utoipa::OpenApi)]

@@ -53,9 +53,7 @@ impl Endpoint {
     }
 }
 
-fn now_ms() -> i64 {
-    crate::server::chat::now_ms()
-}
+use crate::server::clock::now_ms;
 
 /// The endpoints of one provider, in configuration order.
 pub struct Endpoints {

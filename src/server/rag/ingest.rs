@@ -16,7 +16,7 @@ use crate::{
     },
     server::{
         auth::UserId,
-        chat::now_ms,
+        clock::now_ms,
         config::RagSettings,
         embed::Embedder,
         storage::{

@@ -80,15 +80,24 @@ impl Retriever {
                 best: None,
             });
         }
-        let query = self.embedder.truncate(question);
-        let embedded = self.embedder.embed(vec![query]).await?;
-        let q = embedded.vectors.into_iter().next().unwrap_or_default();
         let n = self.settings.candidates as usize;
-        let by_vector = self.index.nearest(owner, &q, collections, n).await?;
-        let by_keyword = self
-            .store
-            .keyword_search(owner, question, collections, self.settings.candidates)
-            .await?;
+        // Keyword search runs in the database while the question is embedded and the
+        // vectors are searched.
+        let by_meaning = async {
+            let query = self.embedder.truncate(question);
+            let embedded = self.embedder.embed(vec![query]).await?;
+            let q = embedded.vectors.into_iter().next().unwrap_or_default();
+            let found = self.index.nearest(owner, &q, collections, n).await?;
+            Ok::<_, RetrieveError>((q, found))
+        };
+        let by_words = async {
+            let found = self
+                .store
+                .keyword_search(owner, question, collections, self.settings.candidates)
+                .await?;
+            Ok::<_, RetrieveError>(found)
+        };
+        let ((q, by_vector), by_keyword) = tokio::try_join!(by_meaning, by_words)?;
 
         // Reciprocal rank fusion: candidates ranked well by either list.
         let mut fused: HashMap<i64, f32> = HashMap::new();

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     api::documents::DocumentStatus,
     server::{
-        chat::now_ms,
+        clock::now_ms,
         config::RagSettings,
         embed::Embedder,
         storage::{

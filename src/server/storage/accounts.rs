@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::server::auth::UserId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
@@ -31,7 +32,7 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSession {
     pub token_hash: String,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub csrf_token: String,
     pub now_ms: i64,
     pub expires_at: i64,
@@ -55,16 +56,16 @@ pub trait AccountStore: Send + Sync + 'static {
     /// By name, case-insensitively.
     async fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
 
-    async fn get_user(&self, id: i64) -> Result<UserRecord, StoreError>;
+    async fn get_user(&self, id: UserId) -> Result<UserRecord, StoreError>;
 
     /// Accounts that can sign in, oldest first.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
     /// Disables (ending its sessions) or enables an account.
-    async fn set_user_disabled(&self, id: i64, disabled: bool, now_ms: i64) -> Result<(), StoreError>;
+    async fn set_user_disabled(&self, id: UserId, disabled: bool, now_ms: i64) -> Result<(), StoreError>;
 
     /// Deletes an account with everything it owns; returns the ids of its documents.
-    async fn delete_user(&self, id: i64) -> Result<Vec<String>, StoreError>;
+    async fn delete_user(&self, id: UserId) -> Result<Vec<String>, StoreError>;
 
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
 
@@ -83,10 +84,10 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn create_api_key(&self, key: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError>;
 
     /// A user's keys that are not revoked, newest first.
-    async fn list_api_keys(&self, user_id: i64) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn list_api_keys(&self, user: UserId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 
     /// Revokes one of the user's keys ([`StoreError::NotFound`] for anyone else's).
-    async fn revoke_api_key(&self, user_id: i64, id: &str, now_ms: i64) -> Result<(), StoreError>;
+    async fn revoke_api_key(&self, user: UserId, id: &str, now_ms: i64) -> Result<(), StoreError>;
 
     /// The (enabled) owner of a live key, noting when it was used.
     async fn api_key_user(&self, key_hash: &str, now_ms: i64) -> Result<Option<UserRecord>, StoreError>;

@@ -2,26 +2,19 @@
 //! embedded in the binary and applied at open. It behaves as the SQLite one does; full-text
 //! search uses generated `tsvector` columns (see the migration) in place of FTS5.
 
-use super::rows::{
-    CONVERSATION_COLUMNS, INTERRUPTED, MESSAGE_COLUMNS, conversation_from_row, message_from_row,
-    role_from_row, search_words,
-};
+use super::rows::{role_from_row, search_words};
 use std::ops::Range;
 
 use async_trait::async_trait;
+
+use super::sql_store::MessageSearch;
 use sqlx::{
     Row,
-    postgres::{PgPool, PgPoolOptions, PgQueryResult},
+    postgres::{PgPool, PgPoolOptions},
 };
 
-use super::{
-    records::{
-        ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
-        NewMessage, SearchHitRecord,
-    },
-    store::{ANSWER_LEASE_MS, Store, StoreError},
-};
-use crate::{api::types::MessageStatus, server::auth::UserId};
+use super::{records::SearchHitRecord, store::StoreError};
+use crate::server::auth::UserId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/server/storage/migrations/postgres");
 
@@ -84,33 +77,20 @@ impl PgStore {
         &self.pool
     }
 
-    /// Sets one column of a conversation (`column` is a name from this file, never input).
-    async fn update_conversation(
-        &self,
-        owner: UserId,
-        column: &str,
-        id: &str,
-        value: &str,
-    ) -> Result<(), StoreError> {
-        let sql = format!(
-            "UPDATE conversations SET {column} = $1 WHERE id = $2 AND user_id = $3 AND deleted_at IS NULL"
-        );
-        let done = sqlx::query(&sql)
-            .bind(value)
-            .bind(id)
-            .bind(owner.get())
-            .execute(&self.pool)
-            .await?;
-        affected(done)
+    /// A transaction that writes (row locks are taken by the statements themselves).
+    pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
-}
 
-/// A write that matched no row (another user's, or none at all) is [`StoreError::NotFound`].
-pub(super) fn affected(done: PgQueryResult) -> Result<(), StoreError> {
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+    /// The transaction of a sign-up, holding the lock that makes sign-ups take turns (reads
+    /// go on): two first accounts would otherwise both take over user 1.
+    pub(super) async fn sign_up_tx(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
-    Ok(())
 }
 
 /// The words as a `tsquery` that cannot be a syntax error (words are letters and digits
@@ -272,298 +252,7 @@ fn snippet(text: &str, marked: &str, words: &[String]) -> String {
 }
 
 #[async_trait]
-impl Store for PgStore {
-    async fn create_conversation(
-        &self,
-        owner: UserId,
-        id: &str,
-        title: &str,
-        now_ms: i64,
-    ) -> Result<ConversationRecord, StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(owner.get())
-        .bind(title)
-        .bind(now_ms)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(ConversationRecord {
-            id: id.to_owned(),
-            title: title.to_owned(),
-            model: None,
-            active_leaf: None,
-            system_prompt: None,
-            temperature: None,
-            max_tokens: None,
-            created_at: now_ms,
-            updated_at: now_ms,
-        })
-    }
-
-    async fn list_conversations(
-        &self,
-        owner: UserId,
-        limit: u32,
-    ) -> Result<Vec<ConversationRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 AND deleted_at IS NULL \
-             ORDER BY updated_at DESC, id DESC LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(owner.get())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(conversation_from_row).collect()
-    }
-
-    async fn get_conversation(&self, owner: UserId, id: &str) -> Result<ConversationRecord, StoreError> {
-        let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(owner.get())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        conversation_from_row(&row)
-    }
-
-    async fn rename_conversation(&self, owner: UserId, id: &str, title: &str) -> Result<(), StoreError> {
-        self.update_conversation(owner, "title", id, title).await
-    }
-
-    async fn set_conversation_model(&self, owner: UserId, id: &str, model: &str) -> Result<(), StoreError> {
-        self.update_conversation(owner, "model", id, model).await
-    }
-
-    async fn set_active_leaf(&self, owner: UserId, id: &str, leaf: &str) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE conversations SET active_leaf = $1 WHERE id = $2 AND user_id = $3 AND deleted_at IS NULL \
-             AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2)",
-        )
-        .bind(leaf)
-        .bind(id)
-        .bind(owner.get())
-        .execute(&self.pool)
-        .await?;
-        affected(done)
-    }
-
-    async fn set_conversation_settings(
-        &self,
-        owner: UserId,
-        id: &str,
-        settings: &ConversationSettingsRecord,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE conversations SET system_prompt = $1, temperature = $2, max_tokens = $3 \
-             WHERE id = $4 AND user_id = $5 AND deleted_at IS NULL",
-        )
-        .bind(&settings.system_prompt)
-        .bind(settings.temperature.map(f64::from))
-        .bind(settings.max_tokens.map(i64::from))
-        .bind(id)
-        .bind(owner.get())
-        .execute(&self.pool)
-        .await?;
-        affected(done)
-    }
-
-    async fn trash_conversation(
-        &self,
-        owner: UserId,
-        id: &str,
-        trashed: bool,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE conversations SET deleted_at = $1 WHERE id = $2 AND user_id = $3 AND (deleted_at IS NULL) = $4",
-        )
-        .bind(trashed.then_some(now_ms))
-        .bind(id)
-        .bind(owner.get())
-        .bind(trashed)
-        .execute(&self.pool)
-        .await?;
-        affected(done)
-    }
-
-    async fn purge_trash(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn list_messages(
-        &self,
-        owner: UserId,
-        conversation_id: &str,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 \
-             AND conversation_id IN (SELECT id FROM conversations WHERE user_id = $2) ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(conversation_id)
-            .bind(owner.get())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(message_from_row).collect()
-    }
-
-    async fn insert_message(&self, m: NewMessage) -> Result<MessageRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let touched = sqlx::query("UPDATE conversations SET updated_at = $1, active_leaf = $2 WHERE id = $3")
-            .bind(m.now_ms)
-            .bind(&m.id)
-            .bind(&m.conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        affected(touched)?;
-        let sql = format!(
-            "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
-             temperature, max_tokens, citations, created_at, updated_at, lease_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&m.id)
-            .bind(&m.conversation_id)
-            .bind(&m.parent_id)
-            .bind(m.role.as_str())
-            .bind(&m.content)
-            .bind(m.status.as_str())
-            .bind(&m.provider)
-            .bind(&m.model)
-            .bind(m.temperature.map(f64::from))
-            .bind(m.max_tokens.map(i64::from))
-            .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
-            .bind(m.now_ms)
-            .bind(m.now_ms)
-            .bind((m.status == MessageStatus::Streaming).then_some(m.now_ms + ANSWER_LEASE_MS))
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        message_from_row(&row)
-    }
-
-    async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id IN \
-             (SELECT id FROM conversations WHERE user_id = $2 AND deleted_at IS NULL)"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(owner.get())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        message_from_row(&row)
-    }
-
-    async fn update_message_content(&self, id: &str, content: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let stop: Option<bool> = sqlx::query_scalar(
-            "UPDATE messages SET content = $1, updated_at = $2 WHERE id = $3 AND status = 'streaming' \
-             RETURNING stop_requested <> 0",
-        )
-        .bind(content)
-        .bind(now_ms)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(stop == Some(false))
-    }
-
-    async fn request_stop(&self, owner: UserId, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET stop_requested = 1 WHERE id = $1 AND status = 'streaming' \
-             AND conversation_id IN (SELECT id FROM conversations WHERE user_id = $2)",
-        )
-        .bind(id)
-        .bind(owner.get())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn finish_message(&self, id: &str, f: MessageFinish) -> Result<MessageRecord, StoreError> {
-        let sql = format!(
-            "UPDATE messages SET content = $1, status = $2, error = $3, notice = $4, \
-             provider = COALESCE($5, provider), model = COALESCE($6, model), prompt_tokens = $7, \
-             completion_tokens = $8, ttft_ms = $9, tokens_per_second = $10, duration_ms = $11, updated_at = $12 \
-             WHERE id = $13 RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&f.content)
-            .bind(f.status.as_str())
-            .bind(&f.error)
-            .bind(&f.notice)
-            .bind(&f.usage.provider)
-            .bind(&f.usage.model)
-            .bind(f.usage.prompt_tokens.map(i64::from))
-            .bind(f.usage.completion_tokens.map(i64::from))
-            .bind(f.usage.ttft_ms.map(|v| v as i64))
-            .bind(f.usage.tokens_per_second.map(f64::from))
-            .bind(f.usage.duration_ms.map(|v| v as i64))
-            .bind(f.now_ms)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        message_from_row(&row)
-    }
-
-    async fn interrupt_streaming(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(&format!(
-            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 WHERE status = 'streaming'"
-        ))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn renew_answers(&self, ids: &[String], lease_until_ms: i64) -> Result<Vec<String>, StoreError> {
-        let stop = sqlx::query_scalar(
-            "WITH renewed AS (UPDATE messages SET lease_until = $1 WHERE id = ANY($2) \
-             AND status = 'streaming' RETURNING id, stop_requested) \
-             SELECT id FROM renewed WHERE stop_requested <> 0",
-        )
-        .bind(lease_until_ms)
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(stop)
-    }
-
-    async fn interrupt_abandoned(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(&format!(
-            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 \
-             WHERE status = 'streaming' AND (lease_until IS NULL OR lease_until < $1)"
-        ))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn interrupt_answers(&self, ids: &[String], now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(&format!(
-            "UPDATE messages SET {INTERRUPTED}, updated_at = $1 WHERE id = ANY($2) AND status = 'streaming'"
-        ))
-        .bind(now_ms)
-        .bind(ids)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
+impl MessageSearch for PgStore {
     async fn search_messages(
         &self,
         owner: UserId,
@@ -591,7 +280,7 @@ impl Store for PgStore {
         .bind(expression)
         .bind(owner.get())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         // Cutting snippets out of long messages is CPU work: not on the async threads.
         tokio::task::spawn_blocking(move || {
@@ -612,59 +301,6 @@ impl Store for PgStore {
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("cutting search snippets failed: {e}")))?
-    }
-
-    async fn import_conversation(
-        &self,
-        owner: UserId,
-        c: ImportedConversation,
-    ) -> Result<ConversationRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, user_id, title, model, active_leaf, system_prompt, temperature, \
-             max_tokens, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&c.id)
-        .bind(owner.get())
-        .bind(&c.title)
-        .bind(&c.model)
-        .bind(&c.active_leaf)
-        .bind(&c.settings.system_prompt)
-        .bind(c.settings.temperature.map(f64::from))
-        .bind(c.settings.max_tokens.map(i64::from))
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&mut *tx)
-        .await?;
-        for m in &c.messages {
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, error, provider, \
-                 model, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-            )
-            .bind(&m.id)
-            .bind(&c.id)
-            .bind(&m.parent_id)
-            .bind(m.role.as_str())
-            .bind(&m.content)
-            .bind(m.status.as_str())
-            .bind(&m.error)
-            .bind(&m.provider)
-            .bind(&m.model)
-            .bind(m.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        self.get_conversation(owner, &c.id).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
     }
 }
 

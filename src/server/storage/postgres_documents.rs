@@ -1,32 +1,19 @@
-//! PostgreSQL implementation of [`DocumentStore`]: chunks in a table with their embeddings
-//! (pgvector, exchanged as text `[x,y,…]`), keyword search through the generated `tsvector`
-//! column `chunks.search`.
+//! What PostgreSQL does its own way with documents: embeddings in a pgvector column
+//! (exchanged as text `[x,y,…]`) with exact or HNSW vector search, lists as arrays, and
+//! keyword search through the generated `tsvector` column `chunks.search`. The rest of
+//! [`DocumentStore`](super::DocumentStore) is shared SQL (`sql_documents`).
 
-use super::rows::{
-    CLAIMED_COLUMNS, DOCUMENT_COLUMNS, HELD, claimable, claimed_from_row, collection_from_row,
-    document_from_row, keyword_terms,
-};
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Row, postgres::PgRow};
 
 use super::{
     StoreError,
-    documents::{
-        ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
-        NewDocument, VectorSearch,
-    },
-    postgres::{PgStore, affected},
+    documents::{ChunkVector, VectorSearch},
+    postgres::PgStore,
+    rows::{keyword_terms, selective_terms},
+    sql_documents::KeywordSearch,
 };
-use crate::{api::documents::DocumentStatus, server::auth::UserId};
-
-/// A collection with the number of its documents (column `n`).
-const COLLECTION_COLUMNS: &str =
-    "c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n";
-
-/// Whether a document `d` is in scope: `$n` is the collections to search, or NULL for all.
-fn in_collections(n: u8) -> String {
-    format!("(${n}::text[] IS NULL OR d.collection_id = ANY(${n}))")
-}
+use crate::server::auth::UserId;
 
 /// A vector as pgvector's text form, `[0.5,-1.25]` (shortest exact decimals).
 pub(super) fn to_text(v: &[f32]) -> String {
@@ -52,224 +39,92 @@ fn from_text(text: &str) -> Result<Vec<f32>, StoreError> {
         .collect()
 }
 
-/// The words of `query` as a `tsquery` that cannot be a syntax error (words are letters and
-/// digits only): any of them may match (chunks with more of them rank higher).
-fn ts_query(query: &str) -> Option<String> {
-    let terms = keyword_terms(query);
-    (!terms.is_empty()).then(|| terms.join(" | "))
+/// `lexemes` as a `tsquery` text that cannot be a syntax error: each one quoted, any of them
+/// may match (chunks with more of them rank higher).
+fn ts_expression(lexemes: &[String]) -> Option<String> {
+    let quoted: Vec<String> = lexemes
+        .iter()
+        .map(|l| format!("'{}'", l.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    (!quoted.is_empty()).then(|| quoted.join(" | "))
+}
+
+/// The lexemes of `query` worth searching for: stemmed by `stoa_english`, each one's share of
+/// chunks read from the planner's statistics of `chunks.search` (`most_common_elems`, kept
+/// fresh by autovacuum's ANALYZE), and the very common ones left out (`selective_terms`).
+/// Before the first ANALYZE nothing is known and every lexeme is kept.
+async fn selective_query(store: &PgStore, query: &str) -> Result<Vec<String>, StoreError> {
+    let words = keyword_terms(query);
+    if words.is_empty() {
+        return Ok(words);
+    }
+    let rows: Vec<(String, Option<f64>, f64)> = sqlx::query_as(
+        "SELECT l.lexeme, (common.freq * greatest(c.reltuples, 0))::float8, \
+                greatest(c.reltuples, 0)::float8 \
+         FROM unnest(tsvector_to_array(to_tsvector('stoa_english', $1))) AS l(lexeme) \
+         CROSS JOIN (SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass) c \
+         LEFT JOIN (SELECT e.lexeme, e.freq FROM pg_stats s, \
+                      unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) \
+                        AS e(lexeme, freq) \
+                    WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' \
+                      AND s.attname = 'search') common ON common.lexeme = l.lexeme",
+    )
+    .bind(words.join(" "))
+    .fetch_all(store.pool())
+    .await?;
+    let total = rows.first().map_or(0.0, |r| r.2) as u64;
+    let known: Vec<(String, Option<u64>)> = rows
+        .into_iter()
+        .map(|(lexeme, chunks, _)| (lexeme, chunks.map(|n| n as u64)))
+        .collect();
+    Ok(selective_terms(&known, total))
 }
 
 /// Chunks in the database below which vector search is exact (see `PgStore::exact_below`):
 /// a scan of 20,000 vectors of 384 dimensions takes a few milliseconds.
 pub(super) const EXACT_BELOW: u64 = 20_000;
 
+/// The pieces of SQL and values the shared document SQL (`sql_documents`) takes from
+/// PostgreSQL.
+impl PgStore {
+    /// Workers of other replicas pass over the row one of them is taking.
+    pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    /// The embedding column as selected (pgvector's text form).
+    pub(super) const EMBEDDING: &str = "c.embedding::text AS embedding";
+
+    pub(super) fn embedding_param(n: u8) -> String {
+        format!("${n}::vector")
+    }
+
+    pub(super) fn encode_vector(v: &[f32]) -> String {
+        to_text(v)
+    }
+
+    pub(super) fn decode_vector(row: &PgRow) -> Result<Vec<f32>, StoreError> {
+        from_text(row.try_get("embedding")?)
+    }
+
+    /// `column` is one of the array bound at `$n` (by [`Self::list`]).
+    pub(super) fn in_list(column: &str, n: u8) -> String {
+        format!("{column} = ANY(${n})")
+    }
+
+    pub(super) fn list<T: Clone>(items: &[T]) -> Vec<T> {
+        items.to_vec()
+    }
+
+    /// Whether a document `d` is in scope: `$n` is the collections to search, or NULL for all.
+    pub(super) fn in_collections(n: u8) -> String {
+        format!("(${n}::text[] IS NULL OR d.collection_id = ANY(${n}))")
+    }
+
+    pub(super) fn collections(collections: Option<&[String]>) -> Option<Vec<String>> {
+        collections.map(<[String]>::to_vec)
+    }
+}
+
 #[async_trait]
-impl DocumentStore for PgStore {
-    async fn ensure_collection(
-        &self,
-        owner: UserId,
-        id: &str,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<CollectionRecord, StoreError> {
-        // ON CONFLICT waits for a concurrent insert of the same name, and the SELECT (a new
-        // snapshot) then sees it: no race between two first uses of a name.
-        sqlx::query(
-            "INSERT INTO collections (id, user_id, name, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, name) DO NOTHING",
-        )
-        .bind(id)
-        .bind(owner.get())
-        .bind(name)
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?;
-        let sql =
-            format!("SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.user_id = $1 AND c.name = $2");
-        let row = sqlx::query(&sql)
-            .bind(owner.get())
-            .bind(name)
-            .fetch_one(self.pool())
-            .await?;
-        collection_from_row(&row)
-    }
-
-    async fn list_collections(&self, owner: UserId) -> Result<Vec<CollectionRecord>, StoreError> {
-        let sql =
-            format!("SELECT {COLLECTION_COLUMNS} FROM collections c WHERE c.user_id = $1 ORDER BY c.name");
-        let rows = sqlx::query(&sql).bind(owner.get()).fetch_all(self.pool()).await?;
-        rows.iter().map(collection_from_row).collect()
-    }
-
-    async fn find_duplicate(
-        &self,
-        owner: UserId,
-        content_hash: &str,
-        collection_id: Option<&str>,
-    ) -> Result<Option<DocumentRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = $1 AND content_hash = $2 \
-             AND coalesce(collection_id, '') = coalesce($3, '') AND status != 'failed'"
-        );
-        let row = sqlx::query(&sql)
-            .bind(owner.get())
-            .bind(content_hash)
-            .bind(collection_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(document_from_row).transpose()
-    }
-
-    async fn insert_document(&self, d: NewDocument) -> Result<DocumentRecord, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        // A failed earlier upload of the same content gives way to the new one.
-        sqlx::query(
-            "DELETE FROM documents WHERE user_id = $1 AND content_hash = $2 \
-             AND coalesce(collection_id, '') = coalesce($3, '') AND status = 'failed'",
-        )
-        .bind(d.owner.get())
-        .bind(&d.content_hash)
-        .bind(&d.collection_id)
-        .execute(&mut *tx)
-        .await?;
-        let sql = format!(
-            "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
-             content_hash, size_bytes, status, created_at, updated_at, upload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11, $12) RETURNING {DOCUMENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&d.id)
-            .bind(d.owner.get())
-            .bind(&d.collection_id)
-            .bind(&d.title)
-            .bind(&d.file_name)
-            .bind(&d.media_type)
-            .bind(&d.source)
-            .bind(serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(&d.content_hash)
-            .bind(d.size_bytes as i64)
-            .bind(d.now_ms)
-            .bind(&d.upload)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        document_from_row(&row)
-    }
-
-    async fn get_document(&self, owner: UserId, id: &str) -> Result<DocumentRecord, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND user_id = $2");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(owner.get())
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        document_from_row(&row)
-    }
-
-    async fn list_documents(&self, owner: UserId) -> Result<Vec<DocumentRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-        );
-        let rows = sqlx::query(&sql).bind(owner.get()).fetch_all(self.pool()).await?;
-        rows.iter().map(document_from_row).collect()
-    }
-
-    async fn set_document_progress(
-        &self,
-        id: &str,
-        status: DocumentStatus,
-        done: u32,
-        total: u32,
-        error: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE documents SET status = $1, progress_done = $2, progress_total = $3, error = $4, \
-             updated_at = $5, upload = CASE WHEN $1 IN ('ready', 'failed') THEN NULL ELSE upload END WHERE id = $6",
-        )
-        .bind(status.as_str())
-        .bind(i64::from(done))
-        .bind(i64::from(total))
-        .bind(error)
-        .bind(now_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    async fn store_chunks(
-        &self,
-        document_id: &str,
-        chunks: Vec<NewChunk>,
-        now_ms: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let mut ids = Vec::with_capacity(chunks.len());
-        for c in &chunks {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO chunks (document_id, position, heading, content, char_start, char_end, token_count, \
-                 embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::vector) RETURNING id",
-            )
-            .bind(document_id)
-            .bind(i64::from(c.position))
-            .bind(&c.heading)
-            .bind(&c.content)
-            .bind(c.start as i64)
-            .bind(c.end as i64)
-            .bind(i64::from(c.tokens))
-            .bind(to_text(&c.embedding))
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(id);
-        }
-        let n = chunks.len() as i64;
-        let done = sqlx::query(
-            "UPDATE documents SET status = 'ready', chunk_count = $1, progress_done = $1, progress_total = $1, \
-             error = NULL, updated_at = $2, upload = NULL, lease_until = NULL WHERE id = $3 AND status <> 'ready'",
-        )
-        .bind(n)
-        .bind(now_ms)
-        .bind(document_id)
-        .execute(&mut *tx)
-        .await?;
-        // Deleted while it was being embedded: keep nothing (the transaction rolls back).
-        affected(done)?;
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError> {
-        // Its chunks, and with them their vectors and index entries, go by cascade.
-        let done = sqlx::query("DELETE FROM documents WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(owner.get())
-            .execute(self.pool())
-            .await?;
-        affected(done)
-    }
-
-    async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.document_id, d.user_id, d.collection_id, c.embedding::text AS embedding FROM chunks c \
-             JOIN documents d ON d.id = c.document_id WHERE d.status = 'ready'",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ChunkVector {
-                    chunk_id: row.try_get("id")?,
-                    owner: row.try_get("user_id")?,
-                    document_id: row.try_get("document_id")?,
-                    collection_id: row.try_get("collection_id")?,
-                    vector: from_text(row.try_get("embedding")?)?,
-                })
-            })
-            .collect()
-    }
-
+impl KeywordSearch for PgStore {
     async fn keyword_search(
         &self,
         owner: UserId,
@@ -277,15 +132,16 @@ impl DocumentStore for PgStore {
         collections: Option<&[String]>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError> {
-        let Some(expression) = ts_query(query) else {
+        let lexemes = selective_query(self, query).await?;
+        let Some(expression) = ts_expression(&lexemes) else {
             return Ok(Vec::new());
         };
         let sql = format!(
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id, \
-             to_tsquery('stoa_english', $1) q \
+             (VALUES ($1::tsquery)) AS t(q) \
              WHERE c.search @@ q AND d.status = 'ready' AND d.user_id = $2 AND {} \
              ORDER BY ts_rank(c.search, q, 1) DESC, c.id LIMIT $4",
-            in_collections(3)
+            Self::in_collections(3)
         );
         Ok(sqlx::query_scalar(&sql)
             .bind(expression)
@@ -294,127 +150,6 @@ impl DocumentStore for PgStore {
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?)
-    }
-
-    async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT c.id, c.document_id, d.title, c.position, c.heading, c.content FROM chunks c \
-             JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(self.pool())
-        .await?;
-        let mut hits: Vec<ChunkHit> = rows
-            .iter()
-            .map(|row| {
-                Ok(ChunkHit {
-                    id: row.try_get("id")?,
-                    document_id: row.try_get("document_id")?,
-                    document_title: row.try_get("title")?,
-                    position: row.try_get::<i64, _>("position")?.max(0) as u32,
-                    heading: row.try_get("heading")?,
-                    content: row.try_get("content")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        hits.sort_by_key(|h| ids.iter().position(|id| *id == h.id));
-        Ok(hits)
-    }
-
-    async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError> {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM documents d WHERE d.status = 'ready' AND d.user_id = $1 AND {})",
-            in_collections(2)
-        );
-        Ok(sqlx::query_scalar(&sql)
-            .bind(owner.get())
-            .bind(collections)
-            .fetch_one(self.pool())
-            .await?)
-    }
-
-    async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT collection_id FROM conversation_collections WHERE conversation_id = $1",
-        )
-        .bind(conversation_id)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    async fn set_conversation_collections(
-        &self,
-        conversation_id: &str,
-        collection_ids: &[String],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM conversation_collections WHERE conversation_id = $1")
-            .bind(conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        for id in collection_ids {
-            sqlx::query(
-                "INSERT INTO conversation_collections (conversation_id, collection_id) VALUES ($1, $2)",
-            )
-            .bind(conversation_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn claim_document(
-        &self,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Option<ClaimedDocument>, StoreError> {
-        // SKIP LOCKED: workers of other replicas pass over the row one of them is taking.
-        let row = sqlx::query(&format!(
-            "UPDATE documents SET status = 'extracting', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = (SELECT id FROM documents WHERE {} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {CLAIMED_COLUMNS}",
-            claimable("$2")
-        ))
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(claimed_from_row).transpose()
-    }
-
-    async fn renew_lease(&self, id: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(&format!(
-            "UPDATE documents SET lease_until = $1 WHERE id = $2 AND {HELD}"
-        ))
-        .bind(lease_until_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn pending_documents(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE upload IS NOT NULL")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(n.max(0) as u64)
-    }
-
-    async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE documents SET status = 'failed', \
-             error = 'the server stopped while this document was being processed; upload it again', \
-             updated_at = $1 WHERE status IN ('queued', 'extracting', 'embedding') AND upload IS NULL",
-        )
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -476,7 +211,7 @@ impl VectorSearch for PgStore {
                 "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c JOIN documents d ON d.id = c.document_id \
                  WHERE vector_dims(c.embedding) = {dims} AND d.user_id = $2 AND d.status = 'ready' AND {} \
                  ORDER BY ({distance}) + 0 LIMIT {k}",
-                in_collections(3)
+                Self::in_collections(3)
             )
         } else {
             self.ensure_hnsw(dims).await;
@@ -490,13 +225,13 @@ impl VectorSearch for PgStore {
                  WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
                    SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
                  ORDER BY {distance} LIMIT {k}",
-                in_collections(3)
+                Self::in_collections(3)
             )
         };
         let rows = sqlx::query(&sql)
             .bind(to_text(query))
             .bind(owner.get())
-            .bind(collections.map(<[String]>::to_vec))
+            .bind(Self::collections(collections))
             .fetch_all(self.pool())
             .await?;
         let mut found: Vec<(i64, f32)> = rows
@@ -534,12 +269,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_text_becomes_a_safe_tsquery() {
+    fn lexemes_become_a_safe_tsquery() {
+        let lexemes = ["reset".to_owned(), "it's".to_owned(), "a\\b".to_owned()];
         assert_eq!(
-            ts_query("How do I reset my \"password\" (NOT now)?").as_deref(),
-            Some("reset | password | not | now")
+            ts_expression(&lexemes).as_deref(),
+            Some("'reset' | 'it''s' | 'a\\\\b'")
         );
-        assert_eq!(ts_query("? !"), None);
+        assert_eq!(ts_expression(&[]), None);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, 
 pub(super) const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
      size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
 
+/// A collection `c` with the number of its documents (column `n`).
+pub(super) const COLLECTION_COLUMNS: &str =
+    "c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n";
+
 /// A document a worker may take, given the time now (a parameter, `now`): waiting, or
 /// held by a lease that ran out.
 pub(super) fn claimable(now: &str) -> String {
@@ -220,6 +224,14 @@ pub(super) fn key_from_row(row: &impl Fields) -> Result<ApiKeyRecord, StoreError
 }
 
 /// A unique-constraint failure is a conflict (a taken name), not a fault.
+/// A write that matched no row (another user's, or none at all) is [`StoreError::NotFound`].
+pub(super) fn affected(rows: u64) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 pub(super) fn conflict(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
@@ -248,6 +260,34 @@ pub(super) fn keyword_terms(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// A keyword-search term in more chunks than this share of all of them (and than
+/// `COMMON_FROM`) is left out of the query: its BM25 weight is small (ln 19 ≈ 2.9 against ~9
+/// for a word in 20 of 100k chunks) but it makes the search visit and rank a large part of the
+/// index. On 100k chunks an OR query over such words took 100–300 ms (bench/rag.rs).
+const COMMON_SHARE: f64 = 0.05;
+/// Below this many chunks for a word nothing is left out: small corpora rank as before.
+const COMMON_FROM: u64 = 2_000;
+
+/// The terms worth searching for, given in how many of `total` chunks each one occurs
+/// (`None`: not known, kept): the common ones are left out, unless every term is common,
+/// then the rarest one stays, so a query never matches nothing because its words are frequent.
+pub(super) fn selective_terms<T: Clone>(terms: &[(T, Option<u64>)], total: u64) -> Vec<T> {
+    let limit = ((total as f64 * COMMON_SHARE) as u64).max(COMMON_FROM);
+    let kept: Vec<T> = terms
+        .iter()
+        .filter(|(_, df)| df.is_none_or(|df| df <= limit))
+        .map(|(t, _)| t.clone())
+        .collect();
+    if !kept.is_empty() {
+        return kept;
+    }
+    terms
+        .iter()
+        .min_by_key(|(_, df)| df.unwrap_or(0))
+        .map(|(t, _)| vec![t.clone()])
+        .unwrap_or_default()
+}
+
 /// The words of a message search, lower-cased, letters and digits only, at most 16: every
 /// one must match, the last as a prefix (results appear while typing).
 pub(super) fn search_words(query: &str) -> Vec<String> {
@@ -257,4 +297,22 @@ pub(super) fn search_words(query: &str) -> Vec<String> {
         .take(16)
         .map(str::to_lowercase)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selective_terms;
+
+    #[test]
+    fn common_terms_are_left_out_of_large_corpora_only() {
+        let terms = [("rare", Some(20)), ("common", Some(30_000)), ("new", None)];
+        assert_eq!(selective_terms(&terms, 100_000), ["rare", "new"]);
+        // In 10k chunks no word is "common" enough to matter (the 2,000 floor).
+        let small = [("rare", Some(2)), ("common", Some(1_900))];
+        assert_eq!(selective_terms(&small, 10_000), ["rare", "common"]);
+        // Only common words: the rarest of them is searched.
+        let frequent = [("a", Some(60_000)), ("b", Some(40_000)), ("c", Some(90_000))];
+        assert_eq!(selective_terms(&frequent, 100_000), ["b"]);
+        assert!(selective_terms::<&str>(&[], 100).is_empty());
+    }
 }

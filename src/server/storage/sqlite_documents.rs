@@ -1,22 +1,17 @@
-//! SQLite implementation of [`DocumentStore`]: chunks in a table with their embeddings,
-//! keyword search through the FTS5 index `chunks_fts` (BM25).
+//! What SQLite does its own way with documents: embeddings as blobs, lists as JSON arrays,
+//! and keyword search through the FTS5 index `chunks_fts` (BM25). The rest of
+//! [`DocumentStore`](super::DocumentStore) is shared SQL (`sql_documents`).
 
-use super::rows::{
-    CLAIMED_COLUMNS, DOCUMENT_COLUMNS, HELD, claimable, claimed_from_row, collection_from_row,
-    document_from_row, keyword_terms,
-};
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
 
 use super::{
     StoreError,
-    documents::{
-        ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
-        NewDocument,
-    },
-    sqlite::{SqliteStore, affected},
+    rows::{keyword_terms, selective_terms},
+    sql_documents::KeywordSearch,
+    sqlite::SqliteStore,
 };
-use crate::{api::documents::DocumentStatus, server::auth::UserId};
+use crate::server::auth::UserId;
 
 fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -28,254 +23,89 @@ pub(super) fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The words of `query` as an FTS5 expression that cannot be a syntax error: each word
-/// quoted, any of them may match (BM25 ranks chunks with more of them higher).
-fn fts_query(query: &str) -> Option<String> {
-    let terms: Vec<String> = keyword_terms(query).iter().map(|t| format!("\"{t}\"")).collect();
-    (!terms.is_empty()).then(|| terms.join(" OR "))
+/// `terms` as an FTS5 expression that cannot be a syntax error: each word quoted (they are
+/// letters and digits), any of them may match (BM25 ranks chunks with more of them higher).
+fn fts_expression(terms: &[String]) -> Option<String> {
+    let quoted: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 
-fn push_collection_filter(q: &mut QueryBuilder<'_, Sqlite>, collections: Option<&[String]>) {
-    if let Some(ids) = collections {
-        q.push(" AND d.collection_id IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(id.clone());
+/// The words of `query` worth searching for: each is stemmed as FTS5's `porter` tokenizer
+/// stems it, its chunk count read from `chunks_fts_terms`, and the very common ones left
+/// out (`selective_terms`). A word whose stem differs from FTS5's only counts as unknown,
+/// so it is kept.
+async fn selective_query(store: &SqliteStore, query: &str) -> Result<Vec<String>, StoreError> {
+    let words = keyword_terms(query);
+    if words.is_empty() {
+        return Ok(words);
+    }
+    let stems: Vec<String> = words.iter().map(|w| porter_stemmer::stem(w)).collect();
+    // max(id) stands for the number of chunks: it over-counts after deletions, which only
+    // leaves out fewer words.
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT NULL, coalesce(max(id), 0) FROM chunks");
+    for stem in &stems {
+        q.push(" UNION ALL SELECT term, doc FROM chunks_fts_terms WHERE term = ");
+        q.push_bind(stem.clone());
+    }
+    let mut total = 0u64;
+    let mut counts = std::collections::HashMap::new();
+    for row in q.build().fetch_all(store.pool()).await? {
+        let n = row.try_get::<i64, _>(1)?.max(0) as u64;
+        match row.try_get::<Option<String>, _>(0)? {
+            None => total = n,
+            Some(term) => {
+                counts.insert(term, n);
+            }
         }
-        if ids.is_empty() {
-            list.push("NULL");
-        }
-        q.push(")");
+    }
+    let known: Vec<(String, Option<u64>)> = words
+        .into_iter()
+        .zip(&stems)
+        .map(|(word, stem)| (word, counts.get(stem).copied()))
+        .collect();
+    Ok(selective_terms(&known, total))
+}
+
+/// The pieces of SQL and values the shared document SQL (`sql_documents`) takes from SQLite.
+impl SqliteStore {
+    /// No row locks: the write lock of `BEGIN IMMEDIATE` already serialises claims.
+    pub(super) const SKIP_LOCKED: &str = "";
+    /// The embedding column as selected (a little-endian `f32` blob).
+    pub(super) const EMBEDDING: &str = "c.embedding";
+
+    pub(super) fn embedding_param(n: u8) -> String {
+        format!("${n}")
+    }
+
+    pub(super) fn encode_vector(v: &[f32]) -> Vec<u8> {
+        to_blob(v)
+    }
+
+    pub(super) fn decode_vector(row: &SqliteRow) -> Result<Vec<f32>, StoreError> {
+        Ok(from_blob(&row.try_get::<Vec<u8>, _>("embedding")?))
+    }
+
+    /// `column` is one of the list bound at `$n` (by [`Self::list`], a JSON array).
+    pub(super) fn in_list(column: &str, n: u8) -> String {
+        format!("{column} IN (SELECT value FROM json_each(${n}))")
+    }
+
+    pub(super) fn list<T: serde::Serialize>(items: &[T]) -> String {
+        serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Whether a document `d` is in scope: `$n` is the collections to search, or NULL for all.
+    pub(super) fn in_collections(n: u8) -> String {
+        format!("(${n} IS NULL OR d.collection_id IN (SELECT value FROM json_each(${n})))")
+    }
+
+    pub(super) fn collections(collections: Option<&[String]>) -> Option<String> {
+        collections.map(Self::list)
     }
 }
 
 #[async_trait]
-impl DocumentStore for SqliteStore {
-    async fn ensure_collection(
-        &self,
-        owner: UserId,
-        id: &str,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<CollectionRecord, StoreError> {
-        sqlx::query(
-            "INSERT INTO collections (id, user_id, name, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, name) DO NOTHING",
-        )
-        .bind(id)
-        .bind(owner.get())
-        .bind(name)
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?;
-        let row = sqlx::query(
-            "SELECT c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n \
-             FROM collections c WHERE c.user_id = ? AND c.name = ?",
-        )
-        .bind(owner.get())
-        .bind(name)
-        .fetch_one(self.pool())
-        .await?;
-        collection_from_row(&row)
-    }
-
-    async fn list_collections(&self, owner: UserId) -> Result<Vec<CollectionRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.name, c.created_at, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) AS n \
-             FROM collections c WHERE c.user_id = ? ORDER BY c.name",
-        )
-        .bind(owner.get())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(collection_from_row).collect()
-    }
-
-    async fn find_duplicate(
-        &self,
-        owner: UserId,
-        content_hash: &str,
-        collection_id: Option<&str>,
-    ) -> Result<Option<DocumentRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = ? AND content_hash = ? \
-             AND coalesce(collection_id, '') = coalesce(?, '') AND status != 'failed'"
-        );
-        let row = sqlx::query(&sql)
-            .bind(owner.get())
-            .bind(content_hash)
-            .bind(collection_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(document_from_row).transpose()
-    }
-
-    async fn insert_document(&self, d: NewDocument) -> Result<DocumentRecord, StoreError> {
-        let mut tx = self.write_tx().await?;
-        // A failed earlier upload of the same content gives way to the new one.
-        sqlx::query(
-            "DELETE FROM documents WHERE user_id = ? AND content_hash = ? \
-             AND coalesce(collection_id, '') = coalesce(?, '') AND status = 'failed'",
-        )
-        .bind(d.owner.get())
-        .bind(&d.content_hash)
-        .bind(&d.collection_id)
-        .execute(&mut *tx)
-        .await?;
-        let sql = format!(
-            "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
-             content_hash, size_bytes, status, created_at, updated_at, upload) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING {DOCUMENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&d.id)
-            .bind(d.owner.get())
-            .bind(&d.collection_id)
-            .bind(&d.title)
-            .bind(&d.file_name)
-            .bind(&d.media_type)
-            .bind(&d.source)
-            .bind(serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(&d.content_hash)
-            .bind(d.size_bytes as i64)
-            .bind(d.now_ms)
-            .bind(d.now_ms)
-            .bind(&d.upload)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        document_from_row(&row)
-    }
-
-    async fn get_document(&self, owner: UserId, id: &str) -> Result<DocumentRecord, StoreError> {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ? AND user_id = ?");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(owner.get())
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        document_from_row(&row)
-    }
-
-    async fn list_documents(&self, owner: UserId) -> Result<Vec<DocumentRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = ? ORDER BY created_at DESC, id DESC"
-        );
-        let rows = sqlx::query(&sql).bind(owner.get()).fetch_all(self.pool()).await?;
-        rows.iter().map(document_from_row).collect()
-    }
-
-    async fn set_document_progress(
-        &self,
-        id: &str,
-        status: DocumentStatus,
-        done: u32,
-        total: u32,
-        error: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE documents SET status = ?1, progress_done = ?2, progress_total = ?3, error = ?4, updated_at = ?5, \
-             upload = CASE WHEN ?1 IN ('ready', 'failed') THEN NULL ELSE upload END \
-             WHERE id = ?6",
-        )
-        .bind(status.as_str())
-        .bind(i64::from(done))
-        .bind(i64::from(total))
-        .bind(error)
-        .bind(now_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    async fn store_chunks(
-        &self,
-        document_id: &str,
-        chunks: Vec<NewChunk>,
-        now_ms: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut ids = Vec::with_capacity(chunks.len());
-        for c in &chunks {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO chunks (document_id, position, heading, content, char_start, char_end, token_count, \
-                 embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(document_id)
-            .bind(i64::from(c.position))
-            .bind(&c.heading)
-            .bind(&c.content)
-            .bind(c.start as i64)
-            .bind(c.end as i64)
-            .bind(i64::from(c.tokens))
-            .bind(to_blob(&c.embedding))
-            .fetch_one(&mut *tx)
-            .await?;
-            ids.push(id);
-        }
-        let n = chunks.len() as i64;
-        let done = sqlx::query(
-            "UPDATE documents SET status = 'ready', chunk_count = ?, progress_done = ?, progress_total = ?, \
-             error = NULL, updated_at = ?, upload = NULL, lease_until = NULL WHERE id = ? AND status <> 'ready'",
-        )
-        .bind(n)
-        .bind(n)
-        .bind(n)
-        .bind(now_ms)
-        .bind(document_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            // Deleted while it was being embedded, or finished by a worker that took it
-            // over: keep nothing.
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await?;
-        Ok(ids)
-    }
-
-    async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        // Chunks first and explicitly, so the FTS trigger sees every one go.
-        sqlx::query(
-            "DELETE FROM chunks WHERE document_id IN (SELECT id FROM documents WHERE id = ? AND user_id = ?)",
-        )
-        .bind(id)
-        .bind(owner.get())
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query("DELETE FROM documents WHERE id = ? AND user_id = ?")
-            .bind(id)
-            .bind(owner.get())
-            .execute(&mut *tx)
-            .await?;
-        affected(done)?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.document_id, d.user_id, d.collection_id, c.embedding FROM chunks c \
-             JOIN documents d ON d.id = c.document_id WHERE d.status = 'ready'",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ChunkVector {
-                    chunk_id: row.try_get("id")?,
-                    owner: row.try_get("user_id")?,
-                    document_id: row.try_get("document_id")?,
-                    collection_id: row.try_get("collection_id")?,
-                    vector: from_blob(&row.try_get::<Vec<u8>, _>("embedding")?),
-                })
-            })
-            .collect()
-    }
-
+impl KeywordSearch for SqliteStore {
     async fn keyword_search(
         &self,
         owner: UserId,
@@ -283,166 +113,110 @@ impl DocumentStore for SqliteStore {
         collections: Option<&[String]>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError> {
-        let Some(expression) = fts_query(query) else {
+        let terms = selective_query(self, query).await?;
+        let Some(expression) = fts_expression(&terms) else {
             return Ok(Vec::new());
         };
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let sql = format!(
             "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
-             JOIN documents d ON d.id = c.document_id WHERE chunks_fts MATCH ",
+             JOIN documents d ON d.id = c.document_id WHERE chunks_fts MATCH $1 \
+             AND d.status = 'ready' AND d.user_id = $2 AND {} ORDER BY rank LIMIT $4",
+            Self::in_collections(3)
         );
-        q.push_bind(expression);
-        q.push(" AND d.status = 'ready' AND d.user_id = ");
-        q.push_bind(owner.get());
-        push_collection_filter(&mut q, collections);
-        q.push(" ORDER BY rank LIMIT ");
-        q.push_bind(i64::from(limit));
-        let rows = q.build().fetch_all(self.pool()).await?;
-        rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
-    }
-
-    async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT c.id, c.document_id, d.title, c.position, c.heading, c.content FROM chunks c \
-             JOIN documents d ON d.id = c.document_id WHERE c.id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let rows = q.build().fetch_all(self.pool()).await?;
-        let mut hits: Vec<ChunkHit> = rows
-            .iter()
-            .map(|row| {
-                Ok(ChunkHit {
-                    id: row.try_get("id")?,
-                    document_id: row.try_get("document_id")?,
-                    document_title: row.try_get("title")?,
-                    position: row.try_get::<i64, _>("position")?.max(0) as u32,
-                    heading: row.try_get("heading")?,
-                    content: row.try_get("content")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        hits.sort_by_key(|h| ids.iter().position(|id| *id == h.id));
-        Ok(hits)
-    }
-
-    async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT EXISTS (SELECT 1 FROM documents d WHERE d.status = 'ready' AND d.user_id = ",
-        );
-        q.push_bind(owner.get());
-        push_collection_filter(&mut q, collections);
-        q.push(")");
-        let row = q.build().fetch_one(self.pool()).await?;
-        Ok(row.try_get::<i64, _>(0)? == 1)
-    }
-
-    async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT collection_id FROM conversation_collections WHERE conversation_id = ?")
-                .bind(conversation_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
-    }
-
-    async fn set_conversation_collections(
-        &self,
-        conversation_id: &str,
-        collection_ids: &[String],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM conversation_collections WHERE conversation_id = ?")
-            .bind(conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        for id in collection_ids {
-            sqlx::query(
-                "INSERT INTO conversation_collections (conversation_id, collection_id) VALUES (?, ?)",
-            )
-            .bind(conversation_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn claim_document(
-        &self,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Option<ClaimedDocument>, StoreError> {
-        // One statement under the write lock: the pick and the mark cannot be split.
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE documents SET status = 'extracting', lease_until = ?, attempts = attempts + 1, updated_at = ? \
-             WHERE id = (SELECT id FROM documents WHERE {} ORDER BY created_at, id LIMIT 1) \
-             RETURNING {CLAIMED_COLUMNS}",
-            claimable("?")
-        ))
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.as_ref().map(claimed_from_row).transpose()
-    }
-
-    async fn renew_lease(&self, id: &str, lease_until_ms: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(&format!(
-            "UPDATE documents SET lease_until = ? WHERE id = ? AND {HELD}"
-        ))
-        .bind(lease_until_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn pending_documents(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE upload IS NOT NULL")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(n.max(0) as u64)
-    }
-
-    async fn fail_unfinished_documents(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE documents SET status = 'failed', \
-             error = 'the server stopped while this document was being processed; upload it again', \
-             updated_at = ? WHERE status IN ('queued', 'extracting', 'embedding') AND upload IS NULL",
-        )
-        .bind(now_ms)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        Ok(sqlx::query_scalar(&sql)
+            .bind(expression)
+            .bind(owner.get())
+            .bind(Self::collections(collections))
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::storage::documents::{DocumentStore, NewChunk, NewDocument};
 
     #[test]
     fn user_text_becomes_a_safe_fts_expression() {
         assert_eq!(
-            fts_query("How do I reset my \"password\" (NOT now)?").as_deref(),
+            fts_expression(&keyword_terms("How do I reset my \"password\" (NOT now)?")).as_deref(),
             Some("\"reset\" OR \"password\" OR \"not\" OR \"now\"")
         );
-        assert_eq!(fts_query("? !"), None);
+        assert_eq!(fts_expression(&keyword_terms("? !")), None);
     }
 
     #[test]
     fn vectors_round_trip_through_blobs() {
         let v = vec![0.5, -1.25, 3.0e-7];
         assert_eq!(from_blob(&to_blob(&v)), v);
+    }
+
+    /// The stems keyword search looks up are the ones FTS5's `porter` tokenizer stored, on
+    /// real English (the GPL, which every Debian system carries): a word stemmed otherwise
+    /// is only kept in the query, so this is about how often the lookup works.
+    #[tokio::test]
+    async fn the_porter_stems_looked_up_are_the_ones_fts5_indexed() {
+        let text = std::fs::read_to_string("/usr/share/common-licenses/GPL-3").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .insert_document(NewDocument {
+                owner: UserId::single_user(),
+                id: "d".into(),
+                collection_id: None,
+                title: "GPL".into(),
+                file_name: "GPL-3".into(),
+                media_type: "text/plain".into(),
+                source: None,
+                tags: Vec::new(),
+                content_hash: "h".into(),
+                size_bytes: 0,
+                upload: None,
+                now_ms: 0,
+            })
+            .await
+            .unwrap();
+        store
+            .store_chunks(
+                "d",
+                vec![NewChunk {
+                    position: 0,
+                    heading: None,
+                    content: text.clone(),
+                    start: 0,
+                    end: 0,
+                    tokens: 0,
+                    embedding: vec![1.0],
+                }],
+                0,
+            )
+            .await
+            .unwrap();
+        let indexed: std::collections::HashSet<String> =
+            sqlx::query_scalar("SELECT term FROM chunks_fts_terms")
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+        let words: std::collections::BTreeSet<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let missed: Vec<&String> = words
+            .iter()
+            .filter(|w| !indexed.contains(&porter_stemmer::stem(w)))
+            .collect();
+        assert!(words.len() > 1_000, "{} words", words.len());
+        assert!(
+            missed.len() * 100 <= words.len(),
+            "{} of {} words stemmed otherwise: {missed:?}",
+            missed.len(),
+            words.len()
+        );
     }
 }

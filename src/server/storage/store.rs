@@ -26,8 +26,8 @@ pub enum StoreError {
 /// service renews the leases of its running answers every third of that.
 pub const ANSWER_LEASE_MS: i64 = 30_000;
 
-/// Everything the services persist. Object-safe, so an `Arc<dyn Store>` can be SQLite
-/// or (later) PostgreSQL without the services noticing.
+/// Everything the services persist. Object-safe, so an `Arc<dyn Store>` is SQLite or
+/// PostgreSQL without the services noticing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates an empty conversation of `owner`.

@@ -460,7 +460,7 @@ async fn answers_left_streaming_by_a_crash_are_marked_interrupted_at_start() {
 #[tokio::test]
 async fn only_answers_whose_process_died_are_swept_and_running_ones_keep_their_lease() {
     let t = chat().await;
-    let now = crate::server::chat::now_ms();
+    let now = crate::server::clock::now_ms();
     let other = t.chat.create_conversation(ME).await.unwrap();
     // A live process's answer (lease just taken) and a dead one's (lease ran out).
     t.store

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 use super::support::ME;
 use super::support::{App, collect, database_url, postgres_database, spawn_app, spawn_app_with};
@@ -440,7 +441,7 @@ async fn a_document_left_by_a_dead_worker_is_taken_over_and_one_held_by_a_live_w
             .unwrap();
         }
     };
-    let now = crate::server::chat::now_ms();
+    let now = crate::server::clock::now_ms();
     queue("live-worker").await;
     let live = db.claim_document(now, now + 3_600_000).await.unwrap().unwrap();
     queue("dead-worker").await;
@@ -476,4 +477,84 @@ async fn a_document_left_by_a_dead_worker_is_taken_over_and_one_held_by_a_live_w
     let held = app.state.ingest().unwrap().get(ME, "live-worker").await.unwrap();
     assert_eq!(held.status, DocumentStatus::Extracting);
     assert_eq!(app.state.ingest().unwrap().backlog().await, 1);
+}
+
+/// `count` chunks of one ready document, each `content(i)`; their ids in order.
+async fn ready_document_of(
+    db: &std::sync::Arc<dyn storage::documents::DocumentStore>,
+    id: &str,
+    count: usize,
+    content: impl Fn(usize) -> String,
+) -> Vec<i64> {
+    use crate::server::storage::documents::NewChunk;
+    db.insert_document(NewDocument {
+        owner: ME,
+        id: id.into(),
+        collection_id: None,
+        title: id.into(),
+        file_name: format!("{id}.txt"),
+        media_type: "text/plain".into(),
+        source: None,
+        tags: Vec::new(),
+        content_hash: id.into(),
+        size_bytes: 0,
+        upload: None,
+        now_ms: 0,
+    })
+    .await
+    .unwrap();
+    let mut unit = vec![0.0; 384];
+    unit[0] = 1.0;
+    let chunks = (0..count)
+        .map(|i| NewChunk {
+            position: i as u32,
+            heading: None,
+            content: content(i),
+            start: 0,
+            end: 0,
+            tokens: 8,
+            embedding: unit.clone(),
+        })
+        .collect();
+    let ids = db.store_chunks(id, chunks, 0).await.unwrap();
+    db.set_document_progress(id, DocumentStatus::Ready, 1, 1, None, 0)
+        .await
+        .unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn keyword_search_leaves_out_a_word_most_chunks_have_unless_it_is_the_only_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(dir.path()).await;
+    let db = storage::open(&url).await.unwrap().documents;
+    // 2,600 chunks say "harbour"; one of them also says "zebras".
+    let ids = ready_document_of(&db, "bulk", 2_600, |i| {
+        if i == 1_234 {
+            "the harbour zebras".to_owned()
+        } else {
+            format!("harbour log entry {i}")
+        }
+    })
+    .await;
+    if url.starts_with("postgres") {
+        // What autovacuum does after a bulk insert: the statistics keyword search reads.
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("ANALYZE chunks").execute(&mut conn).await.unwrap();
+    }
+    // "harbour" would match every chunk: left out, the one chunk with "zebra" is the answer
+    // (stemmed as the index stems it: "zebras" and "zebra" both find it).
+    for question in ["harbour zebras", "zebra in the harbour"] {
+        let found = db.keyword_search(ME, question, None, 20).await.unwrap();
+        assert_eq!(found, [ids[1_234]], "{question}");
+    }
+    // Only common words: the rarest is still searched, so something is found.
+    let found = db.keyword_search(ME, "harbour", None, 20).await.unwrap();
+    assert_eq!(found.len(), 20);
+    // Words in fewer chunks are all kept: "tide 17" finds the chunk with both first, then
+    // the other tides.
+    let small = ready_document_of(&db, "small", 50, |i| format!("tide table {i}")).await;
+    let found = db.keyword_search(ME, "tide 17", None, 20).await.unwrap();
+    assert_eq!(found[0], small[17]);
+    assert_eq!(found.len(), 20);
 }

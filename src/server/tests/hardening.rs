@@ -412,12 +412,25 @@ async fn no_key_can_be_made_in_single_user_mode_and_old_ones_do_not_outlive_the_
         )
         .await
         .unwrap();
-    assert_eq!(accounts.list_api_keys(1).await.unwrap().len(), 1);
+    assert_eq!(
+        accounts
+            .list_api_keys(crate::server::auth::UserId::single_user())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let admin = accounts.create_user("ada", "hash", 3).await.unwrap();
     assert_eq!(admin.id, 1);
     // Before, the key now opened the admin's account.
     assert!(accounts.api_key_user(&digest, 4).await.unwrap().is_none());
-    assert!(accounts.list_api_keys(1).await.unwrap().is_empty());
+    assert!(
+        accounts
+            .list_api_keys(crate::server::auth::UserId::single_user())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ async fn an_answer_written_by_one_replica_is_followed_and_stopped_from_another()
 async fn a_stop_asked_on_another_replica_reaches_the_writer_when_it_renews_its_lease() {
     let t = chat().await;
     let conv = t.chat.create_conversation(ME).await.unwrap();
-    let now = crate::server::chat::now_ms();
+    let now = crate::server::clock::now_ms();
     t.store
         .insert_message(streaming("writing", &conv.id, now))
         .await

@@ -49,7 +49,7 @@ async fn generate_answers_and_refuses_bad_input_as_problem_json() {
             Some("max_token"),
             "unknown field `max_token`",
         ),
-        (json!({"user_input": 42}), None, "invalid type"),
+        (json!({"user_input": 42}), Some("user_input"), "invalid type"),
     ] {
         let res = post(request.clone()).await.unwrap();
         assert_eq!(res.status(), 400, "{request}");
