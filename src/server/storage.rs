@@ -25,7 +25,7 @@ pub use accounts::AccountStore;
 pub use documents::DocumentStore;
 pub use records::{
     ConversationRecord, ConversationSettingsRecord, ImportedConversation, ImportedMessage, MessageFinish,
-    MessageRecord, NewMessage, SearchHitRecord,
+    MessageRecord, NewMessage, NewTurn, SearchHitRecord,
 };
 pub use store::{ANSWER_LEASE_MS, Store, StoreError};
 

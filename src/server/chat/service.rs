@@ -25,7 +25,7 @@ use crate::{
             router::{Primed, Router, Target},
         },
         rag::retrieve::{Retriever, context_prompt},
-        storage::{ANSWER_LEASE_MS, DocumentStore, NewMessage, Store, StoreError},
+        storage::{ANSWER_LEASE_MS, DocumentStore, NewMessage, NewTurn, Store, StoreError},
     },
 };
 
@@ -265,48 +265,36 @@ impl ChatService {
         };
 
         let now = now_ms();
-        let user_message = match asked {
-            Some(question) => question,
-            None => {
-                self.store
-                    .insert_message(NewMessage {
-                        id: new_id(),
-                        conversation_id: conversation.id.clone(),
-                        parent_id: parent,
-                        role: Role::User,
-                        content: question.clone(),
-                        status: MessageStatus::Complete,
-                        provider: None,
-                        model: None,
-                        temperature: None,
-                        max_tokens: None,
-                        citations: Vec::new(),
-                        now_ms: now,
-                    })
-                    .await?
-            }
-        };
-        if conversation.title == prompt::UNTITLED && history.is_empty() {
-            let title: String = prompt::title_from(&question)
+        let question_id = asked.as_ref().map_or_else(new_id, |q| q.id.clone());
+        let new_question = asked.is_none().then(|| NewMessage {
+            id: question_id.clone(),
+            conversation_id: conversation.id.clone(),
+            parent_id: parent,
+            role: Role::User,
+            content: question.clone(),
+            status: MessageStatus::Complete,
+            provider: None,
+            model: None,
+            temperature: None,
+            max_tokens: None,
+            citations: Vec::new(),
+            now_ms: now,
+        });
+        let title = (conversation.title == prompt::UNTITLED && history.is_empty()).then(|| {
+            prompt::title_from(&question)
                 .chars()
                 .take(MAX_TITLE_CHARS)
-                .collect();
-            self.store
-                .rename_conversation(owner, &conversation.id, &title)
-                .await?;
-        }
+                .collect()
+        });
         let model_id = primary.id();
-        if conversation.model.as_deref() != Some(model_id.as_str()) {
-            self.store
-                .set_conversation_model(owner, &conversation.id, &model_id)
-                .await?;
-        }
-        let assistant = self
-            .store
-            .insert_message(NewMessage {
+        let turn_writes = NewTurn {
+            question: new_question,
+            title,
+            model: (conversation.model.as_deref() != Some(model_id.as_str())).then_some(model_id),
+            answer: NewMessage {
                 id: new_id(),
                 conversation_id: conversation.id.clone(),
-                parent_id: Some(user_message.id.clone()),
+                parent_id: Some(question_id),
                 role: Role::Assistant,
                 content: String::new(),
                 status: MessageStatus::Streaming,
@@ -316,8 +304,12 @@ impl ChatService {
                 max_tokens: Some(turn.params.max_tokens),
                 citations: grounding.citations,
                 now_ms: now,
-            })
-            .await?;
+            },
+        };
+        let (stored_question, assistant) = self.store.start_turn(owner, turn_writes).await?;
+        let user_message = asked
+            .or(stored_question)
+            .expect("a question, asked before or stored now");
 
         if !all.iter().any(|m| m.id == user_message.id) {
             all.push(user_message.clone());

@@ -69,6 +69,19 @@ pub struct NewMessage {
     pub now_ms: i64,
 }
 
+/// The writes that start a turn, made together or not at all (`Store::start_turn`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTurn {
+    /// The question, unless it is stored already (regenerating reuses it).
+    pub question: Option<NewMessage>,
+    /// A title for a conversation still untitled.
+    pub title: Option<String>,
+    /// The `provider/model` the conversation now answers with, if it changed.
+    pub model: Option<String>,
+    /// The answer, streaming.
+    pub answer: NewMessage,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageFinish {
     pub content: String,

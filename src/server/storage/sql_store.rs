@@ -9,7 +9,7 @@ use super::{
     postgres::PgStore,
     records::{
         ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
-        NewMessage, SearchHitRecord,
+        NewMessage, NewTurn, SearchHitRecord,
     },
     rows::{
         CONVERSATION_COLUMNS, INTERRUPTED, MESSAGE_COLUMNS, affected, conversation_from_row, message_from_row,
@@ -33,11 +33,23 @@ pub(super) trait MessageSearch {
 }
 
 macro_rules! store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         impl $store {
             /// Sets one column of a conversation (`column` is a name from this file, never input).
             async fn update_conversation(
                 &self,
+                owner: UserId,
+                column: &str,
+                id: &str,
+                value: &str,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write_tx().await?;
+                Self::update_conversation_in(&mut tx, owner, column, id, value).await?;
+                Ok(tx.commit().await?)
+            }
+
+            async fn update_conversation_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
                 owner: UserId,
                 column: &str,
                 id: &str,
@@ -50,9 +62,46 @@ macro_rules! store {
                     .bind(value)
                     .bind(id)
                     .bind(owner.get())
-                    .execute(self.pool())
+                    .execute(&mut **tx)
                     .await?;
                 affected(done.rows_affected())
+            }
+
+            /// Stores `m` and makes it its conversation's shown leaf, inside `tx`.
+            async fn insert_message_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                m: &NewMessage,
+            ) -> Result<MessageRecord, StoreError> {
+                let touched = sqlx::query("UPDATE conversations SET updated_at = $1, active_leaf = $2 WHERE id = $3")
+                    .bind(m.now_ms)
+                    .bind(&m.id)
+                    .bind(&m.conversation_id)
+                    .execute(&mut **tx)
+                    .await?;
+                affected(touched.rows_affected())?;
+                let sql = format!(
+                    "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
+                     temperature, max_tokens, citations, created_at, updated_at, lease_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&m.id)
+                    .bind(&m.conversation_id)
+                    .bind(&m.parent_id)
+                    .bind(m.role.as_str())
+                    .bind(&m.content)
+                    .bind(m.status.as_str())
+                    .bind(&m.provider)
+                    .bind(&m.model)
+                    .bind(m.temperature.map(f64::from))
+                    .bind(m.max_tokens.map(i64::from))
+                    .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
+                    .bind(m.now_ms)
+                    .bind(m.now_ms)
+                    .bind((m.status == MessageStatus::Streaming).then_some(m.now_ms + ANSWER_LEASE_MS))
+                    .fetch_one(&mut **tx)
+                    .await?;
+                message_from_row(&row)
             }
         }
 
@@ -205,37 +254,30 @@ macro_rules! store {
 
             async fn insert_message(&self, m: NewMessage) -> Result<MessageRecord, StoreError> {
                 let mut tx = self.write_tx().await?;
-                let touched = sqlx::query("UPDATE conversations SET updated_at = $1, active_leaf = $2 WHERE id = $3")
-                    .bind(m.now_ms)
-                    .bind(&m.id)
-                    .bind(&m.conversation_id)
-                    .execute(&mut *tx)
-                    .await?;
-                affected(touched.rows_affected())?;
-                let sql = format!(
-                    "INSERT INTO messages (id, conversation_id, parent_id, role, content, status, provider, model, \
-                     temperature, max_tokens, citations, created_at, updated_at, lease_until) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {MESSAGE_COLUMNS}"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(&m.id)
-                    .bind(&m.conversation_id)
-                    .bind(&m.parent_id)
-                    .bind(m.role.as_str())
-                    .bind(&m.content)
-                    .bind(m.status.as_str())
-                    .bind(&m.provider)
-                    .bind(&m.model)
-                    .bind(m.temperature.map(f64::from))
-                    .bind(m.max_tokens.map(i64::from))
-                    .bind((!m.citations.is_empty()).then(|| serde_json::to_string(&m.citations).unwrap_or_default()))
-                    .bind(m.now_ms)
-                    .bind(m.now_ms)
-                    .bind((m.status == MessageStatus::Streaming).then_some(m.now_ms + ANSWER_LEASE_MS))
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let stored = Self::insert_message_in(&mut tx, &m).await?;
                 tx.commit().await?;
-                message_from_row(&row)
+                Ok(stored)
+            }
+
+            async fn start_turn(
+                &self,
+                owner: UserId,
+                turn: NewTurn,
+            ) -> Result<(Option<MessageRecord>, MessageRecord), StoreError> {
+                let conversation = &turn.answer.conversation_id;
+                let mut tx = self.write_tx().await?;
+                let question = match &turn.question {
+                    Some(q) => Some(Self::insert_message_in(&mut tx, q).await?),
+                    None => None,
+                };
+                for (column, value) in [("title", &turn.title), ("model", &turn.model)] {
+                    if let Some(value) = value {
+                        Self::update_conversation_in(&mut tx, owner, column, conversation, value).await?;
+                    }
+                }
+                let answer = Self::insert_message_in(&mut tx, &turn.answer).await?;
+                tx.commit().await?;
+                Ok((question, answer))
             }
 
             async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError> {
@@ -422,5 +464,5 @@ macro_rules! store {
     };
 }
 
-store!(SqliteStore);
-store!(PgStore);
+store!(SqliteStore, sqlx::Sqlite);
+store!(PgStore, sqlx::Postgres);

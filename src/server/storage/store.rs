@@ -4,7 +4,7 @@ use crate::server::auth::UserId;
 
 use super::records::{
     ConversationRecord, ConversationSettingsRecord, ImportedConversation, MessageFinish, MessageRecord,
-    NewMessage, SearchHitRecord,
+    NewMessage, NewTurn, SearchHitRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message, makes it the conversation's shown leaf and bumps its activity time.
     async fn insert_message(&self, message: NewMessage) -> Result<MessageRecord, StoreError>;
+
+    /// Starts a turn of `owner`'s conversation in one transaction: the question (if new),
+    /// the title and model (if given), the streaming answer. Either all are stored or none,
+    /// so a failure never leaves a question without its answer. Returns the stored question
+    /// (when it was new) and the answer.
+    async fn start_turn(
+        &self,
+        owner: UserId,
+        turn: NewTurn,
+    ) -> Result<(Option<MessageRecord>, MessageRecord), StoreError>;
 
     /// One of `owner`'s messages (in a conversation not in the trash).
     async fn get_message(&self, owner: UserId, id: &str) -> Result<MessageRecord, StoreError>;

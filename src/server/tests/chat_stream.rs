@@ -908,3 +908,63 @@ async fn search_export_and_import() {
     t.chat.delete_conversation(ME, &conv.id).await.unwrap();
     assert_eq!(t.chat.search(ME, "zeppel").await.unwrap().len(), n);
 }
+
+/// Fault injection: makes the database refuse every new answer row (a trigger that raises),
+/// on either backend; `undo` takes it away again.
+async fn refuse_answer_rows(url: &str, undo: bool) {
+    use sqlx::Connection;
+    let statements: &[&str] = match (url.starts_with("postgres"), undo) {
+        (true, false) => &[
+            "CREATE FUNCTION refuse_answer() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
+            "CREATE TRIGGER refuse_answer BEFORE INSERT ON messages FOR EACH ROW \
+             WHEN (NEW.role = 'assistant') EXECUTE FUNCTION refuse_answer()",
+        ],
+        (true, true) => &["DROP TRIGGER refuse_answer ON messages"],
+        (false, false) => &["CREATE TRIGGER refuse_answer BEFORE INSERT ON messages \
+             WHEN NEW.role = 'assistant' BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
+        (false, true) => &["DROP TRIGGER refuse_answer"],
+    };
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        for sql in statements {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_turn_the_database_cannot_finish_stores_none_of_its_writes() {
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    refuse_answer_rows(&t.url, false).await;
+    // The question, the title and the model would be written before the answer row fails.
+    let refused = t.chat.send(ME, req(&conv.id, "Is this kept?", 0.0, 4)).await;
+    assert!(refused.is_err());
+    let after = t.chat.get_conversation(ME, &conv.id).await.unwrap();
+    assert!(after.messages.is_empty(), "{:?}", after.messages);
+    assert_eq!(
+        (after.title.as_str(), after.model.as_deref()),
+        (conv.title.as_str(), None)
+    );
+
+    // Once the database takes answers again, the same question is asked once, not twice.
+    refuse_answer_rows(&t.url, true).await;
+    collect(
+        t.chat
+            .send(ME, req(&conv.id, "Is this kept?", 0.0, 4))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let after = t.chat.get_conversation(ME, &conv.id).await.unwrap();
+    let roles: Vec<Role> = after.messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant]);
+    assert_ne!(after.title, conv.title);
+    assert!(after.model.is_some());
+}

@@ -151,6 +151,8 @@ pub fn shared_model() -> Arc<LocalModel> {
 pub struct TestChat {
     pub chat: ChatService,
     pub store: Arc<dyn Store>,
+    /// The database, for tests that reach into it (fault injection).
+    pub url: String,
     pub _dir: tempfile::TempDir,
 }
 
@@ -174,6 +176,7 @@ pub async fn chat_with(provider: Arc<dyn ChatProvider>) -> TestChat {
     TestChat {
         chat: ChatService::new(Arc::clone(&store), router_of(provider), settings),
         store,
+        url,
         _dir: dir,
     }
 }
