@@ -1,16 +1,62 @@
-//! The `stoa` binary: `stoa` serves; `stoa backup FILE` copies the SQLite database online;
-//! `stoa migrate-db FROM TO` copies SQLite into PostgreSQL;
-//! `stoa eval-rag [k]` prints the retrieval evaluation. `stoa extract …` is the child
-//! process the server reads each uploaded file in (never run by hand).
+//! The `stoa` binary: `stoa` (or `stoa serve`) serves; `stoa backup FILE` copies the SQLite
+//! database online; `stoa migrate-db FROM TO` copies SQLite into PostgreSQL; `stoa eval-rag
+//! [K]` prints the retrieval evaluation. `stoa extract …` is the child process the server
+//! reads each uploaded file in (never run by hand). `stoa --help` says the same.
+
+#[cfg(feature = "ssr")]
+mod cli {
+    use clap::{Parser, Subcommand};
+
+    /// Stoa: a self-hosted AI chat that answers from your documents.
+    ///
+    /// Settings come from ./stoa.toml (or the file STOA_CONFIG names) and STOA_* variables;
+    /// docs/configuration.md lists them.
+    #[derive(Parser)]
+    #[command(name = "stoa", version)]
+    pub struct Cli {
+        #[command(subcommand)]
+        pub command: Option<Command>,
+    }
+
+    #[derive(Subcommand)]
+    pub enum Command {
+        /// Serve the web app and the APIs (what `stoa` without a command does).
+        Serve,
+        /// Copy the SQLite database, while Stoa runs, into a new file.
+        Backup {
+            /// The copy to write (must not exist).
+            file: std::path::PathBuf,
+        },
+        /// Copy a SQLite database into PostgreSQL (run again after an interruption: nothing
+        /// is doubled).
+        MigrateDb {
+            /// sqlite://PATH/stoa.db
+            from: String,
+            /// postgres://USER@HOST/DB
+            to: String,
+        },
+        /// Print retrieval quality (recall@k, MRR) on the labelled set in bench/rag-eval.
+        EvalRag {
+            /// Passages retrieved per question.
+            #[arg(default_value_t = 4)]
+            k: usize,
+        },
+    }
+}
 
 #[cfg(feature = "ssr")]
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    use clap::Parser;
+    use cli::{Cli, Command};
+    use stoa::server::{rag::sandbox, startup};
+
     // The extraction child runs before any runtime or thread exists: it limits itself and
     // reads one file.
-    if args.first().map(String::as_str) == Some(stoa::server::rag::sandbox::SUBCOMMAND) {
-        return stoa::server::rag::sandbox::child_main(&args[1..]);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(sandbox::SUBCOMMAND) {
+        return sandbox::child_main(&args[1..]);
     }
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -19,16 +65,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let arg = |i: usize| args.get(i).map(String::as_str);
-        match arg(0) {
-            None => stoa::server::startup::run().await,
-            Some("eval-rag") => stoa::server::startup::eval_rag(arg(1)).await,
-            Some("backup") => stoa::server::startup::backup(arg(1)).await,
-            Some("migrate-db") => stoa::server::startup::migrate_db(arg(1), arg(2)).await,
-            Some(other) => Err(format!(
-                "unknown command '{other}'; use no argument to serve, backup FILE, migrate-db FROM TO, or eval-rag [k]"
-            )
-            .into()),
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => startup::run().await,
+            Command::Backup { file } => startup::backup(&file).await,
+            Command::MigrateDb { from, to } => startup::migrate_db(&from, &to).await,
+            Command::EvalRag { k } => startup::eval_rag(k).await,
         }
     });
     match result {

@@ -4,6 +4,8 @@
 
 /// Accounts, sessions, API keys, CSRF, rate limits: the gate every request passes.
 pub mod auth;
+/// The loops that run beside requests, stopped together at shutdown.
+pub mod background;
 /// Orchestrates an answer: validate, persist, stream from a provider, persist again.
 pub mod chat;
 /// The wall clock (unix milliseconds), which every other module may read.

@@ -2,12 +2,11 @@
 //! graceful shutdown that lets running answers finish for a while before marking them
 //! interrupted.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, ops::ControlFlow, sync::Arc, time::Duration};
 
 use axum::{http::HeaderName, serve::ListenerExt};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -15,6 +14,7 @@ use tower_http::{
 
 use super::{
     auth::{self, Accounts, limits::RateLimiter},
+    background::Background,
     chat::{ChatService, Rag},
     config::Settings,
     embed::{Embedder, local::LocalEmbedder, remote::RemoteEmbedder},
@@ -22,11 +22,11 @@ use super::{
     llm::{
         local::{LocalModel, LocalModelConfig},
         openai::OpenAiProvider,
-        router::{self, Entry, Router},
+        router::{Entry, Router},
     },
     rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
     state::AppState,
-    storage::{self, documents::VectorSearch},
+    storage::{self, DocumentStore, Store, documents::VectorSearch},
     telemetry,
 };
 use crate::app::{App, shell};
@@ -94,6 +94,7 @@ pub async fn run() -> Result<(), StartupError> {
     })
     .await?;
     let _ = drained_rx.await;
+    state.background.stop().await;
     state.store.close().await;
     tracing::info!("stopped");
     telemetry.shutdown();
@@ -102,8 +103,7 @@ pub async fn run() -> Result<(), StartupError> {
 
 /// `stoa backup FILE`: an online copy of the SQLite database into a new file, while Stoa
 /// may keep serving. PostgreSQL has its own tools (`pg_dump`; see docs/operating.md).
-pub async fn backup(target: Option<&str>) -> Result<(), StartupError> {
-    let target = std::path::Path::new(target.ok_or("usage: stoa backup FILE (a new file)")?);
+pub async fn backup(target: &std::path::Path) -> Result<(), StartupError> {
     let settings = Settings::load()?;
     let url = settings.database_url();
     if !url.starts_with("sqlite:") {
@@ -123,11 +123,8 @@ pub async fn backup(target: Option<&str>) -> Result<(), StartupError> {
 
 /// `stoa migrate-db FROM TO`: copies a SQLite database (`sqlite://…/stoa.db`) into a
 /// PostgreSQL one (`postgres://…`, created beforehand), resumable, with a count check.
-pub async fn migrate_db(from: Option<&str>, to: Option<&str>) -> Result<(), StartupError> {
+pub async fn migrate_db(from: &str, to: &str) -> Result<(), StartupError> {
     let usage = "usage: stoa migrate-db sqlite://PATH/stoa.db postgres://USER@HOST/DB";
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(usage.into());
-    };
     if !from.starts_with("sqlite:") || !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         return Err(usage.into());
     }
@@ -151,13 +148,8 @@ pub async fn migrate_db(from: Option<&str>, to: Option<&str>) -> Result<(), Star
 }
 
 /// `stoa eval-rag [k]`: the retrieval evaluation of `bench/rag-eval`, printed.
-pub async fn eval_rag(k: Option<&str>) -> Result<(), StartupError> {
+pub async fn eval_rag(k: usize) -> Result<(), StartupError> {
     let settings = Settings::load()?;
-    let k: usize = k
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| "k must be a number")?
-        .unwrap_or(4);
     let dir = settings.embedding_model_dir();
     let embedder: Arc<dyn Embedder> =
         Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??);
@@ -200,103 +192,11 @@ pub async fn build(
     if let Some(buckets) = buckets {
         limits = limits.shared(buckets);
     }
-    let limits = Arc::new(limits);
-    let failed = documents
-        .fail_unfinished_documents(super::clock::now_ms())
-        .await?;
-    if failed > 0 {
-        tracing::warn!(
-            count = failed,
-            "documents left unfinished by the last run are marked failed"
-        );
-    }
-    // Deleted conversations stay undoable for a day, then go for good.
-    let purged = store.purge_trash(super::clock::now_ms() - TRASH_KEEP_MS).await?;
-    if purged > 0 {
-        tracing::info!(count = purged, "purged deleted conversations");
-    }
-    // Alone on its database, every answer still streaming was this process's before it
-    // stopped; on a shared one only those whose lease ran out are.
-    let now = super::clock::now_ms();
-    let interrupted = if shared {
-        store.interrupt_abandoned(now).await?
-    } else {
-        store.interrupt_streaming(now).await?
-    };
-    if interrupted > 0 {
-        tracing::warn!(
-            count = interrupted,
-            "answers left unfinished by the last run are marked interrupted"
-        );
-    }
+    recover(&*store, &*documents, shared).await?;
 
-    let mut entries = Vec::new();
-    let mut local = None;
-    if settings.local_model.enabled {
-        let model_config = LocalModelConfig {
-            path: settings.chat_model_path(),
-            context_size: settings.local_model.context_size,
-            batch_size: settings.local_model.batch_size,
-            threads: settings.threads(),
-            queue_capacity: settings.local_model.queue_capacity,
-            seed: settings.local_model.seed,
-            repeat_penalty: settings.local_model.repeat_penalty,
-        };
-        let model = Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
-        local = Some(Arc::clone(&model));
-        // The local model is not retried: it fails only when busy or broken.
-        entries.push(Entry::new(model, settings.routing.local_fallback.clone(), 0));
-    }
-    for p in &settings.providers {
-        let provider = OpenAiProvider::new(p)?;
-        tracing::info!(provider = %p.name, base_url = %super::config::redact_url(&p.base_url), "provider configured");
-        entries.push(Entry::new(Arc::new(provider), p.fallback.clone(), p.retries));
-    }
-    if entries.is_empty() {
-        return Err("no model to answer with: enable [local_model] or configure [[providers]]".into());
-    }
-    let models = Arc::new(Router::new(
-        entries,
-        settings.routing.default_model.clone(),
-        Duration::from_millis(settings.routing.retry_backoff_ms),
-    ));
-    // Discovers model lists and health before the first request; later checks run in the
-    // background.
-    models.probe_all().await;
-    if let Some(id) = &settings.routing.default_model
-        && let Err(e) = models.resolve(id)
-    {
-        tracing::warn!(default_model = %id, error = %e, "the default model is not available yet");
-    }
-    router::spawn_probes(
-        Arc::clone(&models),
-        Duration::from_secs(settings.routing.probe_interval_secs.max(1)),
-        CancellationToken::new(),
-    );
-
-    let embedder: Option<Arc<dyn Embedder>> = match (&settings.embedding.provider, settings.embedding.enabled)
-    {
-        (_, false) => None,
-        (Some(name), true) => {
-            let provider = settings
-                .providers
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or("unknown embedding.provider")?;
-            let model = settings.embedding.model.as_deref().unwrap_or_default();
-            let max_tokens = settings.embedding.max_tokens as usize;
-            Some(Arc::new(
-                RemoteEmbedder::connect(provider, model, max_tokens).await?,
-            ))
-        }
-        (None, true) => {
-            let dir = settings.embedding_model_dir();
-            Some(Arc::new(
-                tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
-            ))
-        }
-    };
-
+    let background = Background::default();
+    let (models, local) = models(&settings, &background).await?;
+    let embedder = embedder(&settings).await?;
     let mut chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
     let mut ingest = None;
     if let Some(embedder) = &embedder {
@@ -328,14 +228,20 @@ pub async fn build(
     let chat = Arc::new(chat);
     // Leases of this process's answers, and the sweep of answers whose process died.
     let keeper = Arc::downgrade(&chat);
-    tokio::spawn(async move {
-        let every = Duration::from_millis((storage::ANSWER_LEASE_MS / 3) as u64);
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(chat) = keeper.upgrade() else { break };
-            chat.keep_alive().await;
-        }
-    });
+    background.every(
+        "answer leases",
+        Duration::from_millis((storage::ANSWER_LEASE_MS / 3) as u64),
+        move || {
+            let keeper = keeper.clone();
+            async move {
+                let Some(chat) = keeper.upgrade() else {
+                    return ControlFlow::Break(());
+                };
+                chat.keep_alive().await;
+                ControlFlow::Continue(())
+            }
+        },
+    );
     let state = AppState {
         leptos_options,
         settings: Arc::new(settings),
@@ -345,9 +251,123 @@ pub async fn build(
         embedder,
         ingest,
         accounts,
-        limits,
+        limits: Arc::new(limits),
+        background,
     };
     Ok((router(state.clone())?, state))
+}
+
+/// What the last run left unfinished: documents half-ingested are failed, answers still
+/// streaming are interrupted (alone on the database, all of them were this process's; on
+/// a shared one only those whose lease ran out), and the trash older than a day is purged.
+async fn recover(store: &dyn Store, documents: &dyn DocumentStore, shared: bool) -> Result<(), StartupError> {
+    let now = super::clock::now_ms();
+    let failed = documents.fail_unfinished_documents(now).await?;
+    if failed > 0 {
+        tracing::warn!(
+            count = failed,
+            "documents left unfinished by the last run are marked failed"
+        );
+    }
+    let purged = store.purge_trash(now - TRASH_KEEP_MS).await?;
+    if purged > 0 {
+        tracing::info!(count = purged, "purged deleted conversations");
+    }
+    let interrupted = if shared {
+        store.interrupt_abandoned(now).await?
+    } else {
+        store.interrupt_streaming(now).await?
+    };
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "answers left unfinished by the last run are marked interrupted"
+        );
+    }
+    Ok(())
+}
+
+/// The models answers come from (the embedded one first, then each provider), probed once
+/// before the first request and again in the background.
+async fn models(
+    settings: &Settings,
+    background: &Background,
+) -> Result<(Arc<Router>, Option<Arc<LocalModel>>), StartupError> {
+    let mut entries = Vec::new();
+    let mut local = None;
+    if settings.local_model.enabled {
+        let model_config = LocalModelConfig {
+            path: settings.chat_model_path(),
+            context_size: settings.local_model.context_size,
+            batch_size: settings.local_model.batch_size,
+            threads: settings.threads(),
+            queue_capacity: settings.local_model.queue_capacity,
+            seed: settings.local_model.seed,
+            repeat_penalty: settings.local_model.repeat_penalty,
+        };
+        let model = Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
+        local = Some(Arc::clone(&model));
+        // The local model is not retried: it fails only when busy or broken.
+        entries.push(Entry::new(model, settings.routing.local_fallback.clone(), 0));
+    }
+    for p in &settings.providers {
+        let provider = OpenAiProvider::new(p)?;
+        tracing::info!(provider = %p.name, base_url = %super::config::redact_url(&p.base_url), "provider configured");
+        entries.push(Entry::new(Arc::new(provider), p.fallback.clone(), p.retries));
+    }
+    if entries.is_empty() {
+        return Err("no model to answer with: enable [local_model] or configure [[providers]]".into());
+    }
+    let models = Arc::new(Router::new(
+        entries,
+        settings.routing.default_model.clone(),
+        Duration::from_millis(settings.routing.retry_backoff_ms),
+    ));
+    models.probe_all().await;
+    if let Some(id) = &settings.routing.default_model
+        && let Err(e) = models.resolve(id)
+    {
+        tracing::warn!(default_model = %id, error = %e, "the default model is not available yet");
+    }
+    let probed = Arc::clone(&models);
+    background.every(
+        "provider probes",
+        Duration::from_secs(settings.routing.probe_interval_secs.max(1)),
+        move || {
+            let probed = Arc::clone(&probed);
+            async move {
+                probed.probe_all().await;
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    Ok((models, local))
+}
+
+/// The embedding model: a provider's (`embedding.provider`) or the bundled MiniLM; none
+/// when embeddings are disabled.
+async fn embedder(settings: &Settings) -> Result<Option<Arc<dyn Embedder>>, StartupError> {
+    Ok(match (&settings.embedding.provider, settings.embedding.enabled) {
+        (_, false) => None,
+        (Some(name), true) => {
+            let provider = settings
+                .providers
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or("unknown embedding.provider")?;
+            let model = settings.embedding.model.as_deref().unwrap_or_default();
+            let max_tokens = settings.embedding.max_tokens as usize;
+            Some(Arc::new(
+                RemoteEmbedder::connect(provider, model, max_tokens).await?,
+            ))
+        }
+        (None, true) => {
+            let dir = settings.embedding_model_dir();
+            Some(Arc::new(
+                tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
+            ))
+        }
+    })
 }
 
 fn router(state: AppState) -> Result<axum::Router, StartupError> {
@@ -376,6 +396,9 @@ fn router(state: AppState) -> Result<axum::Router, StartupError> {
             state.clone(),
             auth::middleware::authenticate,
         ))
+        // limit_body holds every route to its own limit; axum's extractors' 2 MB default
+        // would otherwise refuse smaller bodies first, in another shape.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             body_limits,
             http::security::limit_body,

@@ -37,6 +37,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Per-user and per-address request limits.
     pub limits: Arc<RateLimiter>,
+    /// Provider probes and answer leases, stopped at shutdown.
+    pub background: crate::server::background::Background,
 }
 
 impl AppState {

@@ -7,11 +7,12 @@
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
+use ipnet::IpNet;
 
 /// Addresses and networks (`10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
-    nets: Vec<(IpAddr, u8)>,
+    nets: Vec<IpNet>,
 }
 
 impl TrustedProxies {
@@ -21,15 +22,15 @@ impl TrustedProxies {
             .iter()
             .enumerate()
             .map(|(i, entry)| {
-                let bad = || format!("server.trusted_proxies[{i}] must be an IP address or a network like 10.0.0.0/8 (got '{entry}')");
-                let (addr, bits) = entry.trim().split_once('/').map_or((entry.trim(), None), |(a, b)| (a, Some(b)));
-                let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-                let max = if addr.is_ipv4() { 32 } else { 128 };
-                let bits = match bits {
-                    None => max,
-                    Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or_else(bad)?,
-                };
-                Ok((addr, bits))
+                let entry = entry.trim();
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "server.trusted_proxies[{i}] must be an IP address or a network like 10.0.0.0/8 (got '{entry}')"
+                        )
+                    })
             })
             .collect::<Result<_, String>>()?;
         Ok(Self { nets })
@@ -37,11 +38,7 @@ impl TrustedProxies {
 
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.nets.iter().any(|&(net, bits)| match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix(u32::from(n).into(), u32::from(a).into(), bits, 32),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix(u128::from(n), u128::from(a), bits, 128),
-            _ => false,
-        })
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client of a request from `peer` with these headers.
@@ -65,15 +62,6 @@ impl TrustedProxies {
             .copied()
             .unwrap_or(peer)
     }
-}
-
-/// Whether the first `bits` of `a` and `b` (each `width` bits wide) are the same.
-fn prefix(a: u128, b: u128, bits: u8, width: u32) -> bool {
-    if bits == 0 {
-        return true;
-    }
-    let shift = width - u32::from(bits);
-    (a >> shift) == (b >> shift)
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ use crate::{
             router::{Primed, Router, Target},
         },
         rag::retrieve::{Retriever, context_prompt},
-        storage::{ANSWER_LEASE_MS, DocumentStore, NewMessage, NewTurn, Store, StoreError},
+        storage::{
+            ANSWER_LEASE_MS, ConversationRecord, DocumentStore, MessageRecord, NewMessage, NewTurn, Store,
+            StoreError,
+        },
     },
 };
 
@@ -181,65 +184,16 @@ impl ChatService {
             .get_conversation(owner, &turn.conversation_id)
             .await
             .map_err(not_found("conversation"))?;
-        let mut all = self.store.list_messages(owner, &conversation.id).await?;
-        let find = |id: &str| {
-            all.iter()
-                .find(|m| m.id == id)
-                .cloned()
-                .ok_or(ChatError::NotFound("message"))
-        };
-        // Where the new user message hangs, its text, and (regenerating) the one reused.
-        let (parent, question, asked) = match turn.kind {
-            TurnKind::New(text) => (branches::shown_leaf(&conversation, &all), text, None),
-            TurnKind::Edit { of, text } => {
-                let old = find(&of)?;
-                if old.role != Role::User {
-                    return Err(ChatError::Invalid(ApiError::invalid(
-                        "edit_of",
-                        "only a question can be edited; answers are regenerated",
-                    )));
-                }
-                (old.parent_id, text, None)
-            }
-            TurnKind::Regenerate { of } => {
-                let answer = find(&of)?;
-                let question = match (&answer.role, answer.parent_id.as_deref()) {
-                    (Role::Assistant, Some(parent)) => find(parent)?,
-                    _ => {
-                        return Err(ChatError::Invalid(ApiError::invalid(
-                            "message_id",
-                            "only an answer can be regenerated",
-                        )));
-                    }
-                };
-                (
-                    question.parent_id.clone(),
-                    question.content.clone(),
-                    Some(question),
-                )
-            }
-        };
-        let history = branches::path_to(&all, parent.as_deref());
+        let all = self.store.list_messages(owner, &conversation.id).await?;
+        let asking = Asking::of(&conversation, &all, turn.kind)?;
+        let history = branches::path_to(&all, asking.parent.as_deref());
         let primary = self.target(turn.model.as_deref(), conversation.model.as_deref())?;
-        let grounding = self.ground(owner, &conversation.id, &question).await?;
-        // The conversation's own system prompt, else Stoa's; then the sources.
-        let system = [
-            conversation
-                .system_prompt
-                .clone()
-                .filter(|p| !p.trim().is_empty())
-                .or_else(|| self.settings.system_prompt.clone()),
-            grounding.context,
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n");
+        let grounding = self.ground(owner, &conversation.id, &asking.question).await?;
+        let system = self.system_prompt(&conversation, grounding.context);
         let fitted = prompt::fit(
             Some(system.as_str()),
             &history,
-            &question,
+            &asking.question,
             turn.trim_history,
             turn.params.max_tokens,
             &primary,
@@ -259,19 +213,70 @@ impl ChatService {
             Err(e) if e.is_retryable() && chain.len() > 1 => None,
             Err(e) => return Err(e.into()),
         };
-        let primed = Primed {
-            prompt_tokens: fitted.prompt_tokens,
-            stream,
+        let pending = Pending {
+            chain,
+            request,
+            primed: Primed {
+                prompt_tokens: fitted.prompt_tokens,
+                stream,
+            },
+            notice: [grounding.notice, fitted.notice]
+                .into_iter()
+                .flatten()
+                .reduce(|a, b| format!("{a}; {b}")),
         };
+        let stored = self
+            .record(
+                owner,
+                &conversation,
+                asking,
+                &turn.params,
+                &primary,
+                grounding.citations,
+            )
+            .await?;
+        Ok(self.launch(owner, all, stored, pending, detached))
+    }
 
+    /// The conversation's own system prompt, else Stoa's; then the sources.
+    fn system_prompt(&self, conversation: &ConversationRecord, sources: Option<String>) -> String {
+        [
+            conversation
+                .system_prompt
+                .clone()
+                .filter(|p| !p.trim().is_empty())
+                .or_else(|| self.settings.system_prompt.clone()),
+            sources,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+    }
+
+    /// Stores the turn in one transaction (the question unless reused, the title of an
+    /// untitled conversation's first turn, the model, the streaming answer); returns the
+    /// question and the answer.
+    async fn record(
+        &self,
+        owner: UserId,
+        conversation: &ConversationRecord,
+        asking: Asking,
+        params: &GenerationParams,
+        primary: &Target,
+        citations: Vec<Citation>,
+    ) -> Result<(MessageRecord, MessageRecord), ChatError> {
         let now = now_ms();
-        let question_id = asked.as_ref().map_or_else(new_id, |q| q.id.clone());
-        let new_question = asked.is_none().then(|| NewMessage {
+        // A question without a parent starts the conversation (its history is empty).
+        let first_turn = asking.parent.is_none();
+        let question_id = asking.asked.as_ref().map_or_else(new_id, |q| q.id.clone());
+        let new_question = asking.asked.is_none().then(|| NewMessage {
             id: question_id.clone(),
             conversation_id: conversation.id.clone(),
-            parent_id: parent,
+            parent_id: asking.parent,
             role: Role::User,
-            content: question.clone(),
+            content: asking.question.clone(),
             status: MessageStatus::Complete,
             provider: None,
             model: None,
@@ -280,14 +285,14 @@ impl ChatService {
             citations: Vec::new(),
             now_ms: now,
         });
-        let title = (conversation.title == prompt::UNTITLED && history.is_empty()).then(|| {
-            prompt::title_from(&question)
+        let title = (conversation.title == prompt::UNTITLED && first_turn).then(|| {
+            prompt::title_from(&asking.question)
                 .chars()
                 .take(MAX_TITLE_CHARS)
                 .collect()
         });
         let model_id = primary.id();
-        let turn_writes = NewTurn {
+        let writes = NewTurn {
             question: new_question,
             title,
             model: (conversation.model.as_deref() != Some(model_id.as_str())).then_some(model_id),
@@ -300,17 +305,29 @@ impl ChatService {
                 status: MessageStatus::Streaming,
                 provider: Some(primary.provider_name().to_owned()),
                 model: Some(primary.model.id.clone()),
-                temperature: Some(turn.params.temperature),
-                max_tokens: Some(turn.params.max_tokens),
-                citations: grounding.citations,
+                temperature: Some(params.temperature),
+                max_tokens: Some(params.max_tokens),
+                citations,
                 now_ms: now,
             },
         };
-        let (stored_question, assistant) = self.store.start_turn(owner, turn_writes).await?;
-        let user_message = asked
+        let (stored_question, answer) = self.store.start_turn(owner, writes).await?;
+        let question = asking
+            .asked
             .or(stored_question)
             .expect("a question, asked before or stored now");
+        Ok((question, answer))
+    }
 
+    /// Starts the stored answer's generation and returns its events, `Started` first.
+    fn launch(
+        &self,
+        owner: UserId,
+        mut all: Vec<MessageRecord>,
+        (user_message, assistant): (MessageRecord, MessageRecord),
+        pending: Pending,
+        detached: bool,
+    ) -> impl Stream<Item = ChatEvent> + Send + 'static {
         if !all.iter().any(|m| m.id == user_message.id) {
             all.push(user_message.clone());
         }
@@ -331,21 +348,18 @@ impl ChatService {
             siblings,
             message_id: assistant.id,
             router: Arc::clone(&self.router),
-            chain,
-            request,
-            primed: Some(primed),
-            notice: [grounding.notice, fitted.notice]
-                .into_iter()
-                .flatten()
-                .reduce(|a, b| format!("{a}; {b}")),
+            chain: pending.chain,
+            request: pending.request,
+            primed: Some(pending.primed),
+            notice: pending.notice,
             events,
             shutdown: self.shutdown.clone(),
             persist_every: Duration::from_millis(self.settings.persist_interval_ms),
         };
         self.tasks.spawn(generation.run());
-        Ok(futures::stream::unfold(receiver, |mut rx| async move {
+        futures::stream::unfold(receiver, |mut rx| async move {
             rx.recv().await.map(|event| (event, rx))
-        }))
+        })
     }
 
     /// Answers being generated right now.
@@ -431,6 +445,75 @@ impl Turn {
             trim_history: req.trim_history,
         })
     }
+}
+
+/// Where a turn's question hangs, its text, and (regenerating) the stored one reused.
+struct Asking {
+    parent: Option<String>,
+    question: String,
+    asked: Option<MessageRecord>,
+}
+
+impl Asking {
+    fn of(
+        conversation: &ConversationRecord,
+        all: &[MessageRecord],
+        kind: TurnKind,
+    ) -> Result<Self, ChatError> {
+        let find = |id: &str| {
+            all.iter()
+                .find(|m| m.id == id)
+                .cloned()
+                .ok_or(ChatError::NotFound("message"))
+        };
+        Ok(match kind {
+            TurnKind::New(text) => Asking {
+                parent: branches::shown_leaf(conversation, all),
+                question: text,
+                asked: None,
+            },
+            TurnKind::Edit { of, text } => {
+                let old = find(&of)?;
+                if old.role != Role::User {
+                    return Err(ChatError::Invalid(ApiError::invalid(
+                        "edit_of",
+                        "only a question can be edited; answers are regenerated",
+                    )));
+                }
+                Asking {
+                    parent: old.parent_id,
+                    question: text,
+                    asked: None,
+                }
+            }
+            TurnKind::Regenerate { of } => {
+                let answer = find(&of)?;
+                let question = match (&answer.role, answer.parent_id.as_deref()) {
+                    (Role::Assistant, Some(parent)) => find(parent)?,
+                    _ => {
+                        return Err(ChatError::Invalid(ApiError::invalid(
+                            "message_id",
+                            "only an answer can be regenerated",
+                        )));
+                    }
+                };
+                Asking {
+                    parent: question.parent_id.clone(),
+                    question: question.content.clone(),
+                    asked: Some(question),
+                }
+            }
+        })
+    }
+}
+
+/// What a turn's generation starts from: the providers to try, the request, the primed
+/// first attempt and the notice for the user.
+struct Pending {
+    chain: Vec<Target>,
+    request: GenerationRequest,
+    primed: Primed,
+    notice: Option<String>,
 }
 
 /// What retrieval adds to an answer.

@@ -2,7 +2,13 @@
 //! framing; every page rendered by Leptos gets a Content-Security-Policy whose only
 //! allowed inline scripts are Leptos' own, marked with this response's nonce.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 use axum::http::{HeaderName, HeaderValue, header};
+use http_body_util::BodyExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The policy of app pages: scripts only by nonce (and what they load), WebAssembly
@@ -63,7 +69,6 @@ pub async fn limit_body(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let path = req.uri().path();
     let limit = if UPLOAD_PATHS.contains(&path) {
         limits.upload
@@ -78,15 +83,45 @@ pub async fn limit_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        let error = crate::api::ApiError::new(
-            crate::api::ErrorCode::PayloadTooLarge,
-            format!("the request body is over the limit of {} MB", limit / 1_048_576),
-        )
-        .with_field("body");
-        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(error)).into_response();
+        return too_large(path, limit);
     }
-    let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    let path = path.to_owned();
+    // Whether a handler read past the limit: it then answers in its own way (axum's
+    // extractors with a plain-text 413, server functions with a 400), and the client gets
+    // the 413 in the shape of the API it called instead.
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&overflowed);
+    let req = req.map(|body| {
+        let limited = http_body_util::Limited::new(body, limit).map_err(move |e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                seen.store(true, Ordering::Relaxed);
+            }
+            e
+        });
+        axum::body::Body::new(limited)
+    });
+    let res = next.run(req).await;
+    // An extractor's own limit answers with a plain-text 413 too.
+    let plain_413 = res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && !res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+    if overflowed.load(Ordering::Relaxed) || plain_413 {
+        return too_large(&path, limit);
+    }
+    res
+}
+
+/// The 413 of a body over `limit`, in the shape of the API `path` belongs to.
+fn too_large(path: &str, limit: usize) -> axum::response::Response {
+    let error = crate::api::ApiError::new(
+        crate::api::ErrorCode::PayloadTooLarge,
+        format!("the request body is over the limit of {} MB", limit / 1_048_576),
+    )
+    .with_field("body");
+    crate::server::auth::middleware::reject(path, error)
 }
 
 /// The host names Stoa answers to. A browser sends the name it resolved in `Host`, so a

@@ -388,22 +388,6 @@ fn summary(failures: &[String], last: LlmError) -> LlmError {
     }
 }
 
-/// Probes remote providers every `interval` until the token is cancelled.
-pub fn spawn_probes(
-    router: Arc<Router>,
-    interval: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(interval) => router.probe_all().await,
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,3 +212,34 @@ async fn rate_limits_hold_across_replicas_sharing_a_postgresql_database() {
             .is_ok()
     );
 }
+
+#[test]
+fn the_command_line_explains_itself_and_refuses_what_it_does_not_know() {
+    let stoa = super::support::stoa_bin();
+    let run = |args: &[&str]| std::process::Command::new(&stoa).args(args).output().unwrap();
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for command in ["serve", "backup", "migrate-db", "eval-rag"] {
+        assert!(text.contains(command), "{text}");
+    }
+    assert!(
+        !text.contains("extract"),
+        "the extraction child is not a user's command: {text}"
+    );
+    // Unknown commands and missing or wrong arguments fail before anything starts.
+    for args in [
+        &["frobnicate"][..],
+        &["backup"],
+        &["eval-rag", "many"],
+        &["migrate-db", "a"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error:") && stderr.contains("--help"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -133,22 +133,55 @@ async fn pages_carry_a_nonce_csp_and_every_response_the_security_headers() {
 }
 
 #[tokio::test]
-async fn bodies_over_the_limit_are_refused_with_413() {
+async fn bodies_over_the_limit_are_refused_with_413_in_the_shape_of_their_api() {
     let app = spawn_app().await;
-    let big = vec![b' '; crate::server::http::security::MAX_BODY_BYTES + 1];
-    for path in ["/v1/chat/completions", "/api/v1/generate", "/api/chat/send"] {
-        let res = reqwest::Client::new()
-            .post(format!("{}{path}", app.base))
-            .header("content-type", "application/json")
-            .body(big.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 413, "{path}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["field"], "body", "{path}");
-        assert!(body["message"].as_str().unwrap().contains("4 MB"), "{body}");
+    let size = crate::server::http::security::MAX_BODY_BYTES + 1;
+    for path in [
+        "/v1/chat/completions",
+        "/api/v1/generate",
+        "/api/v1/conversations",
+        "/api/chat/send",
+    ] {
+        // Declared by Content-Length, and sent chunked without one (the limit is then hit
+        // while the handler reads).
+        for chunked in [false, true] {
+            let body = if chunked {
+                let chunks = (0..size / 65_536 + 1).map(|_| Ok::<_, std::io::Error>(vec![b' '; 65_536]));
+                reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+            } else {
+                reqwest::Body::from(vec![b' '; size])
+            };
+            let res = reqwest::Client::new()
+                .post(format!("{}{path}", app.base))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 413, "{path} chunked={chunked}");
+            let body: Value = res.json().await.unwrap();
+            let (field, message) = if path.starts_with("/v1/") {
+                (&body["error"]["param"], &body["error"]["message"])
+            } else if path.starts_with("/api/v1/") {
+                assert_eq!(body["type"], "urn:stoa:problem:payload_too_large", "{body}");
+                (&body["field"], &body["detail"])
+            } else {
+                (&body["field"], &body["message"])
+            };
+            assert_eq!(field, "body", "{path} chunked={chunked}: {body}");
+            assert!(message.as_str().unwrap().contains("4 MB"), "{path}: {body}");
+        }
     }
+    // Under the limit is under the limit: 3 MB (over axum's own 2 MB default) goes in.
+    let padded = format!("{}{{\"title\": \"padded\"}}", " ".repeat(3 * 1_048_576));
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/conversations", app.base))
+        .header("content-type", "application/json")
+        .body(padded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
 }
 
 /// The resources of `/api/v1` in single-user mode: conversations, messages (whole and
