@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs rustc 1.96
 .ci/setup-run.sh
-log() { printf '\n== setup: %s\n' "$*"; }
+. .ci/setup-lib.sh
 if [ "$(cargo leptos --version 2>/dev/null || true)" != "cargo-leptos ${CARGO_LEPTOS_VERSION}" ]; then
   log "cargo install cargo-leptos ${CARGO_LEPTOS_VERSION} (no_downloads; about 14 minutes on 2 cores)"
   cargo install cargo-leptos --version "${CARGO_LEPTOS_VERSION}" --locked --features no_downloads

@@ -7,22 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 .ci/setup-run.sh
-log() { printf '\n== setup: %s\n' "$*"; }
-have() { command -v "$1" >/dev/null 2>&1; }
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# Installs the Debian packages of "$@" that are missing.
-apt_install() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "apt: installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-}
+. .ci/setup-lib.sh
 
 # 1. Debian packages: chromium (Playwright), prometheus (promtool), nginx.
 apt_install chromium prometheus nginx
