@@ -6,6 +6,7 @@ pub(crate) mod embeddings;
 pub mod metrics;
 pub mod openai;
 pub(crate) mod openai_wire;
+pub mod policy;
 pub mod resources;
 pub mod rest;
 pub mod security;

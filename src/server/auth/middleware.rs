@@ -12,13 +12,19 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{Principal, limits::Class, service::SESSION_COOKIE};
+use super::{Principal, service::SESSION_COOKIE};
 use crate::{
     api::{
         ApiError, ErrorCode,
         csrf::{CSRF_FIELD, CSRF_HEADER},
     },
-    server::{http::security::MAX_BODY_BYTES, state::AppState},
+    server::{
+        http::{
+            policy::{self, Access},
+            security::MAX_BODY_BYTES,
+        },
+        state::AppState,
+    },
 };
 
 pub fn unauthorized() -> ApiError {
@@ -62,60 +68,9 @@ pub fn reject(path: &str, e: ApiError) -> Response {
     res
 }
 
-/// Reachable without signing in: health checks and metrics, the sign-in pages and their form targets,
-/// the site's static files, and the API documentation.
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/signin"
-            | "/signup"
-            | "/auth/signin"
-            | "/auth/signup"
-            | "/api/v1/openapi.json"
-            | "/docs"
-            | "/favicon.ico"
-            | "/healthz"
-            | "/readyz"
-            | "/metrics"
-    ) || path.starts_with("/pkg/")
-        || path.starts_with("/docs/")
-}
-
 /// Pages (as opposed to APIs): anonymous visitors are sent to the sign-in page.
 fn is_page(path: &str) -> bool {
     !(path.starts_with("/api/") || path.starts_with("/v1/") || path.starts_with("/auth/"))
-}
-
-fn is_admin(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/api/admin/")
-}
-
-/// What a request spends, if it is rate-limited: state-changing requests, and searches
-/// (the REST one is a GET).
-fn class_of(method: &Method, path: &str) -> Option<Class> {
-    if path == "/api/v1/search" {
-        return Some(Class::Search);
-    }
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return None;
-    }
-    match path {
-        "/api/conversations/search" => Some(Class::Search),
-        "/api/conversations/import" | "/api/v1/import" => Some(Class::Import),
-        "/v1/embeddings" => Some(Class::Embedding),
-        "/api/chat/send" | "/api/chat/send_form" | "/v1/chat/completions" | "/api/v1/generate" => {
-            Some(Class::Generation)
-        }
-        "/api/documents/upload" | "/api/v1/documents" => Some(Class::Upload),
-        "/auth/signin" | "/auth/signup" => Some(Class::SignIn),
-        "/api/chat/regenerate" => Some(Class::Generation),
-        p if p.starts_with("/api/v1/conversations/")
-            && (p.ends_with("/messages") || p.ends_with("/regenerate")) =>
-        {
-            Some(Class::Generation)
-        }
-        _ => None,
-    }
 }
 
 /// A browser request made by another site (`Sec-Fetch-Site`, or an `Origin` that is not
@@ -182,6 +137,7 @@ async fn carries_csrf_token(req: Request, expected: &str) -> (bool, Request) {
 
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    let policy = policy::of(req.method(), &path);
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && cross_site(req.headers()) {
         return reject(&path, forbidden("cross-site request refused"));
@@ -193,7 +149,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         .await
     {
         Ok(p) => p,
-        Err(_) if is_public(&path) => None,
+        Err(_) if policy.access == Access::Public => None,
         Err(e) => return reject(&path, e),
     };
 
@@ -209,20 +165,20 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         req = checked;
     }
 
-    if !is_public(&path) {
+    if policy.access != Access::Public {
         match &principal {
             None if is_page(&path) && req.method() == Method::GET => {
                 return Redirect::to("/signin").into_response();
             }
             None => return reject(&path, unauthorized()),
-            Some(p) if is_admin(&path) && !p.admin => {
+            Some(p) if policy.access == Access::Admin && !p.admin => {
                 return reject(&path, forbidden("only an admin may do this"));
             }
             Some(_) => {}
         }
     }
 
-    if let Some(class) = class_of(req.method(), &path) {
+    if let Some(class) = policy.class {
         let user = principal.as_ref().map(|p| p.user);
         if let Err(wait) = state.limits.check(class, user, client_ip(&state, &req)).await {
             return reject(&path, super::limits::rate_limited(wait));
@@ -275,20 +231,8 @@ mod tests {
     }
 
     #[test]
-    fn classifies_paths() {
-        assert!(is_public("/pkg/stoa.wasm"));
-        assert!(!is_public("/api/v1/generate"));
-        assert!(is_page("/c/123") && !is_page("/api/conversations/list"));
-        let post = &Method::POST;
-        assert_eq!(
-            class_of(post, "/api/v1/conversations/x/messages"),
-            Some(Class::Generation)
-        );
-        assert_eq!(class_of(post, "/api/documents/upload"), Some(Class::Upload));
-        assert_eq!(class_of(post, "/api/conversations/list"), None);
-        assert_eq!(class_of(&Method::GET, "/api/v1/search"), Some(Class::Search));
-        assert_eq!(class_of(&Method::GET, "/api/v1/documents"), None);
-        assert_eq!(class_of(post, "/v1/embeddings"), Some(Class::Embedding));
-        assert_eq!(class_of(post, "/api/v1/import"), Some(Class::Import));
+    fn tells_pages_from_apis() {
+        assert!(is_page("/c/123") && is_page("/signin"));
+        assert!(!is_page("/api/conversations/list") && !is_page("/v1/models") && !is_page("/auth/signin"));
     }
 }

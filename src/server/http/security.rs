@@ -48,10 +48,6 @@ pub fn layers() -> [SetResponseHeaderLayer<HeaderValue>; 3] {
 
 /// Largest request body of every route but uploads and imports.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// The endpoints that take documents (UI and REST).
-pub const UPLOAD_PATHS: [&str; 2] = ["/api/documents/upload", "/api/v1/documents"];
-/// The endpoints that take a conversation export (UI and REST).
-pub const IMPORT_PATHS: [&str; 2] = ["/api/conversations/import", "/api/v1/import"];
 
 /// The body limits of the routes that take more than [`MAX_BODY_BYTES`].
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +66,10 @@ pub async fn limit_body(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let path = req.uri().path();
-    let limit = if UPLOAD_PATHS.contains(&path) {
-        limits.upload
-    } else if IMPORT_PATHS.contains(&path) {
-        limits.import
-    } else {
-        MAX_BODY_BYTES
+    let limit = match super::policy::of(req.method(), path).body {
+        super::policy::BodyLimit::Upload => limits.upload,
+        super::policy::BodyLimit::Import => limits.import,
+        super::policy::BodyLimit::Default => MAX_BODY_BYTES,
     };
     let declared = req
         .headers()
