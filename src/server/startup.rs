@@ -384,7 +384,6 @@ fn router(state: AppState) -> Result<axum::Router, StartupError> {
     let options = state.leptos_options.clone();
     Ok(axum::Router::new()
         .leptos_routes_with_context(&state, routes, || (), move || shell(options.clone()))
-        .merge(http::openai::router())
         .merge(http::rest::router())
         .merge(auth::routes::router())
         .merge(http::assets::router(std::path::Path::new(

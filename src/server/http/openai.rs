@@ -5,7 +5,7 @@
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
     extract::State,
     http::StatusCode,
@@ -13,10 +13,10 @@ use axum::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post},
 };
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openai_wire::{ChatCompletionRequest, OpenAiError, Usage, error_body};
 use crate::{
@@ -29,11 +29,12 @@ use crate::{
     },
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/embeddings", post(super::embeddings::create))
+/// `/v1`, each route declared once with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(models))
+        .routes(routes!(chat_completions))
+        .routes(routes!(super::embeddings::create))
 }
 
 pub(super) fn error_response(e: ApiError) -> Response {

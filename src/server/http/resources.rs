@@ -7,17 +7,17 @@
 use std::convert::Infallible;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, State},
     http::StatusCode,
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{delete, get, put},
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::rest::{ApiJson, OptionalJson, problem};
 use crate::{
@@ -36,48 +36,31 @@ pub mod documents;
 pub mod keys;
 pub mod transfer;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/conversations",
-            get(list_conversations).post(create_conversation),
-        )
-        .route(
-            "/api/v1/conversations/{id}",
-            get(get_conversation)
-                .patch(rename_conversation)
-                .delete(delete_conversation),
-        )
-        .route(
-            "/api/v1/conversations/{id}/messages",
-            get(list_messages).post(post_message),
-        )
-        .route("/api/v1/conversations/{id}/collections", put(set_collections))
-        .route(
-            "/api/v1/conversations/{id}/messages/{message_id}/regenerate",
-            axum::routing::post(regenerate),
-        )
-        .route("/api/v1/conversations/{id}/branch", put(switch_branch))
-        .route("/api/v1/conversations/{id}/settings", put(set_settings))
-        .route(
-            "/api/v1/conversations/{id}/export",
-            get(transfer::export_conversation),
-        )
-        .route("/api/v1/export", get(transfer::export_all))
-        .route("/api/v1/import", axum::routing::post(transfer::import))
-        .route("/api/v1/search", get(transfer::search))
-        .route(
-            "/api/v1/documents",
-            get(documents::list_documents).post(documents::upload_documents),
-        )
-        .route(
-            "/api/v1/documents/{id}",
-            get(documents::get_document).delete(documents::delete_document),
-        )
-        .route("/api/v1/collections", get(documents::list_collections))
-        .route("/api/v1/models", get(list_models))
-        .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
-        .route("/api/v1/keys/{id}", delete(keys::revoke_key))
+/// The `/api/v1` resources, each declared once: its `#[utoipa::path]` gives both the route
+/// and its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations, create_conversation))
+        .routes(routes!(
+            get_conversation,
+            rename_conversation,
+            delete_conversation
+        ))
+        .routes(routes!(list_messages, post_message))
+        .routes(routes!(set_collections))
+        .routes(routes!(regenerate))
+        .routes(routes!(switch_branch))
+        .routes(routes!(set_settings))
+        .routes(routes!(transfer::export_conversation))
+        .routes(routes!(transfer::export_all))
+        .routes(routes!(transfer::import))
+        .routes(routes!(transfer::search))
+        .routes(routes!(documents::list_documents, documents::upload_documents))
+        .routes(routes!(documents::get_document, documents::delete_document))
+        .routes(routes!(documents::list_collections))
+        .routes(routes!(list_models))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::revoke_key))
 }
 
 /// `200` with the value, or the error as problem details.

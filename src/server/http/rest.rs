@@ -8,9 +8,10 @@ use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
 };
 use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     api::{
@@ -24,14 +25,22 @@ use crate::{
     },
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/generate", post(generate))
+/// Every documented route (REST, `/v1`, operations) with the OpenAPI document built from
+/// the same declarations.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(generate))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(super::metrics::metrics))
         .merge(super::resources::router())
+        .merge(super::openai::router())
+}
+
+pub fn router() -> Router<AppState> {
+    let (routes, _) = documented().split_for_parts();
+    routes
         .route("/api/v1/openapi.json", get(openapi_json))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(super::metrics::metrics))
         // The docs page is a static file of the site (public/docs); this makes `/docs` work.
         .route(
             "/docs",
@@ -271,39 +280,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         description = "Self-hosted AI chat. Every request is validated before any token is spent; \
                        errors name the field and the limit."
     ),
-    paths(
-        generate,
-        healthz,
-        readyz,
-        super::metrics::metrics,
-        super::resources::list_conversations,
-        super::resources::create_conversation,
-        super::resources::get_conversation,
-        super::resources::rename_conversation,
-        super::resources::delete_conversation,
-        super::resources::list_messages,
-        super::resources::post_message,
-        super::resources::regenerate,
-        super::resources::switch_branch,
-        super::resources::set_settings,
-        super::resources::transfer::export_conversation,
-        super::resources::transfer::export_all,
-        super::resources::transfer::import,
-        super::resources::transfer::search,
-        super::resources::set_collections,
-        super::resources::documents::list_documents,
-        super::resources::documents::upload_documents,
-        super::resources::documents::get_document,
-        super::resources::documents::delete_document,
-        super::resources::documents::list_collections,
-        super::resources::list_models,
-        super::resources::keys::list_keys,
-        super::resources::keys::create_key,
-        super::resources::keys::revoke_key,
-        super::openai::models,
-        super::openai::chat_completions,
-        super::embeddings::create
-    ),
     components(schemas(PromptRequest, PromptResponse, Problem)),
     modifiers(&BearerAuth),
     security(("api_key" = []), ()),
@@ -340,9 +316,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI 3.1 document, generated from the code.
+/// The OpenAPI 3.1 document, generated from the routes' declarations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
+    documented().split_for_parts().1
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
