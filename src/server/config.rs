@@ -597,54 +597,34 @@ impl Settings {
         self.auth.secure_cookies.unwrap_or(!addr.ip().is_loopback())
     }
 
-    /// Checks what the types cannot: provider names, URLs and fallback chains.
+    /// Checks what the types cannot: provider names, URLs and fallback chains, the
+    /// embedding provider, the document settings.
     pub fn check(&self) -> Result<(), String> {
         crate::server::auth::proxies::TrustedProxies::parse(&self.server.trusted_proxies)?;
         crate::server::http::security::AllowedHosts::parse(&self.server.allowed_hosts)?;
         let mut names = vec![crate::server::llm::local::LOCAL_PROVIDER.to_owned()];
         for (i, p) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
-            let valid_name = !p.name.is_empty()
-                && p.name.len() <= 40
-                && p.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid_name {
-                return Err(format!(
-                    "{at}.name must be 1 to 40 letters, digits, '-' or '_' (got '{}')",
-                    p.name
-                ));
-            }
+            check_provider(&at, p)?;
             if names.contains(&p.name) {
                 return Err(format!("{at}.name '{}' is used twice (or is reserved)", p.name));
             }
             names.push(p.name.clone());
-            let urls = std::iter::once(("base_url".to_owned(), &p.base_url)).chain(
-                p.endpoints
-                    .iter()
-                    .enumerate()
-                    .map(|(i, u)| (format!("endpoints[{i}]"), u)),
-            );
-            for (key, url) in urls {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!(
-                        "{at}.{key} must start with http:// or https:// (got '{url}')"
-                    ));
-                }
+        }
+        self.check_fallbacks(&names)?;
+        if let Some(name) = &self.embedding.provider {
+            if !self.providers.iter().any(|p| &p.name == name) {
+                return Err(format!("embedding.provider '{name}' is not one of [[providers]]"));
             }
-            if p.endpoints.len() > 32 {
-                return Err(format!(
-                    "{at}.endpoints has at most 32 entries (got {})",
-                    p.endpoints.len()
-                ));
-            }
-            if p.max_concurrent == 0 {
-                return Err(format!("{at}.max_concurrent must be at least 1"));
-            }
-            if p.retries > 5 {
-                return Err(format!("{at}.retries is at most 5 (got {})", p.retries));
+            if self.embedding.model.is_none() {
+                return Err("embedding.model must name the provider's embedding model".into());
             }
         }
+        check_rag(&self.rag)
+    }
+
+    /// Every fallback names a provider (or the local model).
+    fn check_fallbacks(&self, names: &[String]) -> Result<(), String> {
         let fallbacks = std::iter::once((
             crate::server::llm::local::LOCAL_PROVIDER,
             self.routing.local_fallback.as_deref(),
@@ -664,38 +644,75 @@ impl Settings {
                 ));
             }
         }
-        if let Some(name) = &self.embedding.provider {
-            if !self.providers.iter().any(|p| &p.name == name) {
-                return Err(format!("embedding.provider '{name}' is not one of [[providers]]"));
-            }
-            if self.embedding.model.is_none() {
-                return Err("embedding.model must name the provider's embedding model".into());
-            }
-        }
-        let rag = &self.rag;
-        if rag.chunk_tokens < 32 || rag.chunk_tokens > 256 {
-            return Err(format!(
-                "rag.chunk_tokens must be 32 to 256 (got {})",
-                rag.chunk_tokens
-            ));
-        }
-        if rag.chunk_overlap >= rag.chunk_tokens / 2 {
-            return Err("rag.chunk_overlap must be under half of rag.chunk_tokens".into());
-        }
-        if rag.top_k == 0 || rag.top_k > rag.candidates {
-            return Err("rag.top_k must be 1 to rag.candidates".into());
-        }
-        if rag.extract_memory_mb < 64 {
-            return Err(format!(
-                "rag.extract_memory_mb must be at least 64 (got {})",
-                rag.extract_memory_mb
-            ));
-        }
-        if rag.extract_cpu_secs == 0 || rag.extract_timeout_secs == 0 {
-            return Err("rag.extract_cpu_secs and rag.extract_timeout_secs must be at least 1".into());
-        }
         Ok(())
     }
+}
+
+/// One provider's own settings (`at` is where it stands, `providers[2]`).
+fn check_provider(at: &str, p: &ProviderSettings) -> Result<(), String> {
+    let valid_name = !p.name.is_empty()
+        && p.name.len() <= 40
+        && p.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(format!(
+            "{at}.name must be 1 to 40 letters, digits, '-' or '_' (got '{}')",
+            p.name
+        ));
+    }
+    let urls = std::iter::once(("base_url".to_owned(), &p.base_url)).chain(
+        p.endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("endpoints[{i}]"), u)),
+    );
+    for (key, url) in urls {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "{at}.{key} must start with http:// or https:// (got '{url}')"
+            ));
+        }
+    }
+    if p.endpoints.len() > 32 {
+        return Err(format!(
+            "{at}.endpoints has at most 32 entries (got {})",
+            p.endpoints.len()
+        ));
+    }
+    if p.max_concurrent == 0 {
+        return Err(format!("{at}.max_concurrent must be at least 1"));
+    }
+    if p.retries > 5 {
+        return Err(format!("{at}.retries is at most 5 (got {})", p.retries));
+    }
+    Ok(())
+}
+
+/// Chunking, retrieval and extraction limits that make sense together.
+fn check_rag(rag: &RagSettings) -> Result<(), String> {
+    if rag.chunk_tokens < 32 || rag.chunk_tokens > 256 {
+        return Err(format!(
+            "rag.chunk_tokens must be 32 to 256 (got {})",
+            rag.chunk_tokens
+        ));
+    }
+    if rag.chunk_overlap >= rag.chunk_tokens / 2 {
+        return Err("rag.chunk_overlap must be under half of rag.chunk_tokens".into());
+    }
+    if rag.top_k == 0 || rag.top_k > rag.candidates {
+        return Err("rag.top_k must be 1 to rag.candidates".into());
+    }
+    if rag.extract_memory_mb < 64 {
+        return Err(format!(
+            "rag.extract_memory_mb must be at least 64 (got {})",
+            rag.extract_memory_mb
+        ));
+    }
+    if rag.extract_cpu_secs == 0 || rag.extract_timeout_secs == 0 {
+        return Err("rag.extract_cpu_secs and rag.extract_timeout_secs must be at least 1".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,11 +17,11 @@ use async_openai::{
     types::chat::{
         ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
         ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, ChatCompletionStreamOptions,
-        CreateChatCompletionRequest, FinishReason as WireFinish,
+        CreateChatCompletionRequest, CreateChatCompletionStreamResponse, FinishReason as WireFinish,
     },
 };
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{Stream, StreamExt, stream::BoxStream};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -283,11 +283,94 @@ pub fn map_error(e: OpenAIError) -> LlmError {
 }
 
 /// State of one answer's stream while chunks are mapped to [`TokenEvent`]s.
+#[derive(Default)]
 struct Progress {
     pieces: u32,
     finish: Option<FinishReason>,
     usage: Option<(u32, u32)>,
     ended: bool,
+}
+
+impl Progress {
+    /// Takes one chunk in: its usage and finish reason are kept, its text returned (empty
+    /// when it carries none).
+    fn absorb(&mut self, chunk: CreateChatCompletionStreamResponse) -> String {
+        if let Some(u) = &chunk.usage {
+            self.usage = Some((u.prompt_tokens, u.completion_tokens));
+        }
+        let mut text = String::new();
+        for choice in chunk.choices {
+            if let Some(t) = choice.delta.content {
+                text.push_str(&t);
+            }
+            if let Some(f) = choice.finish_reason {
+                self.finish = Some(match f {
+                    WireFinish::Length => FinishReason::Length,
+                    _ => FinishReason::Stop,
+                });
+            }
+        }
+        if !text.is_empty() {
+            self.pieces += 1;
+        }
+        text
+    }
+
+    /// What the end of the stream (`[DONE]` or the end of the body) means: finished only
+    /// if a finish reason came; otherwise the connection was cut mid-answer.
+    fn end(&self) -> Result<TokenEvent, LlmError> {
+        match self.finish {
+            Some(finish) => {
+                let (prompt_tokens, completion_tokens) = self.usage.unwrap_or((0, self.pieces));
+                Ok(TokenEvent::Done {
+                    prompt_tokens,
+                    completion_tokens,
+                    finish,
+                })
+            }
+            None => Err(LlmError::Unavailable(
+                "the provider closed the stream before the answer was finished".into(),
+            )),
+        }
+    }
+}
+
+/// An answer's chunks as token events, ending with `Done` or an error; a provider silent
+/// for `idle` is an error.
+fn token_events<S>(chunks: S, idle: Duration) -> BoxStream<'static, Result<TokenEvent, LlmError>>
+where
+    S: Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + Send + Unpin + 'static,
+{
+    futures::stream::unfold(
+        (chunks, Progress::default()),
+        move |(mut chunks, mut p)| async move {
+            if p.ended {
+                return None;
+            }
+            let item = loop {
+                match tokio::time::timeout(idle, chunks.next()).await {
+                    Err(_) => {
+                        break Err(LlmError::Unavailable(format!(
+                            "the provider went silent for {}s",
+                            idle.as_secs()
+                        )));
+                    }
+                    Ok(None) => break p.end(),
+                    Ok(Some(Err(e))) => break Err(map_error(e)),
+                    Ok(Some(Ok(chunk))) => {
+                        let text = p.absorb(chunk);
+                        if !text.is_empty() {
+                            return Some((Ok(TokenEvent::Token(text)), (chunks, p)));
+                        }
+                    }
+                }
+            };
+            // An error or the end: nothing follows.
+            p.ended = true;
+            Some((item, (chunks, p)))
+        },
+    )
+    .boxed()
 }
 
 #[async_trait]
@@ -332,83 +415,9 @@ impl ChatProvider for OpenAiProvider {
         });
         let mut answered = false;
         let tokens = opened
-            .map(move |opened| {
-                let chunks = match opened {
-                    Ok(chunks) => chunks,
-                    Err(e) => return futures::stream::iter(vec![Err(e)]).boxed(),
-                };
-                let progress = Progress {
-                    pieces: 0,
-                    finish: None,
-                    usage: None,
-                    ended: false,
-                };
-                futures::stream::unfold((chunks, progress), move |(mut chunks, mut p)| async move {
-                    if p.ended {
-                        return None;
-                    }
-                    loop {
-                        let next = match tokio::time::timeout(idle, chunks.next()).await {
-                            Err(_) => Some(Err(LlmError::Unavailable(format!(
-                                "the provider went silent for {}s",
-                                idle.as_secs()
-                            )))),
-                            Ok(None) => None,
-                            Ok(Some(Err(e))) => Some(Err(map_error(e))),
-                            Ok(Some(Ok(chunk))) => {
-                                if let Some(u) = &chunk.usage {
-                                    p.usage = Some((u.prompt_tokens, u.completion_tokens));
-                                }
-                                let mut text = String::new();
-                                for choice in chunk.choices {
-                                    if let Some(t) = choice.delta.content {
-                                        text.push_str(&t);
-                                    }
-                                    if let Some(f) = choice.finish_reason {
-                                        p.finish = Some(match f {
-                                            WireFinish::Length => FinishReason::Length,
-                                            _ => FinishReason::Stop,
-                                        });
-                                    }
-                                }
-                                if text.is_empty() {
-                                    continue;
-                                }
-                                p.pieces += 1;
-                                Some(Ok(TokenEvent::Token(text)))
-                            }
-                        };
-                        return match next {
-                            Some(Err(e)) => {
-                                p.ended = true;
-                                Some((Err(e), (chunks, p)))
-                            }
-                            Some(ok) => Some((ok, (chunks, p))),
-                            // `[DONE]` or the end of the body: finished only if a finish
-                            // reason came; otherwise the connection was cut mid-answer.
-                            None => {
-                                p.ended = true;
-                                let item = match p.finish {
-                                    Some(finish) => {
-                                        let (prompt_tokens, completion_tokens) =
-                                            p.usage.unwrap_or((0, p.pieces));
-                                        Ok(TokenEvent::Done {
-                                            prompt_tokens,
-                                            completion_tokens,
-                                            finish,
-                                        })
-                                    }
-                                    None => Err(LlmError::Unavailable(
-                                        "the provider closed the stream before the answer was finished"
-                                            .into(),
-                                    )),
-                                };
-                                Some((item, (chunks, p)))
-                            }
-                        };
-                    }
-                })
-                .boxed()
+            .map(move |opened| match opened {
+                Ok(chunks) => token_events(chunks, idle),
+                Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
             })
             .flatten()
             // The first item says how the endpoint did: a token (or the end) means it answered,
