@@ -95,18 +95,6 @@ pub fn Composer(
         }
         all
     });
-    let error_for = move |field: &'static str| {
-        move || {
-            errors.get().get(field).map(|message| {
-                view! {
-                    <p class="field-error" data-field-error=field id=format!("{field}-error") role="alert">
-                        {message}
-                    </p>
-                }
-            })
-        }
-    };
-    let invalid = move |field: &'static str| move || errors.get().get(field).is_some().to_string();
 
     let submit = move || {
         if streaming.get_untracked() {
@@ -166,61 +154,17 @@ pub fn Composer(
                 name="message"
                 rows="3"
                 placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)"
-                aria-invalid=invalid("message")
+                aria-invalid=invalid(errors, "message")
                 aria-describedby="message-error"
                 prop:value=move || draft.get()
                 on:input=move |e| draft.set(event_target_value(&e))
                 on:keydown=on_keydown
             ></textarea>
-            {error_for("message")}
-            {error_for("model")}
-            {error_for("form")}
+            <ErrorNote errors field="message" />
+            <ErrorNote errors field="model" />
+            <ErrorNote errors field="form" />
             <div class="composer-bar">
-                <details class="params">
-                    <summary>"Parameters"</summary>
-                    <label>
-                        "Temperature "
-                        <input
-                            id="temperature"
-                            name="temperature"
-                            type="number"
-                            inputmode="decimal"
-                            step="0.1"
-                            min=TEMPERATURE_RANGE.0
-                            max=TEMPERATURE_RANGE.1
-                            aria-invalid=invalid("temperature")
-                            prop:value=move || temperature.get()
-                            on:input=move |e| temperature.set(event_target_value(&e))
-                        />
-                    </label>
-                    {error_for("temperature")}
-                    <label>
-                        "Max tokens "
-                        <input
-                            id="max_tokens"
-                            name="max_tokens"
-                            type="number"
-                            inputmode="numeric"
-                            step="1"
-                            min="1"
-                            max=MAX_TOKENS_LIMIT
-                            aria-invalid=invalid("max_tokens")
-                            prop:value=move || max_tokens.get()
-                            on:input=move |e| max_tokens.set(event_target_value(&e))
-                        />
-                    </label>
-                    {error_for("max_tokens")}
-                    <label class="check">
-                        <input
-                            id="trim_history"
-                            name="trim_history"
-                            type="checkbox"
-                            prop:checked=move || trim_history.get()
-                            on:change=move |e| trim_history.set(event_target_checked(&e))
-                        />
-                        " Drop the oldest messages when the chat gets too long"
-                    </label>
-                </details>
+                <ParamsFields errors temperature max_tokens trim_history />
                 <ModelPicker selected=model />
                 <span class="char-count" class:over=move || { count() > MAX_MESSAGE_CHARS }>
                     {move || format!("{} / {MAX_MESSAGE_CHARS}", count())}
@@ -234,6 +178,82 @@ pub fn Composer(
             </div>
         </form>
     }
+}
+
+/// The answer's parameters (temperature, max tokens, history trimming), folded away.
+#[component]
+fn ParamsFields(
+    errors: Memo<FieldErrors>,
+    temperature: RwSignal<String>,
+    max_tokens: RwSignal<String>,
+    trim_history: RwSignal<bool>,
+) -> impl IntoView {
+    view! {
+        <details class="params">
+            <summary>"Parameters"</summary>
+            <label>
+                "Temperature "
+                <input
+                    id="temperature"
+                    name="temperature"
+                    type="number"
+                    inputmode="decimal"
+                    step="0.1"
+                    min=TEMPERATURE_RANGE.0
+                    max=TEMPERATURE_RANGE.1
+                    aria-invalid=invalid(errors, "temperature")
+                    prop:value=move || temperature.get()
+                    on:input=move |e| temperature.set(event_target_value(&e))
+                />
+            </label>
+            <ErrorNote errors field="temperature" />
+            <label>
+                "Max tokens "
+                <input
+                    id="max_tokens"
+                    name="max_tokens"
+                    type="number"
+                    inputmode="numeric"
+                    step="1"
+                    min="1"
+                    max=MAX_TOKENS_LIMIT
+                    aria-invalid=invalid(errors, "max_tokens")
+                    prop:value=move || max_tokens.get()
+                    on:input=move |e| max_tokens.set(event_target_value(&e))
+                />
+            </label>
+            <ErrorNote errors field="max_tokens" />
+            <label class="check">
+                <input
+                    id="trim_history"
+                    name="trim_history"
+                    type="checkbox"
+                    prop:checked=move || trim_history.get()
+                    on:change=move |e| trim_history.set(event_target_checked(&e))
+                />
+                " Drop the oldest messages when the chat gets too long"
+            </label>
+        </details>
+    }
+}
+
+/// The error shown under a field, if it has one.
+#[component]
+fn ErrorNote(errors: Memo<FieldErrors>, field: &'static str) -> impl IntoView {
+    move || {
+        errors.get().get(field).map(|message| {
+            view! {
+                <p class="field-error" data-field-error=field id=format!("{field}-error") role="alert">
+                    {message}
+                </p>
+            }
+        })
+    }
+}
+
+/// `aria-invalid` of a field.
+fn invalid(errors: Memo<FieldErrors>, field: &'static str) -> impl Fn() -> String + Copy {
+    move || errors.get().get(field).is_some().to_string()
 }
 
 #[cfg(test)]
