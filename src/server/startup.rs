@@ -197,34 +197,11 @@ pub async fn build(
     let background = Background::default();
     let (models, local) = models(&settings, &background).await?;
     let embedder = embedder(&settings).await?;
-    let mut chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
-    let mut ingest = None;
-    if let Some(embedder) = &embedder {
-        let index: Arc<dyn VectorSearch> = match vectors {
-            Some(in_database) => in_database,
-            None => {
-                let index = VectorIndex::new(documents.chunk_vectors().await?);
-                tracing::info!(chunks = index.len(), "vector index loaded");
-                Arc::new(index)
-            }
-        };
-        ingest = Some(IngestService::start(
-            Arc::clone(&documents),
-            Arc::clone(embedder),
-            Arc::clone(&index),
-            settings.rag.clone(),
-        )?);
-        let retriever = Retriever::new(
-            Arc::clone(&documents),
-            Arc::clone(embedder),
-            index,
-            settings.rag.clone(),
-        );
-        chat = chat.with_rag(Rag {
-            documents,
-            retriever: Arc::new(retriever),
-        });
-    }
+    let chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
+    let (chat, ingest) = match &embedder {
+        Some(embedder) => with_documents(chat, &settings, documents, vectors, Arc::clone(embedder)).await?,
+        None => (chat, None),
+    };
     let chat = Arc::new(chat);
     // Leases of this process's answers, and the sweep of answers whose process died.
     let keeper = Arc::downgrade(&chat);
@@ -255,6 +232,37 @@ pub async fn build(
         background,
     };
     Ok((router(state.clone())?, state))
+}
+
+/// Documents for a chat service with an embedder: the vector index (pgvector's, or the
+/// in-memory one loaded from the database), ingestion and retrieval.
+async fn with_documents(
+    chat: ChatService,
+    settings: &Settings,
+    documents: Arc<dyn DocumentStore>,
+    vectors: Option<Arc<dyn VectorSearch>>,
+    embedder: Arc<dyn Embedder>,
+) -> Result<(ChatService, Option<Arc<IngestService>>), StartupError> {
+    let index: Arc<dyn VectorSearch> = match vectors {
+        Some(in_database) => in_database,
+        None => {
+            let index = VectorIndex::new(documents.chunk_vectors().await?);
+            tracing::info!(chunks = index.len(), "vector index loaded");
+            Arc::new(index)
+        }
+    };
+    let ingest = IngestService::start(
+        Arc::clone(&documents),
+        Arc::clone(&embedder),
+        Arc::clone(&index),
+        settings.rag.clone(),
+    )?;
+    let retriever = Retriever::new(Arc::clone(&documents), embedder, index, settings.rag.clone());
+    let chat = chat.with_rag(Rag {
+        documents,
+        retriever: Arc::new(retriever),
+    });
+    Ok((chat, Some(ingest)))
 }
 
 /// What the last run left unfinished: documents half-ingested are failed, answers still
