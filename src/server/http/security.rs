@@ -95,14 +95,7 @@ pub async fn limit_body(
         axum::body::Body::new(limited)
     });
     let res = next.run(req).await;
-    // An extractor's own limit answers with a plain-text 413 too.
-    let plain_413 = res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-        && !res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
-    if overflowed.load(Ordering::Relaxed) || plain_413 {
+    if overflowed.load(Ordering::Relaxed) {
         return too_large(&path, limit);
     }
     res

@@ -223,7 +223,6 @@ pub(super) fn key_from_row(row: &impl Fields) -> Result<ApiKeyRecord, StoreError
     })
 }
 
-/// A unique-constraint failure is a conflict (a taken name), not a fault.
 /// A write that matched no row (another user's, or none at all) is [`StoreError::NotFound`].
 pub(super) fn affected(rows: u64) -> Result<(), StoreError> {
     if rows == 0 {
@@ -232,6 +231,7 @@ pub(super) fn affected(rows: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A unique-constraint failure is a conflict (a taken name), not a fault.
 pub(super) fn conflict(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
