@@ -8,9 +8,12 @@ use server_fn::codec::{Json, MultipartData, MultipartFormData};
 use super::error::ApiError;
 
 /// Where a document is in the ingestion pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DocumentStatus {
     Queued,
     Extracting,
@@ -23,26 +26,9 @@ pub enum DocumentStatus {
 }
 
 impl DocumentStatus {
+    /// The name on the wire and in the database (as serde writes it).
     pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentStatus::Queued => "queued",
-            DocumentStatus::Extracting => "extracting",
-            DocumentStatus::Embedding => "embedding",
-            DocumentStatus::Ready => "ready",
-            DocumentStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            DocumentStatus::Queued,
-            DocumentStatus::Extracting,
-            DocumentStatus::Embedding,
-            DocumentStatus::Ready,
-            DocumentStatus::Failed,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
+        self.into()
     }
 
     pub fn is_final(self) -> bool {

@@ -3,9 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     System,
     User,
@@ -13,29 +16,20 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name on the wire and in the database (as serde writes it).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "system" => Some(Role::System),
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            _ => None,
-        }
+        self.into()
     }
 }
 
 /// Where a message stands. An assistant message is `Streaming` while tokens arrive and ends
 /// in exactly one of the other states; user messages are always `Complete`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageStatus {
     /// Tokens are still arriving.
     Streaming,
@@ -50,25 +44,9 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    /// The name on the wire and in the database (as serde writes it).
     pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Streaming => "streaming",
-            MessageStatus::Complete => "complete",
-            MessageStatus::Stopped => "stopped",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "streaming" => Some(MessageStatus::Streaming),
-            "complete" => Some(MessageStatus::Complete),
-            "stopped" => Some(MessageStatus::Stopped),
-            "failed" => Some(MessageStatus::Failed),
-            "interrupted" => Some(MessageStatus::Interrupted),
-            _ => None,
-        }
+        self.into()
     }
 
     /// A status that will not change any more.

@@ -93,14 +93,7 @@ fn describe() {
 
 /// The kind label of a provider failure.
 pub fn error_kind(e: &LlmError) -> &'static str {
-    match e {
-        LlmError::Busy => "busy",
-        LlmError::ContextOverflow { .. } => "context_overflow",
-        LlmError::Template(_) => "template",
-        LlmError::Backend(_) => "backend",
-        LlmError::Unavailable(_) => "unavailable",
-        LlmError::Rejected(_) => "rejected",
-    }
+    e.into()
 }
 
 pub fn provider_error(provider: &str, e: &LlmError) {

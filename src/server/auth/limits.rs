@@ -20,7 +20,8 @@ use crate::server::config::LimitSettings;
 use crate::server::storage::buckets::{SharedBuckets, StoredBucket};
 
 /// What a request spends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum Class {
     Generation,
     Upload,
@@ -28,28 +29,6 @@ pub enum Class {
     Embedding,
     Search,
     SignIn,
-}
-
-impl Class {
-    const ALL: [Class; 6] = [
-        Class::Generation,
-        Class::Upload,
-        Class::Import,
-        Class::Embedding,
-        Class::Search,
-        Class::SignIn,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Class::Generation => "generation",
-            Class::Upload => "upload",
-            Class::Import => "import",
-            Class::Embedding => "embedding",
-            Class::Search => "search",
-            Class::SignIn => "sign_in",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,7 +236,7 @@ impl RateLimiter {
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > SWEEP_AT {
-            let full: std::collections::HashMap<Class, f64> = Class::ALL
+            let full: std::collections::HashMap<Class, f64> = <Class as strum::IntoEnumIterator>::iter()
                 .into_iter()
                 .map(|c| {
                     let (a, b) = self.per_minute(c);
@@ -325,7 +304,7 @@ fn refill_and_spend(buckets: &[(f64, f64, f64)]) -> (Vec<f64>, Result<(), Durati
 impl Key {
     /// The bucket's name in the database: `generation:user:42`, `sign_in:ip:203.0.113.7`.
     fn name(&self, class: Class) -> String {
-        let class = class.name();
+        let class: &'static str = class.into();
         match self {
             Key::User(user) => format!("{class}:user:{}", user.get()),
             Key::Ip(ip) => format!("{class}:ip:{ip}"),

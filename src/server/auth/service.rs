@@ -188,15 +188,24 @@ impl Accounts {
 
     /// `Set-Cookie` for a new session.
     pub fn session_cookie(&self, token: &str) -> String {
-        let max_age = u64::from(self.settings.session_days) * 86_400;
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+        let days = i64::from(self.settings.session_days);
+        self.cookie(token, cookie::time::Duration::days(days))
     }
 
     /// `Set-Cookie` that removes the session cookie.
     pub fn clear_cookie(&self) -> String {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
-        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+        self.cookie("", cookie::time::Duration::ZERO)
+    }
+
+    fn cookie(&self, value: &str, max_age: cookie::time::Duration) -> String {
+        cookie::Cookie::build((SESSION_COOKIE, value))
+            .path("/")
+            .http_only(true)
+            .same_site(cookie::SameSite::Lax)
+            .max_age(max_age)
+            .secure(self.secure_cookies)
+            .build()
+            .to_string()
     }
 
     /// The principal of a request: single-user mode's, an API key's, a session's, or none.

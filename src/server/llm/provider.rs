@@ -57,7 +57,8 @@ pub struct ModelSpec {
     pub context_window: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum LlmError {
     #[error("the model is busy with other requests; try again in a moment")]
     Busy,

@@ -7,10 +7,7 @@ use super::{
     documents::{ClaimedDocument, CollectionRecord, DocumentRecord},
     records::{ConversationRecord, MessageRecord, UsageRecord},
 };
-use crate::api::{
-    documents::DocumentStatus,
-    types::{MessageStatus, Role},
-};
+use crate::api::types::Role;
 
 /// Reading a column of a row, the same way for both databases (integers are 64-bit and
 /// floats double precision in both schemas).
@@ -120,19 +117,23 @@ pub(super) fn conversation_from_row(row: &impl Fields) -> Result<ConversationRec
 }
 
 pub(super) fn role_from_row(row: &impl Fields) -> Result<Role, StoreError> {
-    let role = row.string("role")?;
-    Role::parse(&role).ok_or_else(|| corrupt("role", &role))
+    named(row, "role")
+}
+
+/// A column holding one of an enum's names.
+fn named<T: std::str::FromStr>(row: &impl Fields, column: &str) -> Result<T, StoreError> {
+    let value = row.string(column)?;
+    value.parse().map_err(|_| corrupt(column, &value))
 }
 
 pub(super) fn message_from_row(row: &impl Fields) -> Result<MessageRecord, StoreError> {
-    let status = row.string("status")?;
     Ok(MessageRecord {
         id: row.string("id")?,
         conversation_id: row.string("conversation_id")?,
         parent_id: row.opt_string("parent_id")?,
         role: role_from_row(row)?,
         content: row.string("content")?,
-        status: MessageStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status: named(row, "status")?,
         error: row.opt_string("error")?,
         notice: row.opt_string("notice")?,
         citations: match row.opt_string("citations")? {
@@ -158,7 +159,6 @@ pub(super) fn message_from_row(row: &impl Fields) -> Result<MessageRecord, Store
 }
 
 pub(super) fn document_from_row(row: &impl Fields) -> Result<DocumentRecord, StoreError> {
-    let status = row.string("status")?;
     let tags = row.string("tags")?;
     Ok(DocumentRecord {
         id: row.string("id")?,
@@ -170,7 +170,7 @@ pub(super) fn document_from_row(row: &impl Fields) -> Result<DocumentRecord, Sto
         tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
         content_hash: row.string("content_hash")?,
         size_bytes: row.int("size_bytes")?.max(0) as u64,
-        status: DocumentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status: named(row, "status")?,
         progress_done: count(row, "progress_done")?,
         progress_total: count(row, "progress_total")?,
         error: row.opt_string("error")?,
