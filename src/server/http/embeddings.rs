@@ -1,16 +1,11 @@
 //! `POST /v1/embeddings` (OpenAI-compatible) over the local embedding model.
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::State,
-    response::{IntoResponse, Response},
-};
+use axum::{Json, body::Bytes, extract::State};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::openai::{error_response, parse_body};
+use super::openai::{V1Result, parse_body};
 use crate::{
     api::{ApiError, ErrorCode},
     server::{embed::EmbedError, llm::local::LOCAL_PROVIDER, state::AppState},
@@ -29,10 +24,6 @@ pub(crate) struct EmbeddingRequest {
     input: Value,
     encoding_format: Option<String>,
     dimensions: Option<usize>,
-}
-
-fn invalid(param: impl Into<String>, message: impl Into<String>) -> Response {
-    error_response(ApiError::invalid(param, message))
 }
 
 fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
@@ -75,64 +66,47 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     (status = 401, description = "No valid API key (`invalid_api_key`)", body = super::openai_wire::OpenAiError),
     (status = 429, description = "Too many requests from this user or address (`rate_limit_exceeded`); retry after `Retry-After`", body = super::openai_wire::OpenAiError),
 ))]
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: EmbeddingRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return error_response(e),
-    };
-    let Some(embedder) = state.embedder.clone() else {
-        return error_response(ApiError::new(
-            ErrorCode::Unavailable,
-            "no embedding model is loaded",
-        ));
-    };
+pub async fn create(State(state): State<AppState>, body: Bytes) -> V1Result<Json<Value>> {
+    let req: EmbeddingRequest = parse_body(&body)?;
+    let embedder = state.embedder.clone();
+    let embedder =
+        embedder.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no embedding model is loaded"))?;
     let name = embedder.model();
     let qualified = format!("{LOCAL_PROVIDER}/{name}");
     if req.model != qualified && req.model != name {
-        return error_response(
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!(
-                    "embedding model '{}' does not exist; this server has '{qualified}'",
-                    req.model
-                ),
-            )
-            .with_field("model"),
-        );
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "embedding model '{}' does not exist; this server has '{qualified}'",
+                req.model
+            ),
+        )
+        .with_field("model")
+        .into());
     }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return invalid(
-                "encoding_format",
-                format!("encoding_format '{other}' is not supported; use float or base64"),
-            );
+            let message = format!("encoding_format '{other}' is not supported; use float or base64");
+            return Err(ApiError::invalid("encoding_format", message).into());
         }
     };
     if let Some(d) = req.dimensions.filter(|d| *d != embedder.dimensions()) {
-        return invalid(
-            "dimensions",
-            format!("{qualified} gives {} dimensions, not {d}", embedder.dimensions()),
-        );
+        let message = format!("{qualified} gives {} dimensions, not {d}", embedder.dimensions());
+        return Err(ApiError::invalid("dimensions", message).into());
     }
-    let texts = match inputs(req.input) {
-        Ok(t) => t,
-        Err(e) => return error_response(e),
-    };
-    let embedded = match embedder.embed(texts).await {
-        Ok(e) => e,
-        Err(e @ (EmbedError::TooLong { index, .. } | EmbedError::Empty { index })) => {
-            return invalid(format!("input[{index}]"), e.to_string());
+    let texts = inputs(req.input)?;
+    let embedded = embedder.embed(texts).await.map_err(|e| match e {
+        EmbedError::TooLong { index, .. } | EmbedError::Empty { index } => {
+            ApiError::invalid(format!("input[{index}]"), e.to_string())
         }
-        Err(e @ EmbedError::Unavailable(_)) => {
-            return error_response(ApiError::new(ErrorCode::Unavailable, e.to_string()));
-        }
-        Err(e @ EmbedError::Backend(_)) => {
+        EmbedError::Unavailable(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+        EmbedError::Backend(_) => {
             tracing::error!(error = %e, "embedding failed");
-            return error_response(ApiError::internal());
+            ApiError::internal()
         }
-    };
+    })?;
     let data: Vec<Value> = embedded
         .vectors
         .iter()
@@ -147,11 +121,10 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "object": "list",
         "data": data,
         "model": qualified,
         "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
-    }))
-    .into_response()
+    })))
 }

@@ -55,7 +55,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// no user data). Keep it inside your network: see docs/operating.md.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let backlog = match &state.ingest {
         Some(ingest) => ingest.backlog().await,
         None => 0,
@@ -65,9 +65,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         backlog,
         state.chat.running(),
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-        .into_response()
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (content_type, text)
 }

@@ -37,6 +37,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(super::embeddings::create))
 }
 
+/// A `/v1` handler's failure: the contract's [`ApiError`] in OpenAI's error shape. Every
+/// service error converts into it, so handlers use `?`.
+#[derive(Debug)]
+pub struct V1Error(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for V1Error {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for V1Error {
+    fn into_response(self) -> Response {
+        error_response(self.0)
+    }
+}
+
+pub type V1Result<T> = Result<T, V1Error>;
+
 pub(super) fn error_response(e: ApiError) -> Response {
     let (status, body) = error_body(&e);
     let mut res = (
@@ -99,43 +118,30 @@ fn finish_reason(f: FinishReason) -> &'static str {
     (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
     (status = 429, description = "Too many answers started (`rate_limit_exceeded`); see `Retry-After`", body = OpenAiError),
 ))]
-pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
-    let req: ChatCompletionRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(e) => return error_response(e),
-    };
-    let completion = match req.to_completion() {
-        Ok(c) => c,
-        Err(e) => return error_response(e),
-    };
-    let started = match state.chat.complete(completion).await {
-        Ok(s) => s,
-        Err(e) => return error_response(e.into()),
-    };
+pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes) -> V1Result<Response> {
+    let req: ChatCompletionRequest = parse_body(&body)?;
+    let started = state.chat.complete(req.to_completion()?).await?;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-        Sse::new(sse_events(id, started, include_usage))
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-            .into_response()
+        let sse = Sse::new(sse_events(id, started, include_usage))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+        Ok(sse.into_response())
     } else {
-        whole(id, started).await
+        Ok(whole(id, started).await?.into_response())
     }
 }
 
 /// Non-streaming: the whole answer in one `chat.completion` object.
-async fn whole(id: String, started: Started) -> Response {
+async fn whole(id: String, started: Started) -> V1Result<Json<Value>> {
     let (model, prompt_tokens) = (started.model.clone(), started.prompt_tokens);
-    match started.collect().await {
-        Ok(w) => Json(json!({
-            "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": w.content},
-                         "finish_reason": finish_reason(w.finish)}],
-            "usage": Usage::new(prompt_tokens, w.completion_tokens),
-        }))
-        .into_response(),
-        Err(e) => error_response(e.into()),
-    }
+    let w = started.collect().await?;
+    Ok(Json(json!({
+        "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": w.content},
+                     "finish_reason": finish_reason(w.finish)}],
+        "usage": Usage::new(prompt_tokens, w.completion_tokens),
+    })))
 }
 
 /// Streaming: a role chunk, content chunks, a finish chunk, an optional usage chunk,

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::rest::{ApiJson, OptionalJson, problem};
+use super::rest::{ApiJson, Created, OptionalJson, RestResult};
 use crate::{
     api::{
         ApiError,
@@ -61,31 +61,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_models))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
-}
-
-/// `200` with the value, or the error as problem details.
-pub(super) fn reply<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
-    let result = result.map_err(Into::into);
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => problem(e),
-    }
-}
-
-pub(super) fn created<T: Serialize>(result: Result<T, impl Into<ApiError>>) -> Response {
-    let result = result.map_err(Into::into);
-    match result {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => problem(e),
-    }
-}
-
-pub(super) fn no_content(result: Result<(), impl Into<ApiError>>) -> Response {
-    let result = result.map_err(Into::into);
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => problem(e),
-    }
 }
 
 /// A new conversation; both fields optional.
@@ -177,8 +152,11 @@ pub struct CollectionChoice {
         (status = 200, description = "The caller's conversations, most recently active first", body = [ConversationSummary]),
         super::rest::Unauthorized,
     ))]
-pub(crate) async fn list_conversations(State(state): State<AppState>, who: Principal) -> Response {
-    reply(state.chat.list_conversations(who.user).await)
+pub(crate) async fn list_conversations(
+    State(state): State<AppState>,
+    who: Principal,
+) -> RestResult<Json<Vec<ConversationSummary>>> {
+    Ok(Json(state.chat.list_conversations(who.user).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
@@ -190,21 +168,15 @@ pub(crate) async fn create_conversation(
     State(state): State<AppState>,
     who: Principal,
     OptionalJson(new): OptionalJson<NewConversation>,
-) -> Response {
-    if let Some(title) = &new.title
-        && let Err(e) = crate::api::validation::validate_title(title)
-    {
-        return problem(e.into());
+) -> RestResult<Created<ConversationSummary>> {
+    if let Some(title) = &new.title {
+        crate::api::validation::validate_title(title)?;
     }
-    let result = async {
-        let c = state.chat.create_conversation(who.user).await?;
-        match new.title {
-            Some(title) => state.chat.rename_conversation(who.user, &c.id, &title).await,
-            None => Ok(c),
-        }
-    }
-    .await;
-    created(result)
+    let c = state.chat.create_conversation(who.user).await?;
+    Ok(Created(match new.title {
+        Some(title) => state.chat.rename_conversation(who.user, &c.id, &title).await?,
+        None => c,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
@@ -217,8 +189,8 @@ pub(crate) async fn get_conversation(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    reply(state.chat.get_conversation(who.user, &id).await)
+) -> RestResult<Json<ConversationView>> {
+    Ok(Json(state.chat.get_conversation(who.user, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = Rename,
@@ -232,8 +204,13 @@ pub(crate) async fn rename_conversation(
     who: Principal,
     Path(id): Path<String>,
     ApiJson(rename): ApiJson<Rename>,
-) -> Response {
-    reply(state.chat.rename_conversation(who.user, &id, &rename.title).await)
+) -> RestResult<Json<ConversationSummary>> {
+    Ok(Json(
+        state
+            .chat
+            .rename_conversation(who.user, &id, &rename.title)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}", tag = "conversations",
@@ -246,8 +223,9 @@ pub(crate) async fn delete_conversation(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    no_content(state.chat.delete_conversation(who.user, &id).await)
+) -> RestResult<StatusCode> {
+    state.chat.delete_conversation(who.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
@@ -260,14 +238,8 @@ pub(crate) async fn list_messages(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        state
-            .chat
-            .get_conversation(who.user, &id)
-            .await
-            .map(|c| c.messages),
-    )
+) -> RestResult<Json<Vec<MessageView>>> {
+    Ok(Json(state.chat.get_conversation(who.user, &id).await?.messages))
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = PostMessage,
@@ -283,7 +255,7 @@ pub(crate) async fn post_message(
     who: Principal,
     Path(id): Path<String>,
     ApiJson(post): ApiJson<PostMessage>,
-) -> Response {
+) -> RestResult<Response> {
     let req = ChatRequest {
         conversation_id: id,
         message: post.message,
@@ -292,14 +264,15 @@ pub(crate) async fn post_message(
         trim_history: post.trim_history,
         edit_of: post.edit_of,
     };
-    match state.chat.send(who.user, req).await {
-        Ok(events) => answer(events, post.stream).await,
-        Err(e) => problem(e.into()),
-    }
+    let events = state.chat.send(who.user, req).await?;
+    answer(events, post.stream).await
 }
 
 /// An answer as server-sent events, or the exchange once it has ended (201).
-async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static, stream: bool) -> Response {
+async fn answer(
+    events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
+    stream: bool,
+) -> RestResult<Response> {
     if stream {
         let sse = events.map(|event| {
             Ok::<_, Infallible>(
@@ -308,7 +281,7 @@ async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
                     .data(event.to_line().trim_end()),
             )
         });
-        return Sse::new(sse).keep_alive(KeepAlive::default()).into_response();
+        return Ok(Sse::new(sse).keep_alive(KeepAlive::default()).into_response());
     }
     let mut events = std::pin::pin!(events);
     let mut user_message = None;
@@ -317,20 +290,17 @@ async fn answer(events: impl futures::Stream<Item = ChatEvent> + Send + 'static,
             ChatEvent::Started { user_message: u, .. } => user_message = Some(*u),
             ChatEvent::Done { message } => {
                 if let Some(user_message) = user_message {
-                    return (
-                        StatusCode::CREATED,
-                        Json(Exchange {
-                            user_message,
-                            assistant_message: message,
-                        }),
-                    )
-                        .into_response();
+                    let exchange = Exchange {
+                        user_message,
+                        assistant_message: message,
+                    };
+                    return Ok(Created(exchange).into_response());
                 }
             }
             _ => {}
         }
     }
-    problem(ApiError::internal())
+    Err(ApiError::internal().into())
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message_id}/regenerate", tag = "conversations",
@@ -346,7 +316,7 @@ pub(crate) async fn regenerate(
     who: Principal,
     Path((id, message_id)): Path<(String, String)>,
     OptionalJson(again): OptionalJson<Regenerate>,
-) -> Response {
+) -> RestResult<Response> {
     let req = RegenerateRequest {
         conversation_id: id,
         message_id,
@@ -354,10 +324,8 @@ pub(crate) async fn regenerate(
         model: again.model,
         trim_history: again.trim_history,
     };
-    match state.chat.regenerate(who.user, req).await {
-        Ok(events) => answer(events, again.stream).await,
-        Err(e) => problem(e.into()),
-    }
+    let events = state.chat.regenerate(who.user, req).await?;
+    answer(events, again.stream).await
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/branch", tag = "conversations", request_body = BranchChoice,
@@ -371,8 +339,13 @@ pub(crate) async fn switch_branch(
     who: Principal,
     Path(id): Path<String>,
     ApiJson(choice): ApiJson<BranchChoice>,
-) -> Response {
-    reply(state.chat.switch_branch(who.user, &id, &choice.message_id).await)
+) -> RestResult<Json<ConversationView>> {
+    Ok(Json(
+        state
+            .chat
+            .switch_branch(who.user, &id, &choice.message_id)
+            .await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/settings", tag = "conversations", request_body = ConversationSettings,
@@ -386,8 +359,8 @@ pub(crate) async fn set_settings(
     who: Principal,
     Path(id): Path<String>,
     ApiJson(settings): ApiJson<ConversationSettings>,
-) -> Response {
-    reply(state.chat.set_settings(who.user, &id, settings).await)
+) -> RestResult<Json<ConversationSettings>> {
+    Ok(Json(state.chat.set_settings(who.user, &id, settings).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/collections", tag = "conversations", request_body = CollectionChoice,
@@ -401,13 +374,11 @@ pub(crate) async fn set_collections(
     who: Principal,
     Path(id): Path<String>,
     ApiJson(choice): ApiJson<CollectionChoice>,
-) -> Response {
-    no_content(
-        state
-            .chat
-            .set_collections(who.user, &id, &choice.collection_ids)
-            .await,
-    )
+) -> RestResult<StatusCode> {
+    let chat = &state.chat;
+    chat.set_collections(who.user, &id, &choice.collection_ids)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "conversations",
@@ -415,6 +386,6 @@ pub(crate) async fn set_collections(
         (status = 200, description = "Models of every provider, whether available, and the default", body = ModelList),
         super::rest::Unauthorized,
     ))]
-pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) -> Response {
-    Json(state.chat.model_list()).into_response()
+pub(crate) async fn list_models(State(state): State<AppState>, _who: Principal) -> Json<ModelList> {
+    Json(state.chat.model_list())
 }

@@ -153,6 +153,35 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> axum::extract::Fr
     }
 }
 
+/// A REST handler's failure: the contract's [`ApiError`], answered as problem details.
+/// Every service error converts into it, so a handler returns `RestResult<Json<T>>` and
+/// uses `?`.
+#[derive(Debug)]
+pub struct RestError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for RestError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        problem(self.0)
+    }
+}
+
+pub type RestResult<T> = Result<T, RestError>;
+
+/// `201 Created` with the value as JSON.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, Json(self.0)).into_response()
+    }
+}
+
 pub fn problem(e: ApiError) -> Response {
     let code = serde_json::to_value(e.code)
         .ok()
@@ -186,14 +215,14 @@ pub fn problem(e: ApiError) -> Response {
         BadRequest, Unavailable, Unauthorized, TooManyRequests,
     )
 )]
-async fn generate(State(state): State<AppState>, ApiJson(req): ApiJson<PromptRequest>) -> Response {
-    if let Err(e) = req.check() {
-        return problem(e);
-    }
-    let Some(model) = state.chat.model_list().default else {
-        return problem(ApiError::new(ErrorCode::Unavailable, "no model is available"));
-    };
-    let started = match state
+async fn generate(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PromptRequest>,
+) -> RestResult<Json<PromptResponse>> {
+    req.check()?;
+    let model = state.chat.model_list().default;
+    let model = model.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no model is available"))?;
+    let started = state
         .chat
         .complete(Completion {
             model,
@@ -204,23 +233,16 @@ async fn generate(State(state): State<AppState>, ApiJson(req): ApiJson<PromptReq
             temperature: Some(crate::api::types::GenerationParams::default().temperature),
             max_tokens: Some(req.max_tokens),
         })
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return problem(e.into()),
+        .await?;
+    let whole = started.collect().await?;
+    let status = match whole.finish {
+        FinishReason::Stop => "ok",
+        FinishReason::Length => "max_tokens",
     };
-    match started.collect().await {
-        Ok(whole) => Json(PromptResponse {
-            answer: whole.content,
-            status: match whole.finish {
-                FinishReason::Stop => "ok",
-                FinishReason::Length => "max_tokens",
-            }
-            .into(),
-        })
-        .into_response(),
-        Err(e) => problem(e.into()),
-    }
+    Ok(Json(PromptResponse {
+        answer: whole.content,
+        status: status.into(),
+    }))
 }
 
 use crate::api::error::json_body;
@@ -250,7 +272,7 @@ async fn healthz() -> &'static str {
         (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "Not ready: the failing part says why", body = Readiness),
     ))]
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = match state.store.ping().await {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
@@ -270,7 +292,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(readiness)).into_response()
+    (status, Json(readiness))
 }
 
 #[derive(utoipa::OpenApi)]

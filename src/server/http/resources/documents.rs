@@ -1,19 +1,18 @@
 //! Documents and collections of `/api/v1`: upload, list, status, delete.
 
 use axum::{
+    Json,
     body::Body,
     extract::{Path, State},
-    http::header,
-    response::Response,
+    http::{StatusCode, header},
 };
 
-use super::{no_content, reply};
 use crate::{
     api::{
         ApiError,
         documents::{CollectionView, DocumentView, UploadOutcome},
     },
-    server::{auth::Principal, http::rest::problem, state::AppState},
+    server::{auth::Principal, http::rest::RestResult, state::AppState},
 };
 
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
@@ -21,8 +20,11 @@ use crate::{
         (status = 200, description = "The caller's documents, newest first, with their progress", body = [DocumentView]),
         crate::server::http::rest::Unauthorized, crate::server::http::rest::Unavailable,
     ))]
-pub(crate) async fn list_documents(State(state): State<AppState>, who: Principal) -> Response {
-    reply(async { state.ingest()?.list(who.user).await }.await)
+pub(crate) async fn list_documents(
+    State(state): State<AppState>,
+    who: Principal,
+) -> RestResult<Json<Vec<DocumentView>>> {
+    Ok(Json(state.ingest()?.list(who.user).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
@@ -37,19 +39,15 @@ pub(crate) async fn upload_documents(
     who: Principal,
     headers: axum::http::HeaderMap,
     body: Body,
-) -> Response {
+) -> RestResult<Json<Vec<UploadOutcome>>> {
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| multer::parse_boundary(v).ok());
-    let Some(boundary) = boundary else {
-        return problem(ApiError::invalid(
-            "file",
-            "the request is not multipart/form-data",
-        ));
-    };
+    let boundary =
+        boundary.ok_or_else(|| ApiError::invalid("file", "the request is not multipart/form-data"))?;
     let multipart = multer::Multipart::new(body.into_data_stream(), boundary);
-    reply(async { state.ingest()?.upload(who.user, multipart).await }.await)
+    Ok(Json(state.ingest()?.upload(who.user, multipart).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
@@ -62,8 +60,8 @@ pub(crate) async fn get_document(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    reply(async { state.ingest()?.get(who.user, &id).await }.await)
+) -> RestResult<Json<DocumentView>> {
+    Ok(Json(state.ingest()?.get(who.user, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
@@ -76,8 +74,9 @@ pub(crate) async fn delete_document(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    no_content(async { state.ingest()?.delete(who.user, &id).await }.await)
+) -> RestResult<StatusCode> {
+    state.ingest()?.delete(who.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
@@ -85,6 +84,9 @@ pub(crate) async fn delete_document(
         (status = 200, description = "The caller's collections", body = [CollectionView]),
         crate::server::http::rest::Unauthorized, crate::server::http::rest::Unavailable,
     ))]
-pub(crate) async fn list_collections(State(state): State<AppState>, who: Principal) -> Response {
-    reply(async { state.ingest()?.collections(who.user).await }.await)
+pub(crate) async fn list_collections(
+    State(state): State<AppState>,
+    who: Principal,
+) -> RestResult<Json<Vec<CollectionView>>> {
+    Ok(Json(state.ingest()?.collections(who.user).await?))
 }

@@ -1,15 +1,19 @@
 //! The caller's API keys under `/api/v1/keys`.
 
 use axum::{
+    Json,
     extract::{Path, State},
-    response::Response,
+    http::StatusCode,
 };
 use serde::Deserialize;
 
-use super::{created, no_content, reply};
 use crate::{
     api::accounts::{ApiKeyView, CreatedApiKey},
-    server::{auth::Principal, http::rest::ApiJson, state::AppState},
+    server::{
+        auth::Principal,
+        http::rest::{ApiJson, Created, RestResult},
+        state::AppState,
+    },
 };
 
 /// A name for a new API key.
@@ -25,8 +29,11 @@ pub struct NewKey {
         (status = 200, description = "The caller's API keys (never their secrets)", body = [ApiKeyView]),
         crate::server::http::rest::Unauthorized,
     ))]
-pub(crate) async fn list_keys(State(state): State<AppState>, who: Principal) -> Response {
-    reply(state.accounts.list_keys(&who).await)
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    who: Principal,
+) -> RestResult<Json<Vec<ApiKeyView>>> {
+    Ok(Json(state.accounts.list_keys(&who).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
@@ -38,8 +45,8 @@ pub(crate) async fn create_key(
     State(state): State<AppState>,
     who: Principal,
     ApiJson(new): ApiJson<NewKey>,
-) -> Response {
-    created(state.accounts.create_key(&who, &new.name).await)
+) -> RestResult<Created<CreatedApiKey>> {
+    Ok(Created(state.accounts.create_key(&who, &new.name).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
@@ -52,6 +59,7 @@ pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Response {
-    no_content(state.accounts.revoke_key(&who, &id).await)
+) -> RestResult<StatusCode> {
+    state.accounts.revoke_key(&who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,20 +1,24 @@
 //! Conversations in and out of Stoa: export (JSON or Markdown), import, and search.
 
 use axum::{
+    Json,
     extract::{Path, Query, State},
     http::header,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 
-use super::{created, reply};
 use crate::{
     api::{
         ApiError,
         export::{ExportFile, to_markdown},
         types::{ConversationSummary, SearchHit},
     },
-    server::{auth::Principal, http::rest::problem, state::AppState},
+    server::{
+        auth::Principal,
+        http::rest::{Created, RestResult},
+        state::AppState,
+    },
 };
 
 /// `?format=` of an export.
@@ -34,11 +38,7 @@ pub struct SearchQuery {
 }
 
 /// The export as a file download.
-fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, name: &str) -> Response {
-    let file = match result {
-        Ok(f) => f,
-        Err(e) => return problem(e),
-    };
+fn export_response(file: ExportFile, format: Option<&str>, name: &str) -> RestResult<Response> {
     let (body, content_type, extension) = match format.unwrap_or("json") {
         "json" => (
             serde_json::to_string_pretty(&file).unwrap_or_default(),
@@ -47,23 +47,16 @@ fn export_response(result: Result<ExportFile, ApiError>, format: Option<&str>, n
         ),
         "markdown" | "md" => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
         other => {
-            return problem(ApiError::invalid(
-                "format",
-                format!("format is 'json' or 'markdown' (got '{other}')"),
-            ));
+            let message = format!("format is 'json' or 'markdown' (got '{other}')");
+            return Err(ApiError::invalid("format", message).into());
         }
     };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.{extension}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    let disposition = format!("attachment; filename=\"{name}.{extension}\"");
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_owned()),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((headers, body).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/export", tag = "conversations",
@@ -77,13 +70,9 @@ pub(crate) async fn export_conversation(
     who: Principal,
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
-) -> Response {
-    let result = state
-        .chat
-        .export(who.user, Some(&id))
-        .await
-        .map_err(ApiError::from);
-    export_response(result, q.format.as_deref(), "stoa-conversation")
+) -> RestResult<Response> {
+    let file = state.chat.export(who.user, Some(&id)).await?;
+    export_response(file, q.format.as_deref(), "stoa-conversation")
 }
 
 #[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
@@ -95,9 +84,9 @@ pub(crate) async fn export_all(
     State(state): State<AppState>,
     who: Principal,
     Query(q): Query<ExportQuery>,
-) -> Response {
-    let result = state.chat.export(who.user, None).await.map_err(ApiError::from);
-    export_response(result, q.format.as_deref(), "stoa-conversations")
+) -> RestResult<Response> {
+    let file = state.chat.export(who.user, None).await?;
+    export_response(file, q.format.as_deref(), "stoa-conversations")
 }
 
 #[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
@@ -109,12 +98,9 @@ pub(crate) async fn import(
     State(state): State<AppState>,
     who: Principal,
     body: axum::body::Bytes,
-) -> Response {
-    let file = match crate::api::export::parse_export(body).await {
-        Ok(file) => file,
-        Err(e) => return problem(e),
-    };
-    created(state.chat.import(who.user, file).await)
+) -> RestResult<Created<Vec<ConversationSummary>>> {
+    let file = crate::api::export::parse_export(body).await?;
+    Ok(Created(state.chat.import(who.user, file).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/search", tag = "conversations", params(SearchQuery),
@@ -126,11 +112,7 @@ pub(crate) async fn search(
     State(state): State<AppState>,
     who: Principal,
     Query(q): Query<SearchQuery>,
-) -> Response {
-    reply(
-        state
-            .chat
-            .search(who.user, q.q.as_deref().unwrap_or_default())
-            .await,
-    )
+) -> RestResult<Json<Vec<SearchHit>>> {
+    let words = q.q.as_deref().unwrap_or_default();
+    Ok(Json(state.chat.search(who.user, words).await?))
 }
