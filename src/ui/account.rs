@@ -8,8 +8,8 @@ use super::session::session;
 use crate::api::{
     ApiError,
     accounts::{
-        MIN_PASSWORD_CHARS, admin_overview, create_api_key, delete_user, list_api_keys, revoke_api_key,
-        set_signup_open, set_user_disabled,
+        ApiKeyView, MIN_PASSWORD_CHARS, UserView, admin_overview, create_api_key, delete_user, list_api_keys,
+        revoke_api_key, set_signup_open, set_user_disabled,
     },
 };
 
@@ -207,61 +207,60 @@ fn ApiKeys() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match keys.await {
                         Ok(list) if list.is_empty() => view! { <p class="muted">"No keys yet."</p> }.into_any(),
-                        Ok(list) => {
-                            view! {
-                                <table class="keys">
-                                    <thead>
-                                        <tr>
-                                            <th>"Name"</th>
-                                            <th>"Key"</th>
-                                            <th>"Created"</th>
-                                            <th>"Last used"</th>
-                                            <th></th>
-                                        </tr>
-                                    </thead>
-                                    <tbody>
-                                        {list
-                                            .into_iter()
-                                            .map(|k| {
-                                                let id = k.id.clone();
-                                                view! {
-                                                    <tr class="key-row">
-                                                        <td>{k.name}</td>
-                                                        <td>
-                                                            <code>{format!("{}…", k.prefix)}</code>
-                                                        </td>
-                                                        <td>{day(k.created_at)}</td>
-                                                        <td>{k.last_used_at.map_or_else(|| "never".to_owned(), day)}</td>
-                                                        <td>
-                                                            <button
-                                                                type="button"
-                                                                class="revoke"
-                                                                on:click=move |_| {
-                                                                    let id = id.clone();
-                                                                    spawn_local(async move {
-                                                                        match revoke_api_key(id).await {
-                                                                            Ok(()) => version.update(|v| *v += 1),
-                                                                            Err(e) => error.set(Some(e)),
-                                                                        }
-                                                                    });
-                                                                }
-                                                            >
-                                                                "Revoke"
-                                                            </button>
-                                                        </td>
-                                                    </tr>
-                                                }
-                                            })
-                                            .collect_view()}
-                                    </tbody>
-                                </table>
-                            }
-                                .into_any()
-                        }
+                        Ok(list) => view! { <KeyTable list version error /> }.into_any(),
                         Err(e) => show_error(&e).into_any(),
                     }
                 })}
             </Transition>
+    }
+}
+
+#[component]
+fn KeyTable(
+    list: Vec<ApiKeyView>,
+    version: RwSignal<u32>,
+    error: RwSignal<Option<ApiError>>,
+) -> impl IntoView {
+    let row = move |k: ApiKeyView| {
+        let id = k.id.clone();
+        let revoke = move |_| {
+            let id = id.clone();
+            spawn_local(async move {
+                match revoke_api_key(id).await {
+                    Ok(()) => version.update(|v| *v += 1),
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        };
+        view! {
+            <tr class="key-row">
+                <td>{k.name}</td>
+                <td>
+                    <code>{format!("{}…", k.prefix)}</code>
+                </td>
+                <td>{day(k.created_at)}</td>
+                <td>{k.last_used_at.map_or_else(|| "never".to_owned(), day)}</td>
+                <td>
+                    <button type="button" class="revoke" on:click=revoke>
+                        "Revoke"
+                    </button>
+                </td>
+            </tr>
+        }
+    };
+    view! {
+        <table class="keys">
+            <thead>
+                <tr>
+                    <th>"Name"</th>
+                    <th>"Key"</th>
+                    <th>"Created"</th>
+                    <th>"Last used"</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>{list.into_iter().map(row).collect_view()}</tbody>
+        </table>
     }
 }
 
@@ -272,7 +271,7 @@ pub fn AdminPage() -> impl IntoView {
     let version = RwSignal::new(0u32);
     let overview = Resource::new(move || version.get(), |_| admin_overview());
     let error = RwSignal::new(None::<ApiError>);
-    let act = move |call: std::pin::Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>| {
+    let act = Callback::new(move |call: AdminCall| {
         spawn_local(async move {
             match call.await {
                 Ok(()) => {
@@ -282,7 +281,7 @@ pub fn AdminPage() -> impl IntoView {
                 Err(e) => error.set(Some(e)),
             }
         });
-    };
+    });
     view! {
         <section class="admin-page">
             <h1>"Admin"</h1>
@@ -300,70 +299,12 @@ pub fn AdminPage() -> impl IntoView {
                                         <button
                                             type="button"
                                             class="toggle-signup"
-                                            on:click=move |_| act(Box::pin(set_signup_open(!open)))
+                                            on:click=move |_| act.run(Box::pin(set_signup_open(!open)))
                                         >
                                             {if open { "Close sign-up" } else { "Open sign-up" }}
                                         </button>
                                     </p>
-                                    <table class="users">
-                                        <thead>
-                                            <tr>
-                                                <th>"User"</th>
-                                                <th>"Role"</th>
-                                                <th>"Since"</th>
-                                                <th>"Status"</th>
-                                                <th></th>
-                                            </tr>
-                                        </thead>
-                                        <tbody>
-                                            {view
-                                                .users
-                                                .into_iter()
-                                                .map(|u| {
-                                                    let (id, disabled) = (u.id, u.disabled);
-                                                    let is_me = me.as_deref() == Some(u.name.as_str());
-                                                    view! {
-                                                        <tr class="user-row" data-user=u.name.clone()>
-                                                            <td>{u.name.clone()}</td>
-                                                            <td>{if u.admin { "admin" } else { "user" }}</td>
-                                                            <td>{day(u.created_at)}</td>
-                                                            <td>{if disabled { "disabled" } else { "active" }}</td>
-                                                            <td>
-                                                                {(!is_me)
-                                                                    .then(|| {
-                                                                        view! {
-                                                                            <button
-                                                                                type="button"
-                                                                                class="toggle-user"
-                                                                                on:click=move |_| act(Box::pin(set_user_disabled(id, !disabled)))
-                                                                            >
-                                                                                {if disabled { "Enable" } else { "Disable" }}
-                                                                            </button>
-                                                                            <button
-                                                                                type="button"
-                                                                                class="delete-user"
-                                                                                on:click=move |_| {
-                                                                                    let sure = window()
-                                                                                        .confirm_with_message(
-                                                                                            "Delete this account with all its conversations and documents?",
-                                                                                        )
-                                                                                        .unwrap_or(false);
-                                                                                    if sure {
-                                                                                        act(Box::pin(delete_user(id)));
-                                                                                    }
-                                                                                }
-                                                                            >
-                                                                                "Delete"
-                                                                            </button>
-                                                                        }
-                                                                    })}
-                                                            </td>
-                                                        </tr>
-                                                    }
-                                                })
-                                                .collect_view()}
-                                        </tbody>
-                                    </table>
+                                    <UserTable users=view.users me act />
                                 }
                                     .into_any()
                             }
@@ -373,6 +314,60 @@ pub fn AdminPage() -> impl IntoView {
                 }}
             </Transition>
         </section>
+    }
+}
+
+/// A change an admin makes, run by [`AdminPage`] (which then shows the new state).
+type AdminCall = std::pin::Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>>;
+
+#[component]
+fn UserTable(users: Vec<UserView>, me: Option<String>, act: Callback<AdminCall>) -> impl IntoView {
+    let row = move |u: UserView| {
+        let (id, disabled) = (u.id, u.disabled);
+        let is_me = me.as_deref() == Some(u.name.as_str());
+        let delete = move |_| {
+            let question = "Delete this account with all its conversations and documents?";
+            if window().confirm_with_message(question).unwrap_or(false) {
+                act.run(Box::pin(delete_user(id)));
+            }
+        };
+        let buttons = (!is_me).then(|| {
+            view! {
+                <button
+                    type="button"
+                    class="toggle-user"
+                    on:click=move |_| act.run(Box::pin(set_user_disabled(id, !disabled)))
+                >
+                    {if disabled { "Enable" } else { "Disable" }}
+                </button>
+                <button type="button" class="delete-user" on:click=delete>
+                    "Delete"
+                </button>
+            }
+        });
+        view! {
+            <tr class="user-row" data-user=u.name.clone()>
+                <td>{u.name.clone()}</td>
+                <td>{if u.admin { "admin" } else { "user" }}</td>
+                <td>{day(u.created_at)}</td>
+                <td>{if disabled { "disabled" } else { "active" }}</td>
+                <td>{buttons}</td>
+            </tr>
+        }
+    };
+    view! {
+        <table class="users">
+            <thead>
+                <tr>
+                    <th>"User"</th>
+                    <th>"Role"</th>
+                    <th>"Since"</th>
+                    <th>"Status"</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>{users.into_iter().map(row).collect_view()}</tbody>
+        </table>
     }
 }
 

@@ -76,25 +76,8 @@ pub fn Composer(
         max_tokens.set(p.max_tokens.to_string());
     });
     let local_errors = RwSignal::new(FieldErrors::default());
-    // Without JavaScript a rejected form comes back with its error in the query.
-    let query = leptos_router::hooks::use_query_map();
-    if let Some(message) = query.with_untracked(|q| q.get("error")) {
-        let field = query
-            .with_untracked(|q| q.get("field"))
-            .unwrap_or_else(|| "form".into());
-        server_error.set(Some(ApiError::invalid(field, message)));
-    }
-
-    let errors = Memo::new(move |_| {
-        let mut all = local_errors.get();
-        if let Some(e) = server_error.get() {
-            all.0.push((
-                e.field.clone().unwrap_or_else(|| "form".into()),
-                e.message.clone(),
-            ));
-        }
-        all
-    });
+    restore_form_error(server_error);
+    let errors = all_errors(local_errors, server_error);
 
     let submit = move || {
         if streaming.get_untracked() {
@@ -122,13 +105,6 @@ pub fn Composer(
             }
         }
     };
-    let on_keydown = move |e: ev::KeyboardEvent| {
-        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
-            e.prevent_default();
-            submit();
-        }
-    };
-    let count = move || draft.with(|d| d.chars().count());
 
     view! {
         // novalidate: the contract's own rules give the messages, not the browser's tooltips.
@@ -146,37 +122,90 @@ pub fn Composer(
         >
             <input type="hidden" name="conversation_id" value=conversation_id.unwrap_or_default() />
             <super::session::CsrfField />
-            <label class="sr-only" for="message">
-                "Message"
-            </label>
-            <textarea
-                id="message"
-                name="message"
-                rows="3"
-                placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)"
-                aria-invalid=invalid(errors, "message")
-                aria-describedby="message-error"
-                prop:value=move || draft.get()
-                on:input=move |e| draft.set(event_target_value(&e))
-                on:keydown=on_keydown
-            ></textarea>
-            <ErrorNote errors field="message" />
+            <MessageField draft errors submit=Callback::new(move |_| submit()) />
             <ErrorNote errors field="model" />
             <ErrorNote errors field="form" />
             <div class="composer-bar">
                 <ParamsFields errors temperature max_tokens trim_history />
                 <ModelPicker selected=model />
-                <span class="char-count" class:over=move || { count() > MAX_MESSAGE_CHARS }>
-                    {move || format!("{} / {MAX_MESSAGE_CHARS}", count())}
-                </span>
-                <button type="button" class="stop" disabled=move || !streaming.get() on:click=move |_| on_stop.run(())>
-                    "Stop"
-                </button>
-                <button type="submit" class="send" disabled=move || streaming.get()>
-                    "Send"
-                </button>
+                <CharCount draft />
+                <SendButtons streaming on_stop />
             </div>
         </form>
+    }
+}
+
+/// Stop while an answer streams, Send otherwise.
+#[component]
+fn SendButtons(streaming: Signal<bool>, on_stop: Callback<()>) -> impl IntoView {
+    view! {
+        <button type="button" class="stop" disabled=move || !streaming.get() on:click=move |_| on_stop.run(())>
+            "Stop"
+        </button>
+        <button type="submit" class="send" disabled=move || streaming.get()>
+            "Send"
+        </button>
+    }
+}
+
+/// Without JavaScript a rejected form comes back with its error in the query.
+fn restore_form_error(server_error: RwSignal<Option<ApiError>>) {
+    let query = leptos_router::hooks::use_query_map();
+    if let Some(message) = query.with_untracked(|q| q.get("error")) {
+        let field = query
+            .with_untracked(|q| q.get("field"))
+            .unwrap_or_else(|| "form".into());
+        server_error.set(Some(ApiError::invalid(field, message)));
+    }
+}
+
+/// The form's own findings and the server's rejection, by field.
+fn all_errors(local: RwSignal<FieldErrors>, server: RwSignal<Option<ApiError>>) -> Memo<FieldErrors> {
+    Memo::new(move |_| {
+        let mut all = local.get();
+        if let Some(e) = server.get() {
+            let field = e.field.clone().unwrap_or_else(|| "form".into());
+            all.0.push((field, e.message.clone()));
+        }
+        all
+    })
+}
+
+/// The message box: Enter sends, Shift+Enter starts a new line.
+#[component]
+fn MessageField(draft: RwSignal<String>, errors: Memo<FieldErrors>, submit: Callback<()>) -> impl IntoView {
+    let on_keydown = move |e: ev::KeyboardEvent| {
+        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+            e.prevent_default();
+            submit.run(());
+        }
+    };
+    view! {
+        <label class="sr-only" for="message">
+            "Message"
+        </label>
+        <textarea
+            id="message"
+            name="message"
+            rows="3"
+            placeholder="Ask anything… (Enter sends, Shift+Enter for a new line)"
+            aria-invalid=invalid(errors, "message")
+            aria-describedby="message-error"
+            prop:value=move || draft.get()
+            on:input=move |e| draft.set(event_target_value(&e))
+            on:keydown=on_keydown
+        ></textarea>
+        <ErrorNote errors field="message" />
+    }
+}
+
+#[component]
+fn CharCount(draft: RwSignal<String>) -> impl IntoView {
+    let count = move || draft.with(|d| d.chars().count());
+    view! {
+        <span class="char-count" class:over=move || { count() > MAX_MESSAGE_CHARS }>
+            {move || format!("{} / {MAX_MESSAGE_CHARS}", count())}
+        </span>
     }
 }
 

@@ -22,6 +22,30 @@ pub fn apply_defaults(settings: &ConversationSettings) {
     });
 }
 
+/// An optional number field: empty is `None`, anything else must parse as `T`.
+fn optional<T: std::str::FromStr>(field: &'static str, raw: &str, what: &str) -> Result<Option<T>, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|_| ApiError::invalid(field, format!("{field} must be {what}")))
+}
+
+/// The form's fields as settings (empty fields: the defaults), before the contract's checks.
+fn parse_settings(
+    system_prompt: String,
+    temperature: &str,
+    max_tokens: &str,
+) -> Result<ConversationSettings, ApiError> {
+    Ok(ConversationSettings {
+        temperature: optional("temperature", temperature, "a number")?,
+        max_tokens: optional("max_tokens", max_tokens, "a whole number")?,
+        system_prompt: Some(system_prompt).filter(|p| !p.trim().is_empty()),
+    })
+}
+
 #[component]
 pub fn ConversationSettingsPanel(conversation_id: String, settings: ConversationSettings) -> impl IntoView {
     let id = StoredValue::new(conversation_id);
@@ -38,34 +62,14 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
                 .map(|e| view! { <p class="field-error" data-field-error=field role="alert">{e.message}</p> })
         }
     };
-    let number = |field: &'static str, raw: String| -> Result<Option<String>, ApiError> {
-        let raw = raw.trim().to_owned();
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        if raw.parse::<f64>().is_err() {
-            return Err(ApiError::invalid(field, format!("{field} must be a number")));
-        }
-        Ok(Some(raw))
-    };
     let save = move |e: leptos::ev::SubmitEvent| {
         e.prevent_default();
         saved.set(false);
-        let parsed =
-            (|| -> Result<ConversationSettings, ApiError> {
-                let t = number("temperature", temperature.get_untracked())?;
-                let n = number("max_tokens", max_tokens.get_untracked())?;
-                Ok(ConversationSettings {
-                    system_prompt: Some(system_prompt.get_untracked()).filter(|p| !p.trim().is_empty()),
-                    temperature: t.and_then(|t| t.parse().ok()),
-                    max_tokens: match n {
-                        Some(n) => Some(n.parse().map_err(|_| {
-                            ApiError::invalid("max_tokens", "max_tokens must be a whole number")
-                        })?),
-                        None => None,
-                    },
-                })
-            })();
+        let parsed = parse_settings(
+            system_prompt.get_untracked(),
+            &temperature.get_untracked(),
+            &max_tokens.get_untracked(),
+        );
         let settings = match parsed.and_then(|s| s.check().map(|()| s)) {
             Ok(s) => s,
             Err(e) => {

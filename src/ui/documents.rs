@@ -26,12 +26,6 @@ pub fn DocumentsPage() -> impl IntoView {
     let version = RwSignal::new(0u32);
     let documents = Resource::new(move || version.get(), |_| list_documents());
     let outcomes = RwSignal::new(Vec::<UploadOutcome>::new());
-    let form_error = RwSignal::new(None::<ApiError>);
-    let uploading = RwSignal::new(false);
-    let form = NodeRef::<html::Form>::new();
-    let file_input = NodeRef::<html::Input>::new();
-    let collection = RwSignal::new(String::new());
-    let dragging = RwSignal::new(false);
 
     // While a document is still being processed, look again every second.
     Effect::new(move |_| {
@@ -47,30 +41,70 @@ pub fn DocumentsPage() -> impl IntoView {
         }
     });
 
+    view! {
+        <section class="documents">
+            <h1>"Documents"</h1>
+            <p class="muted">
+                "Upload text, Markdown, HTML or PDF files. Answers in every chat then draw on them and cite them."
+            </p>
+            <UploadForm outcomes version />
+            <UploadOutcomes outcomes />
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match documents.await {
+                        Ok(list) if list.is_empty() => view! { <p class="muted">"No documents yet."</p> }.into_any(),
+                        Ok(list) => view! { <DocumentList list version /> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// The form's files with the metadata first (the server reads it before the files), or
+/// why the metadata is refused.
+fn upload_data(
+    form: &web_sys::HtmlFormElement,
+    collection: &str,
+) -> Option<Result<web_sys::FormData, ApiError>> {
+    let data = web_sys::FormData::new_with_form(form).ok()?;
+    let metadata = DocumentMetadata {
+        collection: (!collection.trim().is_empty()).then(|| collection.trim().to_owned()),
+        ..DocumentMetadata::default()
+    };
+    if let Err(e) = metadata.check() {
+        return Some(Err(e));
+    }
+    data.delete("metadata");
+    let files = data.get_all("file");
+    data.delete("file");
+    let _ = data.append_with_str("metadata", &serde_json::to_string(&metadata).unwrap_or_default());
+    for f in files.iter() {
+        if let Ok(blob) = leptos::wasm_bindgen::JsCast::dyn_into::<web_sys::File>(f) {
+            let _ = data.append_with_blob_and_filename("file", &blob, &blob.name());
+        }
+    }
+    Some(Ok(data))
+}
+
+/// Files by picker or drag and drop, with an optional collection.
+#[component]
+fn UploadForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) -> impl IntoView {
+    let form_error = RwSignal::new(None::<ApiError>);
+    let uploading = RwSignal::new(false);
+    let form = NodeRef::<html::Form>::new();
+    let file_input = NodeRef::<html::Input>::new();
+    let collection = RwSignal::new(String::new());
+    let dragging = RwSignal::new(false);
+
     let submit = move || {
         let Some(form) = form.get_untracked() else { return };
-        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
-            return;
+        let data = match upload_data(&form, &collection.get_untracked()) {
+            None => return,
+            Some(Err(e)) => return form_error.set(Some(e)),
+            Some(Ok(data)) => data,
         };
-        let name = collection.get_untracked();
-        let metadata = DocumentMetadata {
-            collection: (!name.trim().is_empty()).then(|| name.trim().to_owned()),
-            ..DocumentMetadata::default()
-        };
-        if let Err(e) = metadata.check() {
-            form_error.set(Some(e));
-            return;
-        }
-        // Metadata first: the server reads it before the files.
-        data.delete("metadata");
-        let files = data.get_all("file");
-        data.delete("file");
-        let _ = data.append_with_str("metadata", &serde_json::to_string(&metadata).unwrap_or_default());
-        for f in files.iter() {
-            if let Ok(blob) = leptos::wasm_bindgen::JsCast::dyn_into::<web_sys::File>(f) {
-                let _ = data.append_with_blob_and_filename("file", &blob, &blob.name());
-            }
-        }
         uploading.set(true);
         form_error.set(None);
         spawn_local(async move {
@@ -97,86 +131,73 @@ pub fn DocumentsPage() -> impl IntoView {
     };
 
     view! {
-        <section class="documents">
-            <h1>"Documents"</h1>
-            <p class="muted">
-                "Upload text, Markdown, HTML or PDF files. Answers in every chat then draw on them and cite them."
-            </p>
-            <form
-                class="upload"
-                class:dragging=move || dragging.get()
-                node_ref=form
-                on:submit=move |e: ev::SubmitEvent| {
-                    e.prevent_default();
-                    submit();
-                }
-                on:dragover=move |e: ev::DragEvent| {
-                    e.prevent_default();
-                    dragging.set(true);
-                }
-                on:dragleave=move |_| dragging.set(false)
-                on:drop=on_drop
-            >
-                <label class="drop-zone" for="file">
-                    "Drop files here, or choose them"
-                    <input
-                        id="file"
-                        name="file"
-                        type="file"
-                        multiple
-                        accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
-                        node_ref=file_input
-                    />
-                </label>
-                <label>
-                    "Collection (optional) "
-                    <input
-                        id="collection"
-                        type="text"
-                        placeholder="e.g. handbook"
-                        prop:value=move || collection.get()
-                        on:input=move |e| collection.set(event_target_value(&e))
-                    />
-                </label>
-                <button type="submit" class="send" disabled=move || uploading.get()>
-                    {move || if uploading.get() { "Uploading…" } else { "Upload" }}
-                </button>
-                {move || {
-                    form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
-                }}
-            </form>
-            <ul class="upload-outcomes">
-                {move || {
-                    outcomes
-                        .get()
-                        .into_iter()
-                        .map(|o| {
-                            let (class, text) = match (&o.error, o.duplicate) {
-                                (Some(e), _) => ("outcome error", e.message.clone()),
-                                (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
-                                (None, false) => ("outcome", "accepted".to_owned()),
-                            };
-                            view! {
-                                <li class=class data-file=o.file_name.clone()>
-                                    <strong>{o.file_name.clone()}</strong>
-                                    ": "
-                                    {text}
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                }}
-            </ul>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match documents.await {
-                        Ok(list) if list.is_empty() => view! { <p class="muted">"No documents yet."</p> }.into_any(),
-                        Ok(list) => view! { <DocumentList list version /> }.into_any(),
-                        Err(e) => view! { <p class="error">{e.message}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
+        <form
+            class="upload"
+            class:dragging=move || dragging.get()
+            node_ref=form
+            on:submit=move |e: ev::SubmitEvent| {
+                e.prevent_default();
+                submit();
+            }
+            on:dragover=move |e: ev::DragEvent| {
+                e.prevent_default();
+                dragging.set(true);
+            }
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=on_drop
+        >
+            <label class="drop-zone" for="file">
+                "Drop files here, or choose them"
+                <input
+                    id="file"
+                    name="file"
+                    type="file"
+                    multiple
+                    accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
+                    node_ref=file_input
+                />
+            </label>
+            <label>
+                "Collection (optional) "
+                <input
+                    id="collection"
+                    type="text"
+                    placeholder="e.g. handbook"
+                    prop:value=move || collection.get()
+                    on:input=move |e| collection.set(event_target_value(&e))
+                />
+            </label>
+            <button type="submit" class="send" disabled=move || uploading.get()>
+                {move || if uploading.get() { "Uploading…" } else { "Upload" }}
+            </button>
+            {move || {
+                form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
+            }}
+        </form>
+    }
+}
+
+/// What became of each file of the last upload.
+#[component]
+fn UploadOutcomes(outcomes: RwSignal<Vec<UploadOutcome>>) -> impl IntoView {
+    let outcome = |o: UploadOutcome| {
+        let (class, text) = match (&o.error, o.duplicate) {
+            (Some(e), _) => ("outcome error", e.message.clone()),
+            (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
+            (None, false) => ("outcome", "accepted".to_owned()),
+        };
+        view! {
+            <li class=class data-file=o.file_name.clone()>
+                <strong>{o.file_name.clone()}</strong>
+                ": "
+                {text}
+            </li>
+        }
+    };
+    view! {
+        <ul class="upload-outcomes">
+            {move || outcomes.get().into_iter().map(outcome).collect_view()}
+        </ul>
     }
 }
 

@@ -264,6 +264,33 @@ fn usage_line(u: &Usage) -> String {
     parts.join(" · ")
 }
 
+/// What a message says: an answer as rendered Markdown; a question as typed, or the box
+/// that edits it.
+#[component]
+fn MessageBody(
+    message: ChatMessage,
+    editing: RwSignal<Option<String>>,
+    actions: Option<MessageActions>,
+) -> impl IntoView {
+    match message.role {
+        // Answers are Markdown, rendered safely (see `markdown`); what people typed is
+        // shown as typed.
+        Role::Assistant => view! {
+            <div
+                class="message-content markdown"
+                inner_html=move || to_html(&message.content.get())
+                on:click=copy_code
+            ></div>
+        }
+        .into_any(),
+        _ => (move || match (editing.get().is_some(), actions) {
+            (true, Some(actions)) => view! { <EditBox message actions editing /> }.into_any(),
+            _ => view! { <div class="message-content">{move || message.content.get()}</div> }.into_any(),
+        })
+        .into_any(),
+    }
+}
+
 #[component]
 pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
     let role = message.role.as_str();
@@ -287,34 +314,7 @@ pub fn MessageBubble(message: ChatMessage) -> impl IntoView {
                     Role::System => "System",
                 }}
             </div>
-            {match message.role {
-                // Answers are Markdown, rendered safely (see `markdown`); what people typed
-                // is shown as typed.
-                Role::Assistant => {
-                    view! {
-                        <div
-                            class="message-content markdown"
-                            inner_html=move || to_html(&message.content.get())
-                            on:click=copy_code
-                        ></div>
-                    }
-                        .into_any()
-                }
-                _ => {
-                    view! {
-                        {move || {
-                            match (editing.get().is_some(), actions) {
-                                (true, Some(actions)) => view! { <EditBox message actions editing /> }.into_any(),
-                                _ => {
-                                    view! { <div class="message-content">{move || message.content.get()}</div> }
-                                        .into_any()
-                                }
-                            }
-                        }}
-                    }
-                        .into_any()
-                }
-            }}
+            <MessageBody message editing actions />
             {move || {
                 let citations = message.citations.get();
                 (!citations.is_empty()).then(|| view! { <Citations citations /> })

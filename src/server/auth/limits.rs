@@ -237,7 +237,6 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > SWEEP_AT {
             let full: std::collections::HashMap<Class, f64> = <Class as strum::IntoEnumIterator>::iter()
-                .into_iter()
                 .map(|c| {
                     let (a, b) = self.per_minute(c);
                     (c, f64::from(a.max(b)))

@@ -313,17 +313,8 @@ impl Router {
                 let outcome = match opened {
                     Ok(mut stream) => match stream.next().await {
                         Some(Ok(first)) => {
-                            target.entry.mark(Ok(()));
                             metrics::first_token(target.provider_name(), asked.elapsed());
-                            let notice = (!failures.is_empty())
-                                .then(|| format!("{}; answered by {}", failures.join("; "), target.id()));
-                            let tokens = futures::stream::once(async { Ok(first) }).chain(stream);
-                            return Ok(Opened {
-                                target: target.clone(),
-                                tokens: metered(target.provider_name().to_owned(), tokens),
-                                prompt_tokens,
-                                notice,
-                            });
+                            return Ok(Opened::answering(target, first, stream, prompt_tokens, &failures));
                         }
                         Some(Err(e)) => e,
                         None => LlmError::Unavailable("the stream ended before the answer began".into()),
@@ -357,6 +348,28 @@ impl Router {
             return Err(last_error);
         }
         Err(summary(&failures, last_error))
+    }
+}
+
+impl Opened {
+    /// The answer `target` began with `first`; `failures` are the targets that could not.
+    fn answering(
+        target: &Target,
+        first: TokenEvent,
+        rest: TokenStream,
+        prompt_tokens: u32,
+        failures: &[String],
+    ) -> Self {
+        target.entry.mark(Ok(()));
+        let notice =
+            (!failures.is_empty()).then(|| format!("{}; answered by {}", failures.join("; "), target.id()));
+        let tokens = futures::stream::once(async { Ok(first) }).chain(rest);
+        Opened {
+            target: target.clone(),
+            tokens: metered(target.provider_name().to_owned(), tokens),
+            prompt_tokens,
+            notice,
+        }
     }
 }
 
