@@ -113,45 +113,45 @@ pub struct AdminView {
 #[server(endpoint = "keys/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, ApiError> {
     use crate::server::state::{principal, state};
-    state()?.accounts.list_keys(&principal()?).await
+    Ok(state()?.accounts.list_keys(&principal()?).await?)
 }
 
 /// Creates an API key; its secret is in the answer and nowhere else.
 #[server(endpoint = "keys/create", input = Json, client = super::csrf::CsrfClient)]
 pub async fn create_api_key(name: String) -> Result<CreatedApiKey, ApiError> {
     use crate::server::state::{principal, state};
-    state()?.accounts.create_key(&principal()?, &name).await
+    Ok(state()?.accounts.create_key(&principal()?, &name).await?)
 }
 
 /// Revokes one of the signed-in user's keys; requests with it get 401 from then on.
 #[server(endpoint = "keys/revoke", input = Json, client = super::csrf::CsrfClient)]
 pub async fn revoke_api_key(id: String) -> Result<(), ApiError> {
     use crate::server::state::{principal, state};
-    state()?.accounts.revoke_key(&principal()?, &id).await
+    Ok(state()?.accounts.revoke_key(&principal()?, &id).await?)
 }
 
 /// Users and the sign-up switch (admins only).
 #[server(endpoint = "admin/overview", input = Json, client = super::csrf::CsrfClient)]
 pub async fn admin_overview() -> Result<AdminView, ApiError> {
     use crate::server::state::{principal, state};
-    state()?.accounts.overview(&principal()?).await
+    Ok(state()?.accounts.overview(&principal()?).await?)
 }
 
 /// Lets people create accounts, or not (admins only).
 #[server(endpoint = "admin/signup", input = Json, client = super::csrf::CsrfClient)]
 pub async fn set_signup_open(open: bool) -> Result<(), ApiError> {
     use crate::server::state::{principal, state};
-    state()?.accounts.set_signup_open(&principal()?, open).await
+    Ok(state()?.accounts.set_signup_open(&principal()?, open).await?)
 }
 
 /// Disables (signing it out everywhere) or enables an account (admins only).
 #[server(endpoint = "admin/disable", input = Json, client = super::csrf::CsrfClient)]
 pub async fn set_user_disabled(user_id: i64, disabled: bool) -> Result<(), ApiError> {
     use crate::server::state::{principal, state};
-    state()?
+    Ok(state()?
         .accounts
         .set_disabled(&principal()?, user_id, disabled)
-        .await
+        .await?)
 }
 
 /// Deletes an account with all its conversations and documents (admins only).

@@ -189,27 +189,27 @@ pub async fn upload_documents(data: MultipartData) -> Result<Vec<UploadOutcome>,
     let multipart = data
         .into_inner()
         .ok_or_else(|| ApiError::invalid("file", "the request is not multipart/form-data"))?;
-    state()?.ingest()?.upload(principal()?.user, multipart).await
+    Ok(state()?.ingest()?.upload(principal()?.user, multipart).await?)
 }
 
 /// Every document, newest first, with its progress.
 #[server(endpoint = "documents/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_documents() -> Result<Vec<DocumentView>, ApiError> {
     use crate::server::state::{principal, state};
-    state()?.ingest()?.list(principal()?.user).await
+    Ok(state()?.ingest()?.list(principal()?.user).await?)
 }
 
 /// Deletes a document with its chunks and vectors.
 #[server(endpoint = "documents/delete", input = Json, client = super::csrf::CsrfClient)]
 pub async fn delete_document(id: String) -> Result<(), ApiError> {
     use crate::server::state::{principal, state};
-    state()?.ingest()?.delete(principal()?.user, &id).await
+    Ok(state()?.ingest()?.delete(principal()?.user, &id).await?)
 }
 
 #[server(endpoint = "collections/list", input = Json, client = super::csrf::CsrfClient)]
 pub async fn list_collections() -> Result<Vec<CollectionView>, ApiError> {
     use crate::server::state::{principal, state};
-    state()?.ingest()?.collections(principal()?.user).await
+    Ok(state()?.ingest()?.collections(principal()?.user).await?)
 }
 
 /// The collections a conversation searches; empty means all documents.

@@ -152,7 +152,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
     {
         Ok(p) => p,
         Err(_) if policy.access == Access::Public => None,
-        Err(e) => return reject(&path, e),
+        Err(e) => return reject(&path, e.into()),
     };
 
     let mut req = req;

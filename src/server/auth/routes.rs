@@ -32,7 +32,8 @@ struct Credentials {
 }
 
 /// Back to the form's page with the error and its field in the query.
-fn back(page: &str, e: &ApiError) -> Response {
+fn back(page: &str, e: impl Into<ApiError>) -> Response {
+    let e: ApiError = e.into();
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("error", &e.message)
         .append_pair("field", e.field.as_deref().unwrap_or("form"))
@@ -50,7 +51,7 @@ async fn signed_in(state: &AppState, user: &crate::server::storage::accounts::Us
             }
             res
         }
-        Err(e) => back("/signin", &e),
+        Err(e) => back("/signin", e),
     }
 }
 
@@ -60,11 +61,11 @@ async fn sign_in(State(state): State<AppState>, Form(c): Form<Credentials>) -> R
     }
     // Per account name, from any address (the gate already counted this address).
     if let Err(wait) = state.limits.check_account(&c.name).await {
-        return back("/signin", &super::limits::rate_limited(wait));
+        return back("/signin", super::limits::rate_limited(wait));
     }
     match state.accounts.sign_in(&c.name, &c.password).await {
         Ok(user) => signed_in(&state, &user).await,
-        Err(e) => back("/signin", &e),
+        Err(e) => back("/signin", e),
     }
 }
 
@@ -74,7 +75,7 @@ async fn sign_up(State(state): State<AppState>, Form(c): Form<Credentials>) -> R
     }
     match state.accounts.sign_up(&c.name, &c.password).await {
         Ok(user) => signed_in(&state, &user).await,
-        Err(e) => back("/signup", &e),
+        Err(e) => back("/signup", e),
     }
 }
 
@@ -82,7 +83,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.accounts.close_session(token).await
     {
-        return back("/account", &e);
+        return back("/account", e);
     }
     let mut res = Redirect::to("/signin").into_response();
     if let Ok(v) = HeaderValue::from_str(&state.accounts.clear_cookie()) {

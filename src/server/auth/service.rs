@@ -28,12 +28,76 @@ const SIGNUP_SETTING: &str = "signup_open";
 
 use crate::server::clock::now_ms;
 
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found("user"),
-        e => {
-            tracing::error!(error = %e, "account store failed");
-            ApiError::internal()
+/// What can go wrong with accounts, sessions and keys; mapped to the contract's
+/// [`ApiError`] once, below.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A field breaks a rule of the contract (name, password, key name).
+    #[error(transparent)]
+    Invalid(#[from] ApiError),
+    #[error("the name '{0}' is taken")]
+    NameTaken(String),
+    /// Unknown names and wrong passwords alike.
+    #[error("wrong user name or password")]
+    WrongCredentials,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("sign-up is closed on this Stoa; ask its admin for an account")]
+    SignUpClosed,
+    #[error(
+        "API keys are for accounts: in single-user mode programs on this machine need no key \
+         (set auth.mode = \"accounts\" to give keys to programs elsewhere)"
+    )]
+    KeysNeedAccounts,
+    #[error("only an admin may do this")]
+    AdminOnly,
+    /// An admin may not disable or delete themself (no admin would be left to undo it).
+    #[error("admins cannot disable or delete their own account")]
+    NotOnSelf,
+    /// A bearer key that is not (or no longer) valid.
+    #[error("the API key is not valid")]
+    BadKey,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Every password hashing slot stayed taken for [`HASH_WAIT`].
+    #[error("too many sign-ins at once; try again in a moment")]
+    HashingBusy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccountError::Invalid(api) => api,
+            AccountError::NameTaken(_) => ApiError::invalid("name", message),
+            AccountError::WrongCredentials => {
+                ApiError::new(ErrorCode::Unauthorized, message).with_field("password")
+            }
+            AccountError::Disabled
+            | AccountError::SignUpClosed
+            | AccountError::KeysNeedAccounts
+            | AccountError::AdminOnly => ApiError::new(ErrorCode::Forbidden, message),
+            AccountError::NotOnSelf => ApiError::invalid("user_id", message),
+            AccountError::BadKey => super::middleware::unauthorized(),
+            AccountError::NotFound(what) => ApiError::not_found(what),
+            AccountError::HashingBusy => {
+                let mut e = ApiError::new(ErrorCode::Busy, message);
+                e.retry_after_secs = Some(1);
+                e
+            }
+            AccountError::Store(StoreError::NotFound) => ApiError::not_found("user"),
+            AccountError::Store(e) => {
+                tracing::error!(error = %e, "account store failed");
+                ApiError::internal()
+            }
+            AccountError::Internal(e) => {
+                tracing::error!(error = %e, "accounts failed");
+                ApiError::internal()
+            }
         }
     }
 }
@@ -65,21 +129,14 @@ impl Accounts {
     async fn hash_work<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, AccountError> {
         let _turn = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
             .await
-            .map_err(|_| {
-                let mut e = ApiError::new(
-                    ErrorCode::Busy,
-                    "too many sign-ins at once; try again in a moment",
-                );
-                e.retry_after_secs = Some(1);
-                e
-            })?
-            .map_err(|_| ApiError::internal())?;
+            .map_err(|_| AccountError::HashingBusy)?
+            .map_err(|e| AccountError::Internal(e.to_string()))?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|_| ApiError::internal())
+            .map_err(|e| AccountError::Internal(e.to_string()))
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -87,58 +144,46 @@ impl Accounts {
     }
 
     /// Whether a new account may be made now: always for the first one.
-    pub async fn signup_open(&self) -> Result<bool, ApiError> {
-        if !self.store.has_accounts().await.map_err(store_error)? {
+    pub async fn signup_open(&self) -> Result<bool, AccountError> {
+        if !self.store.has_accounts().await? {
             return Ok(true);
         }
-        Ok(
-            match self.store.setting(SIGNUP_SETTING).await.map_err(store_error)? {
-                Some(v) => v == "true",
-                None => self.settings.signup,
-            },
-        )
+        Ok(match self.store.setting(SIGNUP_SETTING).await? {
+            Some(v) => v == "true",
+            None => self.settings.signup,
+        })
     }
 
     /// Creates an account (the first one is admin and owns what single-user mode made).
-    pub async fn sign_up(&self, name: &str, password: &str) -> Result<UserRecord, ApiError> {
+    pub async fn sign_up(&self, name: &str, password: &str) -> Result<UserRecord, AccountError> {
         let name = name.trim();
         check_user_name(name)?;
         check_password(password)?;
         if !self.signup_open().await? {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "sign-up is closed on this Stoa; ask its admin for an account",
-            ));
+            return Err(AccountError::SignUpClosed);
         }
         let password = password.to_owned();
         let hash = self
             .hash_work(move || secrets::hash_password(&password))
             .await?
-            .map_err(|e| {
-                tracing::error!(error = %e, "hashing a password failed");
-                ApiError::internal()
-            })?;
+            .map_err(|e| AccountError::Internal(format!("hashing a password failed: {e}")))?;
         match self.store.create_user(name, &hash, now_ms()).await {
             Ok(user) => {
                 tracing::info!(user = user.id, admin = user.admin, "account created");
                 Ok(user)
             }
-            Err(StoreError::Conflict) => {
-                Err(ApiError::invalid("name", format!("the name '{name}' is taken")))
-            }
-            Err(e) => Err(store_error(e)),
+            Err(StoreError::Conflict) => Err(AccountError::NameTaken(name.to_owned())),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Checks a name and password. Unknown names and wrong passwords get the same answer,
     /// in the same time.
-    pub async fn sign_in(&self, name: &str, password: &str) -> Result<UserRecord, ApiError> {
-        let wrong =
-            || ApiError::new(ErrorCode::Unauthorized, "wrong user name or password").with_field("password");
+    pub async fn sign_in(&self, name: &str, password: &str) -> Result<UserRecord, AccountError> {
         if password.len() > crate::api::accounts::MAX_PASSWORD_BYTES {
-            return Err(wrong());
+            return Err(AccountError::WrongCredentials);
         }
-        let user = self.store.user_by_name(name.trim()).await.map_err(store_error)?;
+        let user = self.store.user_by_name(name.trim()).await?;
         let stored = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())
@@ -150,16 +195,16 @@ impl Accounts {
         match user {
             Some(user) if matches && user.password_hash.is_some() => {
                 if user.disabled {
-                    return Err(ApiError::new(ErrorCode::Forbidden, "this account is disabled"));
+                    return Err(AccountError::Disabled);
                 }
                 Ok(user)
             }
-            _ => Err(wrong()),
+            _ => Err(AccountError::WrongCredentials),
         }
     }
 
     /// Starts a session; returns the cookie value.
-    pub async fn open_session(&self, user: &UserRecord) -> Result<String, ApiError> {
+    pub async fn open_session(&self, user: &UserRecord) -> Result<String, AccountError> {
         let token = secrets::random_token();
         let now = now_ms();
         self.store
@@ -170,8 +215,7 @@ impl Accounts {
                 now_ms: now,
                 expires_at: now + i64::from(self.settings.session_days) * 86_400_000,
             })
-            .await
-            .map_err(store_error)?;
+            .await?;
         // Now and then, forget sessions that ran out.
         if let Err(e) = self.store.delete_expired_sessions(now).await {
             tracing::warn!(error = %e, "could not delete expired sessions");
@@ -179,11 +223,11 @@ impl Accounts {
         Ok(token)
     }
 
-    pub async fn close_session(&self, token: &str) -> Result<(), ApiError> {
+    pub async fn close_session(&self, token: &str) -> Result<(), AccountError> {
         self.store
             .delete_session(&secrets::digest(token))
             .await
-            .map_err(store_error)
+            .map_err(Into::into)
     }
 
     /// `Set-Cookie` for a new session.
@@ -214,48 +258,35 @@ impl Accounts {
         &self,
         bearer: Option<&str>,
         session: Option<&str>,
-    ) -> Result<Option<Principal>, ApiError> {
+    ) -> Result<Option<Principal>, AccountError> {
         if self.settings.mode == AuthMode::SingleUser {
             return Ok(Some(Principal::single_user()));
         }
         let now = now_ms();
         if let Some(key) = bearer {
-            return match self
-                .store
-                .api_key_user(&secrets::digest(key), now)
-                .await
-                .map_err(store_error)?
-            {
+            return match self.store.api_key_user(&secrets::digest(key), now).await? {
                 Some(user) => Ok(Some(Principal::of(&user, Via::ApiKey))),
-                None => Err(super::middleware::unauthorized()),
+                None => Err(AccountError::BadKey),
             };
         }
         if let Some(token) = session
-            && let Some((user, csrf_token)) = self
-                .store
-                .session(&secrets::digest(token), now)
-                .await
-                .map_err(store_error)?
+            && let Some((user, csrf_token)) = self.store.session(&secrets::digest(token), now).await?
         {
             return Ok(Some(Principal::of(&user, Via::Session { csrf_token })));
         }
         Ok(None)
     }
 
-    pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKeyView>, ApiError> {
-        let keys = self.store.list_api_keys(who.user).await.map_err(store_error)?;
+    pub async fn list_keys(&self, who: &Principal) -> Result<Vec<ApiKeyView>, AccountError> {
+        let keys = self.store.list_api_keys(who.user).await?;
         Ok(keys.into_iter().map(key_view).collect())
     }
 
-    pub async fn create_key(&self, who: &Principal, name: &str) -> Result<CreatedApiKey, ApiError> {
+    pub async fn create_key(&self, who: &Principal, name: &str) -> Result<CreatedApiKey, AccountError> {
         // Single-user mode asks no credentials, so a key would open nothing today; it
         // would only wait to become the first account's (the admin's) key.
         if who.via == Via::SingleUser {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "API keys are for accounts: in single-user mode programs on this machine need no key \
-                 (set auth.mode = \"accounts\" to give keys to programs elsewhere)",
-            ));
+            return Err(AccountError::KeysNeedAccounts);
         }
         check_key_name(name)?;
         let secret = format!("{KEY_PREFIX}{}", secrets::random_token());
@@ -269,8 +300,7 @@ impl Accounts {
         };
         self.store
             .create_api_key(&record, &secrets::digest(&secret))
-            .await
-            .map_err(store_error)?;
+            .await?;
         tracing::info!(user = who.user.get(), key = %record.id, "API key created");
         Ok(CreatedApiKey {
             key: key_view(record),
@@ -278,40 +308,37 @@ impl Accounts {
         })
     }
 
-    pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
+    pub async fn revoke_key(&self, who: &Principal, id: &str) -> Result<(), AccountError> {
         match self.store.revoke_api_key(who.user, id, now_ms()).await {
             Ok(()) => {
                 tracing::info!(user = who.user.get(), key = %id, "API key revoked");
                 Ok(())
             }
-            Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
-            Err(e) => Err(store_error(e)),
+            Err(StoreError::NotFound) => Err(AccountError::NotFound("API key")),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn admin_only(who: &Principal) -> Result<(), ApiError> {
+    fn admin_only(who: &Principal) -> Result<(), AccountError> {
         if who.admin {
             Ok(())
         } else {
-            Err(ApiError::new(ErrorCode::Forbidden, "only an admin may do this"))
+            Err(AccountError::AdminOnly)
         }
     }
 
     /// An admin may not disable or delete themself (there would be no admin left to undo it).
-    fn not_self(who: &Principal, user_id: i64) -> Result<(), ApiError> {
+    fn not_self(who: &Principal, user_id: i64) -> Result<(), AccountError> {
         if who.user.get() == user_id {
-            Err(ApiError::invalid(
-                "user_id",
-                "admins cannot disable or delete their own account",
-            ))
+            Err(AccountError::NotOnSelf)
         } else {
             Ok(())
         }
     }
 
-    pub async fn overview(&self, who: &Principal) -> Result<AdminView, ApiError> {
+    pub async fn overview(&self, who: &Principal) -> Result<AdminView, AccountError> {
         Self::admin_only(who)?;
-        let users = self.store.list_users().await.map_err(store_error)?;
+        let users = self.store.list_users().await?;
         Ok(AdminView {
             users: users
                 .into_iter()
@@ -327,22 +354,26 @@ impl Accounts {
         })
     }
 
-    pub async fn set_signup_open(&self, who: &Principal, open: bool) -> Result<(), ApiError> {
+    pub async fn set_signup_open(&self, who: &Principal, open: bool) -> Result<(), AccountError> {
         Self::admin_only(who)?;
         self.store
             .set_setting(SIGNUP_SETTING, if open { "true" } else { "false" })
             .await
-            .map_err(store_error)
+            .map_err(Into::into)
     }
 
-    pub async fn set_disabled(&self, who: &Principal, user_id: i64, disabled: bool) -> Result<(), ApiError> {
+    pub async fn set_disabled(
+        &self,
+        who: &Principal,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<(), AccountError> {
         Self::admin_only(who)?;
         Self::not_self(who, user_id)?;
         self.store
             // An admin names the account; only this module turns that into a `UserId`.
             .set_user_disabled(UserId(user_id), disabled, now_ms())
-            .await
-            .map_err(store_error)?;
+            .await?;
         tracing::info!(
             admin = who.user.get(),
             user = user_id,
@@ -354,14 +385,10 @@ impl Accounts {
 
     /// Deletes an account and all it owns; returns its documents' ids (to drop from the
     /// vector index).
-    pub async fn delete_user(&self, who: &Principal, user_id: i64) -> Result<Vec<String>, ApiError> {
+    pub async fn delete_user(&self, who: &Principal, user_id: i64) -> Result<Vec<String>, AccountError> {
         Self::admin_only(who)?;
         Self::not_self(who, user_id)?;
-        let documents = self
-            .store
-            .delete_user(UserId(user_id))
-            .await
-            .map_err(store_error)?;
+        let documents = self.store.delete_user(UserId(user_id)).await?;
         tracing::info!(admin = who.user.get(), user = user_id, "account deleted");
         Ok(documents)
     }

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::extract::Kind;
 use crate::{
     api::{
-        ApiError,
+        ApiError, ErrorCode,
         documents::{CollectionView, DocumentMetadata, DocumentView},
     },
     server::{
@@ -35,12 +35,67 @@ pub struct IngestService {
     collections: tokio::sync::Mutex<()>,
 }
 
-fn internal(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found("document"),
-        other => {
-            tracing::error!(error = %other, "document storage failed");
-            ApiError::internal()
+/// What can go wrong with documents; mapped to the contract's [`ApiError`] once, below.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The upload, its metadata or one of its files breaks a rule: the field and why.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// A file over the size limit.
+    #[error("{file_name} is {:.1} MB; the limit is {:.0} MB", mb(*size), mb(*limit))]
+    TooLarge {
+        file_name: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("document not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+impl IngestError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            e => Self::Store(e),
+        }
+    }
+}
+
+/// The contract's own checks (metadata) name their field already.
+impl From<ApiError> for IngestError {
+    fn from(e: ApiError) -> Self {
+        Self::invalid(e.field.unwrap_or_else(|| "metadata".into()), e.message)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let message = e.to_string();
+        match e {
+            IngestError::Invalid { field, message } => ApiError::invalid(field, message),
+            IngestError::TooLarge { .. } => {
+                ApiError::new(ErrorCode::PayloadTooLarge, message).with_field("file")
+            }
+            IngestError::NotFound => ApiError::not_found("document"),
+            IngestError::Store(e) => {
+                tracing::error!(error = %e, "document storage failed");
+                ApiError::internal()
+            }
         }
     }
 }
@@ -96,8 +151,8 @@ impl IngestService {
         self.store.pending_documents().await.unwrap_or(0)
     }
 
-    pub async fn collections(&self, owner: UserId) -> Result<Vec<CollectionView>, ApiError> {
-        let records = self.store.list_collections(owner).await.map_err(internal)?;
+    pub async fn collections(&self, owner: UserId) -> Result<Vec<CollectionView>, IngestError> {
+        let records = self.store.list_collections(owner).await?;
         Ok(records
             .into_iter()
             .map(|c| CollectionView {
@@ -108,20 +163,20 @@ impl IngestService {
             .collect())
     }
 
-    pub async fn list(&self, owner: UserId) -> Result<Vec<DocumentView>, ApiError> {
+    pub async fn list(&self, owner: UserId) -> Result<Vec<DocumentView>, IngestError> {
         let collections = self.collections(owner).await?;
-        let docs = self.store.list_documents(owner).await.map_err(internal)?;
+        let docs = self.store.list_documents(owner).await?;
         Ok(docs.into_iter().map(|d| view(d, &collections)).collect())
     }
 
-    pub async fn get(&self, owner: UserId, id: &str) -> Result<DocumentView, ApiError> {
+    pub async fn get(&self, owner: UserId, id: &str) -> Result<DocumentView, IngestError> {
         let collections = self.collections(owner).await?;
-        let d = self.store.get_document(owner, id).await.map_err(internal)?;
+        let d = self.store.get_document(owner, id).await?;
         Ok(view(d, &collections))
     }
 
-    pub async fn delete(&self, owner: UserId, id: &str) -> Result<(), ApiError> {
-        self.store.delete_document(owner, id).await.map_err(internal)?;
+    pub async fn delete(&self, owner: UserId, id: &str) -> Result<(), IngestError> {
+        self.store.delete_document(owner, id).await?;
         self.index.forget_document(id).await;
         Ok(())
     }
@@ -141,16 +196,20 @@ impl IngestService {
         file_name: &str,
         bytes: Vec<u8>,
         metadata: &DocumentMetadata,
-    ) -> Result<(DocumentView, bool), ApiError> {
+    ) -> Result<(DocumentView, bool), IngestError> {
         let limit = self.settings.max_upload_bytes();
         if bytes.is_empty() {
-            return Err(ApiError::invalid("file", format!("{file_name} is empty")));
+            return Err(IngestError::invalid("file", format!("{file_name} is empty")));
         }
         if bytes.len() > limit {
-            return Err(super::upload::too_large(file_name, bytes.len(), limit));
+            return Err(IngestError::TooLarge {
+                file_name: file_name.to_owned(),
+                size: bytes.len(),
+                limit,
+            });
         }
         let kind = Kind::detect(file_name, &bytes)
-            .map_err(|m| ApiError::invalid("file", format!("{file_name}: {m}")))?;
+            .map_err(|m| IngestError::invalid("file", format!("{file_name}: {m}")))?;
         metadata.check()?;
         let collection_id = match &metadata.collection {
             Some(name) => {
@@ -159,8 +218,7 @@ impl IngestService {
                 Some(
                     self.store
                         .ensure_collection(owner, &id, name.trim(), now_ms())
-                        .await
-                        .map_err(internal)?
+                        .await?
                         .id,
                 )
             }
@@ -170,8 +228,7 @@ impl IngestService {
         if let Some(existing) = self
             .store
             .find_duplicate(owner, &hash, collection_id.as_deref())
-            .await
-            .map_err(internal)?
+            .await?
         {
             return Ok((self.get(owner, &existing.id).await?, true));
         }
@@ -201,14 +258,13 @@ impl IngestService {
                 upload: Some(bytes),
                 now_ms: now_ms(),
             })
-            .await
-            .map_err(internal)?;
+            .await?;
         self.queued.notify_one();
         Ok((self.get(owner, &record.id).await?, false))
     }
 
     /// Waits until the document is ready or failed (for tests and the API).
-    pub async fn wait(&self, owner: UserId, id: &str, limit: Duration) -> Result<DocumentView, ApiError> {
+    pub async fn wait(&self, owner: UserId, id: &str, limit: Duration) -> Result<DocumentView, IngestError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let d = self.get(owner, id).await?;

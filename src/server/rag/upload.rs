@@ -1,11 +1,8 @@
 //! The multipart side of uploads: an optional `metadata` field, then `file` fields, each
 //! read within the size limit and handed to [`IngestService::submit`] on its own.
 
-use super::ingest::IngestService;
-use crate::api::{
-    ApiError, ErrorCode,
-    documents::{DocumentMetadata, MAX_FILES_PER_UPLOAD, UploadOutcome},
-};
+use super::ingest::{IngestError, IngestService};
+use crate::api::documents::{DocumentMetadata, MAX_FILES_PER_UPLOAD, UploadOutcome};
 use crate::server::auth::UserId;
 
 impl IngestService {
@@ -15,30 +12,31 @@ impl IngestService {
         &self,
         owner: UserId,
         mut multipart: multer::Multipart<'static>,
-    ) -> Result<Vec<UploadOutcome>, ApiError> {
+    ) -> Result<Vec<UploadOutcome>, IngestError> {
         let mut metadata = DocumentMetadata::default();
         let mut outcomes = Vec::new();
         let limit = self.settings.max_upload_bytes();
         while let Some(mut field) = multipart
             .next_field()
             .await
-            .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+            .map_err(|e| IngestError::invalid("file", format!("unreadable upload: {e}")))?
         {
             match field.name() {
                 Some("metadata") => {
                     let text = field
                         .text()
                         .await
-                        .map_err(|e| ApiError::invalid("metadata", format!("unreadable metadata: {e}")))?;
+                        .map_err(|e| IngestError::invalid("metadata", format!("unreadable metadata: {e}")))?;
                     if !text.trim().is_empty() {
-                        metadata = serde_json::from_str(&text)
-                            .map_err(|e| ApiError::invalid("metadata", format!("invalid metadata: {e}")))?;
+                        metadata = serde_json::from_str(&text).map_err(|e| {
+                            IngestError::invalid("metadata", format!("invalid metadata: {e}"))
+                        })?;
                     }
                     metadata.check()?;
                 }
                 Some("file") => {
                     if outcomes.len() == MAX_FILES_PER_UPLOAD {
-                        return Err(ApiError::invalid(
+                        return Err(IngestError::invalid(
                             "file",
                             format!("at most {MAX_FILES_PER_UPLOAD} files per upload"),
                         ));
@@ -50,7 +48,7 @@ impl IngestService {
                     while let Some(piece) = field
                         .chunk()
                         .await
-                        .map_err(|e| ApiError::invalid("file", format!("unreadable upload: {e}")))?
+                        .map_err(|e| IngestError::invalid("file", format!("unreadable upload: {e}")))?
                     {
                         size += piece.len();
                         if size <= limit {
@@ -58,7 +56,11 @@ impl IngestService {
                         }
                     }
                     let outcome = if size > limit {
-                        Err(too_large(&file_name, size, limit))
+                        Err(IngestError::TooLarge {
+                            file_name: file_name.clone(),
+                            size,
+                            limit,
+                        })
                     } else {
                         self.submit(owner, &file_name, bytes, &metadata).await
                     };
@@ -73,12 +75,12 @@ impl IngestService {
                             file_name,
                             document: None,
                             duplicate: false,
-                            error: Some(error),
+                            error: Some(error.into()),
                         },
                     });
                 }
                 other => {
-                    return Err(ApiError::invalid(
+                    return Err(IngestError::invalid(
                         other.unwrap_or("field").to_owned(),
                         "unknown field; send `file` fields and an optional `metadata` field",
                     ));
@@ -86,21 +88,8 @@ impl IngestService {
             }
         }
         if outcomes.is_empty() {
-            return Err(ApiError::invalid("file", "no file was uploaded"));
+            return Err(IngestError::invalid("file", "no file was uploaded"));
         }
         Ok(outcomes)
     }
-}
-
-pub(super) fn too_large(file_name: &str, size: usize, limit: usize) -> ApiError {
-    let mb = |n: usize| n as f64 / 1_048_576.0;
-    ApiError::new(
-        ErrorCode::PayloadTooLarge,
-        format!(
-            "{file_name} is {:.1} MB; the limit is {:.0} MB",
-            mb(size),
-            mb(limit)
-        ),
-    )
-    .with_field("file")
 }

@@ -296,7 +296,11 @@ async fn duplicates_collections_and_deletion() {
             .count(),
         0
     );
-    assert_eq!(ingest.delete(ME, &space[0]).await.unwrap_err().status(), 404);
+    let gone = ingest.delete(ME, &space[0]).await.unwrap_err();
+    assert!(
+        matches!(gone, crate::server::rag::ingest::IngestError::NotFound),
+        "{gone}"
+    );
 }
 
 #[tokio::test]
