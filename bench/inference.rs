@@ -39,12 +39,10 @@ async fn generate(model: &LocalModel, id: &str, text: &str, max_tokens: u32) -> 
     let mut stream = model
         .stream(GenerationRequest {
             model: id.to_owned(),
-            messages: vec![PromptMessage {
-                role: Role::User,
-                content: text.to_owned(),
-            }],
+            messages: vec![PromptMessage::text(Role::User, text)],
             temperature: 0.0,
             max_tokens,
+            options: Default::default(),
         })
         .await
         .expect("the model starts");
@@ -68,6 +66,8 @@ async fn generate(model: &LocalModel, id: &str, text: &str, max_tokens: u32) -> 
                 run.prompt_tokens = prompt_tokens;
                 run.tokens = completion_tokens;
             }
+            // Plain text requests: no tool calls, refusals or log probabilities.
+            _ => {}
         }
     }
     run.first_token = first.unwrap_or_default();

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The provider refused the request: bad API key, unknown model upstream (502).
     UpstreamRejected,
+    /// The model's answer does not have the shape that was asked for (a JSON Schema), even
+    /// after a retry; the message names the failing path (502).
+    InvalidOutput,
     /// The server could not be reached or answered garbage (client side only).
     Transport,
     /// A fault on the server; details are in its log, not here (500).
@@ -98,7 +101,7 @@ impl ApiError {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Busy | ErrorCode::Unavailable => 503,
-            ErrorCode::Transport | ErrorCode::UpstreamRejected => 502,
+            ErrorCode::Transport | ErrorCode::UpstreamRejected | ErrorCode::InvalidOutput => 502,
             ErrorCode::Internal => 500,
         }
     }

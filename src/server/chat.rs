@@ -11,6 +11,7 @@ mod generation;
 mod prompt;
 mod remote;
 mod service;
+pub mod structured;
 mod views;
 
 pub use error::ChatError;

@@ -5,11 +5,13 @@
 pub mod endpoints;
 pub mod local;
 pub mod openai;
+pub mod options;
 mod provider;
 pub mod router;
 pub mod tokens;
 
+pub use options::{GenerationOptions, OutputFormat, ToolCall, ToolCallDelta, ToolChoice, ToolSpec};
 pub use provider::{
-    ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
-    TokenStream,
+    ChatProvider, FinishReason, GenerationRequest, ImagePart, LlmError, ModelSpec, PromptMessage, PromptRole,
+    TokenEvent, TokenStream,
 };

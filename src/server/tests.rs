@@ -11,4 +11,5 @@ mod operations;
 mod providers;
 mod replicas;
 mod rest;
+mod structured;
 mod support;

@@ -3,15 +3,17 @@
 //! context window and queued (or "busy") before any token is generated.
 
 use futures::StreamExt;
+use serde_json::Value;
 
-use super::{ChatError, service::ChatService};
+use super::{ChatError, service::ChatService, structured::Expected};
 use crate::{
     api::{
         ApiError,
         validation::{MAX_MESSAGE_CHARS, validate_max_tokens, validate_temperature},
     },
     server::llm::{
-        FinishReason, GenerationRequest, LlmError, PromptMessage, TokenEvent, TokenStream, router::Primed,
+        FinishReason, GenerationOptions, GenerationRequest, LlmError, PromptMessage, TokenEvent, TokenStream,
+        ToolCall, router::Primed,
     },
 };
 
@@ -21,50 +23,136 @@ pub const MAX_API_MESSAGE_CHARS: usize = 4 * MAX_MESSAGE_CHARS;
 /// Answer length when the caller does not say.
 const DEFAULT_MAX_TOKENS: u32 = 512;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Completion {
     pub model: String,
     pub messages: Vec<PromptMessage>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    pub options: GenerationOptions,
+}
+
+impl Completion {
+    /// A one-message question with the defaults.
+    pub fn question(model: String, text: String, max_tokens: u32) -> Self {
+        Self {
+            model,
+            messages: vec![PromptMessage::text(crate::api::types::Role::User, text)],
+            temperature: Some(crate::api::types::GenerationParams::default().temperature),
+            max_tokens: Some(max_tokens),
+            options: GenerationOptions::default(),
+        }
+    }
 }
 
 /// A started completion.
 pub struct Started {
     pub model: String,
     pub prompt_tokens: u32,
+    /// When JSON was asked for, the stream ends with [`LlmError::InvalidOutput`] instead of
+    /// `Done` if the answer does not have the shape.
     pub tokens: TokenStream,
+    /// Whether the output was constrained by a grammar (the embedded model).
+    pub grammar: bool,
+}
+
+/// A whole answer with what produced it.
+pub struct Answered {
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub grammar: bool,
+    pub whole: Whole,
 }
 
 /// An answer read to its end.
+#[derive(Debug, Default)]
 pub struct Whole {
     pub content: String,
+    pub refusal: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    /// OpenAI's `logprobs.content` entries, in order.
+    pub logprobs: Vec<Value>,
     pub completion_tokens: u32,
-    pub finish: FinishReason,
+    pub finish: Option<FinishReason>,
+    /// The answer parsed, when JSON was asked for.
+    pub data: Option<Value>,
+    /// Answers thrown away because they broke the schema.
+    pub retries: u32,
+}
+
+impl Whole {
+    fn absorb(&mut self, event: TokenEvent) {
+        match event {
+            TokenEvent::Token(t) => self.content.push_str(&t),
+            TokenEvent::Refusal(r) => self.refusal.get_or_insert_with(String::new).push_str(&r),
+            TokenEvent::Logprobs(v) => self
+                .logprobs
+                .extend(v["content"].as_array().cloned().unwrap_or_default()),
+            TokenEvent::ToolCall(d) => {
+                let i = d.index as usize;
+                if self.tool_calls.len() <= i {
+                    self.tool_calls.resize_with(i + 1, || ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                }
+                let call = &mut self.tool_calls[i];
+                if let Some(id) = d.id {
+                    call.id = id;
+                }
+                if let Some(name) = d.name {
+                    call.name.push_str(&name);
+                }
+                call.arguments.push_str(&d.arguments);
+            }
+            TokenEvent::Done {
+                completion_tokens,
+                finish,
+                ..
+            } => {
+                self.completion_tokens = completion_tokens;
+                self.finish = Some(finish);
+            }
+        }
+    }
 }
 
 impl Started {
     /// Reads the answer to its end, for callers that do not stream.
     pub async fn collect(mut self) -> Result<Whole, ChatError> {
-        let mut content = String::new();
+        let mut whole = Whole::default();
         while let Some(item) = self.tokens.next().await {
-            match item? {
-                TokenEvent::Token(t) => content.push_str(&t),
-                TokenEvent::Done {
-                    completion_tokens,
-                    finish,
-                    ..
-                } => {
-                    return Ok(Whole {
-                        content,
-                        completion_tokens,
-                        finish,
-                    });
-                }
+            whole.absorb(item?);
+            if whole.finish.is_some() {
+                return Ok(whole);
             }
         }
         Err(LlmError::Backend("the model's stream ended without finishing".into()).into())
     }
+}
+
+/// The stream, with the answer checked against `expected` when it ends: a tool call is
+/// not checked (its arguments follow the tool's schema), anything else must parse and
+/// validate, or the stream ends with [`LlmError::InvalidOutput`] naming the path.
+fn checked(tokens: TokenStream, expected: Option<Expected>) -> TokenStream {
+    let Some(expected) = expected else {
+        return tokens;
+    };
+    let mut text = String::new();
+    Box::pin(tokens.map(move |item| match item {
+        Ok(TokenEvent::Token(t)) => {
+            text.push_str(&t);
+            Ok(TokenEvent::Token(t))
+        }
+        Ok(done @ TokenEvent::Done { finish, .. }) if finish != FinishReason::ToolCalls => {
+            match expected.check(&text) {
+                Ok(_) => Ok(done),
+                Err(path) => Err(LlmError::InvalidOutput(path)),
+            }
+        }
+        other => other,
+    }))
 }
 
 impl ChatService {
@@ -101,12 +189,15 @@ impl ChatService {
             None => DEFAULT_MAX_TOKENS.min(room).max(1),
         };
         primary.check_fits(prompt_tokens, max_tokens)?;
+        let expected = Expected::of(&c.options);
         let request = GenerationRequest {
             model: primary.model.id.clone(),
             messages: c.messages,
             temperature,
             max_tokens,
+            options: c.options,
         };
+        let structured = expected.is_some() || request.options.may_call_tools();
         let chain = self.router().chain(primary);
         let primed = Primed {
             prompt_tokens,
@@ -116,7 +207,42 @@ impl ChatService {
         Ok(Started {
             model: opened.target.id(),
             prompt_tokens: opened.prompt_tokens,
-            tokens: opened.tokens,
+            tokens: checked(opened.tokens, expected),
+            grammar: structured && opened.target.provider().is_local(),
         })
+    }
+
+    /// The whole answer, not streamed. When JSON was asked for and the answer does not
+    /// have the shape, it is asked once more (nothing was sent yet); a second failure is
+    /// [`LlmError::InvalidOutput`] naming the path.
+    pub async fn complete_whole(&self, c: Completion) -> Result<Answered, ChatError> {
+        let expected = Expected::of(&c.options);
+        let mut retries = 0;
+        loop {
+            let started = self.complete(c.clone()).await?;
+            let (model, prompt_tokens, grammar) =
+                (started.model.clone(), started.prompt_tokens, started.grammar);
+            match started.collect().await {
+                Ok(mut whole) => {
+                    whole.retries = retries;
+                    if let Some(expected) = &expected
+                        && whole.finish != Some(FinishReason::ToolCalls)
+                    {
+                        whole.data = expected.check(&whole.content).ok();
+                    }
+                    return Ok(Answered {
+                        model,
+                        prompt_tokens,
+                        grammar,
+                        whole,
+                    });
+                }
+                Err(ChatError::Llm(LlmError::InvalidOutput(path))) if retries == 0 => {
+                    tracing::info!(%path, %model, "the answer broke its schema; asking once more");
+                    retries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -60,6 +60,11 @@ impl From<ChatError> for ApiError {
                 tracing::warn!(error = %e, "a provider rejected the request");
                 ApiError::new(ErrorCode::UpstreamRejected, e.to_string())
             }
+            ChatError::Llm(LlmError::Unsupported { param, reason }) => ApiError::invalid(param, reason),
+            ChatError::Llm(e @ LlmError::InvalidOutput(_)) => {
+                tracing::warn!(error = %e, "an answer did not match its schema");
+                ApiError::new(ErrorCode::InvalidOutput, e.to_string())
+            }
             ChatError::Llm(other @ (LlmError::Template(_) | LlmError::Backend(_))) => {
                 tracing::error!(error = %other, "model error");
                 ApiError::new(

@@ -311,7 +311,8 @@ impl Generation {
                 // stop, keep the text.
                 _ = listener_left(&self.events, self.detached) => break Outcome::Stopped,
                 item = tokens.next() => match item {
-                    Some(Ok(TokenEvent::Token(text))) => {
+                    // A provider's refusal is what the user reads as its answer.
+                    Some(Ok(TokenEvent::Token(text) | TokenEvent::Refusal(text))) => {
                         let now = Instant::now();
                         p.first_token.get_or_insert(now);
                         p.last_token = now;
@@ -334,6 +335,8 @@ impl Generation {
                     Some(Ok(TokenEvent::Done { prompt_tokens, completion_tokens, .. })) => {
                         break Outcome::Complete { prompt_tokens, completion_tokens };
                     }
+                    // The chat asks for neither tools nor log probabilities.
+                    Some(Ok(TokenEvent::ToolCall(_) | TokenEvent::Logprobs(_))) => {}
                     Some(Err(e)) => break Outcome::Failed(e),
                     None => break Outcome::Failed(LlmError::Backend("the model's stream ended without finishing".into())),
                 },

@@ -3,7 +3,7 @@
 use crate::{
     api::types::{MessageStatus, Role},
     server::{
-        llm::{LlmError, PromptMessage, router::Target},
+        llm::{LlmError, PromptMessage, PromptRole, router::Target},
         storage::MessageRecord,
     },
 };
@@ -69,7 +69,7 @@ pub fn fit(
         }
     }
     let mut skip = lo;
-    while skip < n && turns.history[skip].role == Role::Assistant {
+    while skip < n && turns.history[skip].role == PromptRole::Assistant {
         skip += 1;
     }
     Ok(Fitted {
@@ -97,22 +97,13 @@ impl Turns {
         Self {
             system: system_prompt
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| PromptMessage {
-                    role: Role::System,
-                    content: s.to_owned(),
-                }),
+                .map(|s| PromptMessage::text(Role::System, s)),
             history: history
                 .iter()
                 .filter(|m| !m.content.trim().is_empty() && m.status != MessageStatus::Streaming)
-                .map(|m| PromptMessage {
-                    role: m.role,
-                    content: m.content.clone(),
-                })
+                .map(|m| PromptMessage::text(m.role, m.content.clone()))
                 .collect(),
-            user: PromptMessage {
-                role: Role::User,
-                content: user_message.to_owned(),
-            },
+            user: PromptMessage::text(Role::User, user_message),
         }
     }
 
@@ -178,7 +169,7 @@ mod tests {
             record(Role::Assistant, "partial", MessageStatus::Stopped),
         ];
         let p = Turns::new(Some("Be brief."), &history, "three").assemble(0);
-        let got: Vec<(Role, &str)> = p.iter().map(|m| (m.role, m.content.as_str())).collect();
+        let got: Vec<(PromptRole, &str)> = p.iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(
             got,
             vec![
@@ -188,6 +179,9 @@ mod tests {
                 (Role::Assistant, "partial"),
                 (Role::User, "three"),
             ]
+            .into_iter()
+            .map(|(r, t)| (PromptRole::from(r), t))
+            .collect::<Vec<_>>()
         );
     }
 

@@ -203,6 +203,7 @@ impl ChatService {
             messages: fitted.messages,
             temperature: turn.params.temperature,
             max_tokens: turn.params.max_tokens,
+            options: Default::default(),
         };
         let chain = self.router.chain(primary.clone());
         // Takes a queue slot on the primary (or fails "busy" before anything is stored,

@@ -108,10 +108,7 @@ impl Embedder for RemoteEmbedder {
 
     fn count_tokens(&self, text: &str) -> usize {
         // The chat counter adds its per-message overhead; an estimate errs high, as intended.
-        self.counter.count(&[PromptMessage {
-            role: Role::User,
-            content: text.to_owned(),
-        }]) as usize
+        self.counter.count(&[PromptMessage::text(Role::User, text)]) as usize
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {

@@ -5,7 +5,8 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::openai::{V1Result, parse_body};
+use super::openai::V1Result;
+use crate::api::error::json_body;
 use crate::{
     api::{ApiError, ErrorCode},
     server::{embed::EmbedError, llm::local::LOCAL_PROVIDER, state::AppState},
@@ -67,7 +68,7 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     (status = 429, description = "Too many requests from this user or address (`rate_limit_exceeded`); retry after `Retry-After`", body = super::openai_wire::OpenAiError),
 ))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> V1Result<Json<Value>> {
-    let req: EmbeddingRequest = parse_body(&body)?;
+    let req: EmbeddingRequest = json_body(&body)?;
     let embedder = state.embedder.clone();
     let embedder =
         embedder.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no embedding model is loaded"))?;

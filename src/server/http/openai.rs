@@ -7,7 +7,7 @@ use std::{convert::Infallible, time::Duration};
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{Path, State},
     http::StatusCode,
     response::{
         IntoResponse, Response,
@@ -20,11 +20,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::openai_wire::{ChatCompletionRequest, OpenAiError, Usage, error_body};
 use crate::{
-    api::{ApiError, ErrorCode},
+    api::{ApiError, ErrorCode, error::json_body},
     server::{
-        chat::completion::Started,
+        chat::completion::{Answered, Started},
         clock::now_ms,
-        llm::{FinishReason, TokenEvent, local::LOCAL_PROVIDER},
+        llm::{FinishReason, TokenEvent, ToolCallDelta, local::LOCAL_PROVIDER},
         state::AppState,
     },
 };
@@ -33,6 +33,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(models))
+        .routes(routes!(model))
         .routes(routes!(chat_completions))
         .routes(routes!(super::embeddings::create))
 }
@@ -67,21 +68,10 @@ pub(super) fn error_response(e: ApiError) -> Response {
     res
 }
 
-/// The JSON body, or a 400 saying why it is not one (never axum's plain-text rejection).
-pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("invalid JSON body: {e}")))
-}
-
-/// The available models: chat models `provider/model` with their `context_window`, and the
-/// local embedding model marked `type: embedding`.
-#[utoipa::path(get, path = "/v1/models", tag = "openai", responses(
-    (status = 200, description = "`{\"object\": \"list\", \"data\": [model]}` as OpenAI lists models"),
-    (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
-))]
-pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
+/// Every model `/v1/models` lists, as OpenAI describes a model.
+fn model_objects(state: &AppState) -> Vec<Value> {
     let created = now_ms() / 1000;
-    let data: Vec<Value> = state
+    state
         .chat
         .model_list()
         .models
@@ -95,15 +85,38 @@ pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
             json!({"id": format!("{LOCAL_PROVIDER}/{}", e.model()), "object": "model", "created": created,
                    "owned_by": LOCAL_PROVIDER, "type": "embedding", "dimensions": e.dimensions()})
         }))
-        .collect();
-    Json(json!({"object": "list", "data": data}))
+        .collect()
 }
 
-fn finish_reason(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-    }
+/// The available models: chat models `provider/model` with their `context_window`, and the
+/// local embedding model marked `type: embedding`.
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses(
+    (status = 200, description = "`{\"object\": \"list\", \"data\": [model]}` as OpenAI lists models"),
+    (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
+))]
+pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"object": "list", "data": model_objects(&state)}))
+}
+
+/// One model of the list (the official clients' `models.retrieve`). Ids hold a slash
+/// (`local/SmolLM2-135M-Instruct.Q4_1`), so the path takes the rest of the URL.
+#[utoipa::path(get, path = "/v1/models/{*id}", tag = "openai",
+    params(("id" = String, Path, description = "A model id as `/v1/models` lists it, e.g. `local/SmolLM2-135M-Instruct.Q4_1`")),
+    responses(
+        (status = 200, description = "The model object"),
+        (status = 404, description = "No such model (`model_not_found`)", body = OpenAiError),
+        (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
+))]
+pub(crate) async fn model(State(state): State<AppState>, Path(id): Path<String>) -> V1Result<Json<Value>> {
+    model_objects(&state)
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("the model '{id}' does not exist"))
+                .with_field("model")
+                .into()
+        })
 }
 
 /// A chat completion through the same providers, fallbacks and validation as the chat.
@@ -119,35 +132,73 @@ fn finish_reason(f: FinishReason) -> &'static str {
     (status = 429, description = "Too many answers started (`rate_limit_exceeded`); see `Retry-After`", body = OpenAiError),
 ))]
 pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes) -> V1Result<Response> {
-    let req: ChatCompletionRequest = parse_body(&body)?;
-    let started = state.chat.complete(req.to_completion()?).await?;
+    let req: ChatCompletionRequest = json_body(&body)?;
+    let completion = req.to_completion()?;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     if req.stream {
+        let started = state.chat.complete(completion).await?;
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
         let sse = Sse::new(sse_events(id, started, include_usage))
             .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
         Ok(sse.into_response())
     } else {
-        Ok(whole(id, started).await?.into_response())
+        let answered = state.chat.complete_whole(completion).await?;
+        Ok(Json(whole(id, answered)).into_response())
     }
 }
 
 /// Non-streaming: the whole answer in one `chat.completion` object.
-async fn whole(id: String, started: Started) -> V1Result<Json<Value>> {
-    let (model, prompt_tokens) = (started.model.clone(), started.prompt_tokens);
-    let w = started.collect().await?;
-    Ok(Json(json!({
-        "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": w.content},
-                     "finish_reason": finish_reason(w.finish)}],
-        "usage": Usage::new(prompt_tokens, w.completion_tokens),
-    })))
+fn whole(id: String, a: Answered) -> Value {
+    let w = a.whole;
+    let tool_calls: Vec<Value> = w
+        .tool_calls
+        .iter()
+        .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+        .collect();
+    let mut message = json!({"role": "assistant", "content": w.content, "refusal": w.refusal});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = json!(tool_calls);
+        if w.content.is_empty() {
+            message["content"] = Value::Null;
+        }
+    }
+    let logprobs = (!w.logprobs.is_empty()).then(|| json!({"content": w.logprobs, "refusal": null}));
+    let mut usage = json!(Usage::new(a.prompt_tokens, w.completion_tokens));
+    if a.grammar || w.retries > 0 {
+        usage["stoa"] = json!({"grammar": a.grammar, "retries": w.retries});
+    }
+    json!({
+        "id": id, "object": "chat.completion", "created": now_ms() / 1000, "model": a.model,
+        "choices": [{"index": 0, "message": message, "logprobs": logprobs,
+                     "finish_reason": w.finish.unwrap_or(FinishReason::Stop).as_str()}],
+        "usage": usage,
+    })
 }
 
-/// Streaming: a role chunk, content chunks, a finish chunk, an optional usage chunk,
-/// then `[DONE]`. A failure mid-answer is sent as an `{"error": …}` event and ends the
-/// stream (never retried: tokens were already sent). Dropping the response (client gone)
-/// drops the token stream, which stops decoding.
+/// One SSE `data:` line.
+fn data(v: &Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+/// A tool-call piece as OpenAI streams it: the first piece of a call carries its id, type
+/// and name, later ones only more of the arguments.
+fn tool_call_delta(d: &ToolCallDelta) -> Value {
+    let mut call = json!({"index": d.index, "function": {"arguments": d.arguments}});
+    if let Some(id) = &d.id {
+        call["id"] = json!(id);
+        call["type"] = json!("function");
+    }
+    if let Some(name) = &d.name {
+        call["function"]["name"] = json!(name);
+    }
+    json!({"tool_calls": [call]})
+}
+
+/// Streaming: a role chunk, content (or refusal, or tool-call) chunks, a finish chunk, an
+/// optional usage chunk, then `[DONE]`. Log probabilities ride on the content chunk they
+/// describe. A failure mid-answer is sent as an `{"error": …}` event and ends the stream
+/// (never retried: tokens were already sent). Dropping the response (client gone) drops
+/// the token stream, which stops decoding.
 fn sse_events(
     id: String,
     started: Started,
@@ -158,12 +209,14 @@ fn sse_events(
         model,
         prompt_tokens,
         tokens,
+        grammar,
     } = started;
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
     };
-    let first = Event::default().data(chunk(json!({"role": "assistant", "content": ""}), None).to_string());
+    let first = data(&chunk(json!({"role": "assistant", "content": ""}), None));
+    let mut logprobs: Option<Value> = None;
     let rest = tokens
         .map(Some)
         .chain(futures::stream::once(async { None }))
@@ -173,20 +226,33 @@ fn sse_events(
             }
             let events: Vec<Event> = match item {
                 Some(Ok(TokenEvent::Token(t))) => {
-                    vec![Event::default().data(chunk(json!({"content": t}), None).to_string())]
+                    let mut c = chunk(json!({"content": t}), None);
+                    if let Some(l) = logprobs.take() {
+                        c["choices"][0]["logprobs"] = l;
+                    }
+                    vec![data(&c)]
                 }
+                Some(Ok(TokenEvent::Logprobs(l))) => {
+                    logprobs = Some(l);
+                    vec![]
+                }
+                Some(Ok(TokenEvent::Refusal(r))) => vec![data(&chunk(json!({"refusal": r}), None))],
+                Some(Ok(TokenEvent::ToolCall(d))) => vec![data(&chunk(tool_call_delta(&d), None))],
                 Some(Ok(TokenEvent::Done {
                     completion_tokens,
                     finish,
                     ..
                 })) => {
                     *ended = true;
-                    let mut last = chunk(json!({}), Some(finish_reason(finish)));
-                    let mut out = vec![Event::default().data(last.to_string())];
+                    let mut last = chunk(json!({}), Some(finish.as_str()));
+                    let mut out = vec![data(&last)];
                     if include_usage {
                         last["choices"] = json!([]);
                         last["usage"] = json!(Usage::new(prompt_tokens, completion_tokens));
-                        out.push(Event::default().data(last.to_string()));
+                        if grammar {
+                            last["usage"]["stoa"] = json!({"grammar": true, "retries": 0});
+                        }
+                        out.push(data(&last));
                     }
                     out.push(Event::default().data("[DONE]"));
                     out
@@ -194,13 +260,13 @@ fn sse_events(
                 Some(Err(e)) => {
                     *ended = true;
                     let api: ApiError = crate::server::chat::ChatError::Llm(e).into();
-                    vec![Event::default().data(error_body(&api).1.to_string())]
+                    vec![data(&error_body(&api).1)]
                 }
                 None => {
                     *ended = true;
                     let api =
                         ApiError::new(ErrorCode::Internal, "the model's stream ended without finishing");
-                    vec![Event::default().data(error_body(&api).1.to_string())]
+                    vec![data(&error_body(&api).1)]
                 }
             };
             futures::future::ready(Some(futures::stream::iter(events)))

@@ -2,27 +2,64 @@
 //! the service's types. Unknown request fields are ignored, as OpenAI-compatible servers
 //! do, so existing clients work unchanged.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    api::{ApiError, ErrorCode, types::Role},
-    server::{chat::completion::Completion, llm::PromptMessage},
+    api::{ApiError, ErrorCode},
+    server::{
+        chat::completion::Completion,
+        llm::{
+            GenerationOptions, ImagePart, OutputFormat, PromptMessage, PromptRole, ToolCall, ToolChoice,
+            ToolSpec,
+        },
+    },
 };
 
 /// An OpenAI chat completion request; unknown fields are ignored, as OpenAI-compatible
-/// servers do.
+/// servers do. Every standard field has a defined behaviour (see `docs/openai-api.md`): it is
+/// relayed to OpenAI-compatible providers, honoured by the embedded model, or refused with
+/// 400 naming it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<WireMessage>,
     #[serde(default)]
     pub stream: bool,
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
+    #[schema(minimum = 1, maximum = 8192)]
     pub max_tokens: Option<u32>,
+    #[schema(minimum = 1, maximum = 8192)]
     pub max_completion_tokens: Option<u32>,
+    /// Only 1.
+    #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
     pub stream_options: Option<StreamOptions>,
+    /// A string or up to 4 strings; the answer ends before the first one.
+    #[schema(value_type = Object)]
+    pub stop: Option<WireStop>,
+    #[schema(minimum = 0, maximum = 1)]
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    #[schema(minimum = -2, maximum = 2)]
+    pub presence_penalty: Option<f32>,
+    #[schema(minimum = -2, maximum = 2)]
+    pub frequency_penalty: Option<f32>,
+    /// Token id → bias from −100 to 100.
+    pub logit_bias: Option<BTreeMap<String, f32>>,
+    pub logprobs: Option<bool>,
+    #[schema(minimum = 0, maximum = 20)]
+    pub top_logprobs: Option<u8>,
+    pub user: Option<String>,
+    pub response_format: Option<WireResponseFormat>,
+    pub tools: Option<Vec<WireTool>>,
+    /// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`.
+    #[schema(value_type = Object)]
+    pub tool_choice: Option<WireToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -31,42 +68,265 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireStop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WireResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: WireJsonSchema },
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct WireJsonSchema {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub schema: Option<Value>,
+    pub strict: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct WireTool {
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: WireFunction,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct WireFunction {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub name: String,
+    pub description: Option<String>,
+    /// A JSON Schema of the arguments object.
+    #[schema(value_type = Object)]
+    pub parameters: Option<Value>,
+    pub strict: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireToolChoice {
+    Mode(String),
+    Named {
+        #[serde(rename = "type")]
+        kind: String,
+        function: WireFunctionName,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireFunctionName {
+    pub name: String,
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WireMessage {
-    /// `system`, `developer`, `user` or `assistant`.
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// A string, or a list of `{"type": "text", "text": …}` parts.
+    /// A string, or a list of parts: `{"type": "text", "text": …}`, and in user messages
+    /// `{"type": "image_url", "image_url": {"url": …, "detail": …}}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub content: Value,
+    /// The calls of an assistant message.
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    /// The call a `tool` message answers.
+    pub tool_call_id: Option<String>,
 }
 
-fn text_of(i: usize, content: &Value) -> Result<String, ApiError> {
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct WireToolCall {
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: WireFunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct WireFunctionCall {
+    pub name: String,
+    /// The arguments object as JSON text.
+    pub arguments: String,
+}
+
+/// Most stop strings a request may give (OpenAI's limit).
+const MAX_STOP: usize = 4;
+/// Longest stop string, in characters.
+const MAX_STOP_CHARS: usize = 200;
+/// Most tools a request may offer (OpenAI's limit).
+const MAX_TOOLS: usize = 128;
+/// Largest JSON Schema (response format or tool parameters), as JSON text.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// The text and images of a message's content.
+fn content_of(i: usize, role: PromptRole, content: &Value) -> Result<(String, Vec<ImagePart>), ApiError> {
     let param = || format!("messages[{i}].content");
-    match content {
-        Value::String(s) => Ok(s.clone()),
-        Value::Null => Ok(String::new()),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| {
-                match (
-                    p.get("type").and_then(Value::as_str),
-                    p.get("text").and_then(Value::as_str),
-                ) {
-                    (Some("text"), Some(t)) => Ok(t),
-                    _ => Err(ApiError::invalid(
-                        param(),
-                        "only text content parts are supported",
-                    )),
+    let parts = match content {
+        Value::String(s) => return Ok((s.clone(), Vec::new())),
+        Value::Null => return Ok((String::new(), Vec::new())),
+        Value::Array(parts) => parts,
+        _ => {
+            return Err(ApiError::invalid(
+                param(),
+                "content must be a string or a list of content parts",
+            ));
+        }
+    };
+    let mut texts = Vec::new();
+    let mut images = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        let at = || format!("messages[{i}].content[{j}]");
+        match p.get("type").and_then(Value::as_str) {
+            Some("text") => match p.get("text").and_then(Value::as_str) {
+                Some(t) => texts.push(t),
+                None => {
+                    return Err(ApiError::invalid(
+                        format!("{}.text", at()),
+                        "a text part needs its text",
+                    ));
                 }
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|texts| texts.join("\n")),
-        _ => Err(ApiError::invalid(
-            param(),
-            "content must be a string or a list of text parts",
-        )),
+            },
+            Some("image_url") if role == PromptRole::User => {
+                let image = &p["image_url"];
+                let url = image["url"].as_str().or_else(|| image.as_str());
+                let Some(url) = url.filter(|u| {
+                    u.starts_with("https://") || u.starts_with("http://") || u.starts_with("data:image/")
+                }) else {
+                    return Err(ApiError::invalid(
+                        format!("{}.image_url.url", at()),
+                        "an image part needs an http(s) URL or a data:image/… URL",
+                    ));
+                };
+                let detail = image["detail"].as_str().map(str::to_owned);
+                if detail
+                    .as_deref()
+                    .is_some_and(|d| !matches!(d, "auto" | "low" | "high"))
+                {
+                    return Err(ApiError::invalid(
+                        format!("{}.image_url.detail", at()),
+                        "detail must be auto, low or high",
+                    ));
+                }
+                images.push(ImagePart {
+                    url: url.to_owned(),
+                    detail,
+                });
+            }
+            Some("image_url") => {
+                return Err(ApiError::invalid(at(), "only user messages may carry images"));
+            }
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    at(),
+                    format!("content parts of type '{other}' are not supported; use text or image_url"),
+                ));
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    format!("{}.type", at()),
+                    "a content part needs its type",
+                ));
+            }
+        }
     }
+    Ok((texts.join("\n"), images))
+}
+
+fn message(i: usize, m: &WireMessage) -> Result<PromptMessage, ApiError> {
+    let role = match m.role.as_str() {
+        "system" | "developer" => PromptRole::System,
+        "user" => PromptRole::User,
+        "assistant" => PromptRole::Assistant,
+        "tool" => PromptRole::Tool,
+        other => {
+            return Err(ApiError::invalid(
+                format!("messages[{i}].role"),
+                format!("role '{other}' is not supported; use system, developer, user, assistant or tool"),
+            ));
+        }
+    };
+    let (content, images) = content_of(i, role, &m.content)?;
+    let tool_calls = match (&m.tool_calls, role) {
+        (None, _) => Vec::new(),
+        (Some(calls), PromptRole::Assistant) => calls
+            .iter()
+            .map(|c| ToolCall {
+                id: c.id.clone(),
+                name: c.function.name.clone(),
+                arguments: c.function.arguments.clone(),
+            })
+            .collect(),
+        (Some(_), _) => {
+            return Err(ApiError::invalid(
+                format!("messages[{i}].tool_calls"),
+                "only assistant messages carry tool_calls",
+            ));
+        }
+    };
+    let tool_call_id = match (&m.tool_call_id, role) {
+        (Some(id), PromptRole::Tool) => Some(id.clone()),
+        (None, PromptRole::Tool) => {
+            return Err(ApiError::invalid(
+                format!("messages[{i}].tool_call_id"),
+                "a tool message names the call it answers in tool_call_id",
+            ));
+        }
+        _ => None,
+    };
+    Ok(PromptMessage {
+        role,
+        content,
+        tool_calls,
+        tool_call_id,
+        images,
+    })
+}
+
+/// Checks a JSON Schema a caller sent: an object, of bounded size, that compiles.
+pub fn check_schema(param: &str, schema: &Value) -> Result<(), ApiError> {
+    if !schema.is_object() {
+        return Err(ApiError::invalid(param, "a JSON Schema must be an object"));
+    }
+    let size = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_SCHEMA_BYTES {
+        return Err(ApiError::invalid(
+            param,
+            format!("the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"),
+        ));
+    }
+    crate::server::chat::structured::compile(schema).map_err(|e| ApiError::invalid(param, e))?;
+    Ok(())
+}
+
+fn check_range(param: &str, value: Option<f32>, (low, high): (f32, f32)) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !(low..=high).contains(&v) => Err(ApiError::invalid(
+            param,
+            format!("{param} must be between {low} and {high}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl ChatCompletionRequest {
@@ -78,32 +338,193 @@ impl ChatCompletionRequest {
             .messages
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let role = match m.role.as_str() {
-                    "system" | "developer" => Role::System,
-                    "user" => Role::User,
-                    "assistant" => Role::Assistant,
-                    other => {
-                        return Err(ApiError::invalid(
-                            format!("messages[{i}].role"),
-                            format!(
-                                "role '{other}' is not supported; use system, developer, user or assistant"
-                            ),
-                        ));
-                    }
-                };
-                Ok(PromptMessage {
-                    role,
-                    content: text_of(i, &m.content)?,
-                })
-            })
+            .map(|(i, m)| message(i, m))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Completion {
             model: self.model.clone(),
             messages,
             temperature: self.temperature,
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
+            options: self.options()?,
         })
+    }
+
+    fn options(&self) -> Result<GenerationOptions, ApiError> {
+        check_range("top_p", self.top_p, (0.0, 1.0))?;
+        check_range("presence_penalty", self.presence_penalty, (-2.0, 2.0))?;
+        check_range("frequency_penalty", self.frequency_penalty, (-2.0, 2.0))?;
+        let logprobs = self.logprobs.unwrap_or(false);
+        if let Some(n) = self.top_logprobs {
+            if n > 20 {
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    "top_logprobs must be between 0 and 20",
+                ));
+            }
+            if !logprobs {
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    "top_logprobs needs logprobs: true",
+                ));
+            }
+        }
+        let tools = self.tools()?;
+        Ok(GenerationOptions {
+            stop: self.stop()?,
+            top_p: self.top_p,
+            seed: self.seed,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            logit_bias: self.logit_bias()?,
+            logprobs,
+            top_logprobs: self.top_logprobs,
+            user: self.user.clone(),
+            format: self.format()?,
+            tool_choice: self.tool_choice(&tools)?,
+            tools,
+            parallel_tool_calls: self.parallel_tool_calls,
+        })
+    }
+
+    fn stop(&self) -> Result<Vec<String>, ApiError> {
+        let stop = match &self.stop {
+            None => Vec::new(),
+            Some(WireStop::One(s)) => vec![s.clone()],
+            Some(WireStop::Many(v)) => v.clone(),
+        };
+        if stop.len() > MAX_STOP {
+            return Err(ApiError::invalid(
+                "stop",
+                format!("at most {MAX_STOP} stop strings"),
+            ));
+        }
+        if stop
+            .iter()
+            .any(|s| s.is_empty() || s.chars().count() > MAX_STOP_CHARS)
+        {
+            return Err(ApiError::invalid(
+                "stop",
+                format!("each stop string has 1 to {MAX_STOP_CHARS} characters"),
+            ));
+        }
+        Ok(stop)
+    }
+
+    fn logit_bias(&self) -> Result<BTreeMap<String, i8>, ApiError> {
+        let Some(bias) = &self.logit_bias else {
+            return Ok(BTreeMap::new());
+        };
+        bias.iter()
+            .map(|(token, b)| {
+                if token.parse::<u32>().is_err() {
+                    return Err(ApiError::invalid(
+                        format!("logit_bias.{token}"),
+                        "logit_bias keys are token ids",
+                    ));
+                }
+                if !(-100.0..=100.0).contains(b) {
+                    return Err(ApiError::invalid(
+                        format!("logit_bias.{token}"),
+                        "a bias is between -100 and 100",
+                    ));
+                }
+                Ok((token.clone(), b.round() as i8))
+            })
+            .collect()
+    }
+
+    fn format(&self) -> Result<OutputFormat, ApiError> {
+        Ok(match &self.response_format {
+            None | Some(WireResponseFormat::Text) => OutputFormat::Text,
+            Some(WireResponseFormat::JsonObject) => OutputFormat::JsonObject,
+            Some(WireResponseFormat::JsonSchema { json_schema: s }) => {
+                if !is_identifier(&s.name) {
+                    return Err(ApiError::invalid(
+                        "response_format.json_schema.name",
+                        "the name has 1 to 64 letters, digits, _ or -",
+                    ));
+                }
+                let schema = s.schema.clone().unwrap_or_else(|| serde_json::json!({}));
+                check_schema("response_format.json_schema.schema", &schema)?;
+                OutputFormat::JsonSchema {
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                    schema,
+                    strict: s.strict,
+                }
+            }
+        })
+    }
+
+    fn tools(&self) -> Result<Vec<ToolSpec>, ApiError> {
+        let tools = self.tools.as_deref().unwrap_or_default();
+        if tools.len() > MAX_TOOLS {
+            return Err(ApiError::invalid("tools", format!("at most {MAX_TOOLS} tools")));
+        }
+        tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.kind != "function" {
+                    return Err(ApiError::invalid(
+                        format!("tools[{i}].type"),
+                        "only function tools are supported",
+                    ));
+                }
+                let f = &t.function;
+                if !is_identifier(&f.name) {
+                    return Err(ApiError::invalid(
+                        format!("tools[{i}].function.name"),
+                        "the name has 1 to 64 letters, digits, _ or -",
+                    ));
+                }
+                if tools[..i].iter().any(|o| o.function.name == f.name) {
+                    return Err(ApiError::invalid(
+                        format!("tools[{i}].function.name"),
+                        format!("two tools are named '{}'", f.name),
+                    ));
+                }
+                if let Some(p) = &f.parameters {
+                    check_schema(&format!("tools[{i}].function.parameters"), p)?;
+                }
+                Ok(ToolSpec {
+                    name: f.name.clone(),
+                    description: f.description.clone(),
+                    parameters: f.parameters.clone(),
+                    strict: f.strict,
+                })
+            })
+            .collect()
+    }
+
+    fn tool_choice(&self, tools: &[ToolSpec]) -> Result<ToolChoice, ApiError> {
+        let choice = match &self.tool_choice {
+            None => return Ok(ToolChoice::Unset),
+            Some(WireToolChoice::Mode(mode)) => match mode.as_str() {
+                "none" => ToolChoice::None,
+                "auto" => ToolChoice::Auto,
+                "required" => ToolChoice::Required,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "tool_choice",
+                        "tool_choice is none, auto, required or a named function",
+                    ));
+                }
+            },
+            Some(WireToolChoice::Named { kind, function }) => {
+                if kind != "function" || !tools.iter().any(|t| t.name == function.name) {
+                    return Err(ApiError::invalid(
+                        "tool_choice.function.name",
+                        "tool_choice must name one of the given tools",
+                    ));
+                }
+                ToolChoice::Function(function.name.clone())
+            }
+        };
+        if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
+            return Err(ApiError::invalid("tool_choice", "tool_choice needs tools"));
+        }
+        Ok(choice)
     }
 }
 
@@ -140,6 +561,7 @@ pub fn error_body(e: &ApiError) -> (u16, Value) {
         ErrorCode::Busy => ("server_error", Some("overloaded")),
         ErrorCode::Unavailable => ("server_error", Some("provider_unavailable")),
         ErrorCode::UpstreamRejected => ("server_error", Some("upstream_rejected")),
+        ErrorCode::InvalidOutput => ("server_error", Some("invalid_output")),
         ErrorCode::Transport | ErrorCode::Internal => ("server_error", None),
     };
     // The chat UI's field is "message"; the API's is "messages".
@@ -196,15 +618,17 @@ mod tests {
             ]
         }))
         .unwrap();
-        assert_eq!(c.messages[0].role, Role::System);
+        assert_eq!(c.messages[0].role, PromptRole::System);
         assert_eq!(c.messages[1].content, "a\nb");
         assert_eq!(c.max_tokens, Some(5));
     }
 
     #[test]
     fn names_the_offending_parameter() {
-        let e = parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
+        let e = parse(json!({"model": "m", "messages": [{"role": "function", "content": "x"}]})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("messages[0].role"));
+        let e = parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("messages[0].tool_call_id"));
         let e = parse(json!({"model": "m", "n": 2, "messages": []})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("n"));
         let (status, body) = error_body(&ApiError::invalid("message", "too long"));

@@ -18,11 +18,7 @@ use crate::{
         ApiError, ErrorCode,
         generate::{PromptRequest, PromptResponse},
     },
-    server::{
-        chat::completion::Completion,
-        llm::{FinishReason, PromptMessage},
-        state::AppState,
-    },
+    server::{chat::completion::Completion, llm::FinishReason, state::AppState},
 };
 
 /// Every documented route (REST, `/v1`, operations) with the OpenAPI document built from
@@ -224,20 +220,12 @@ async fn generate(
     let model = model.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no model is available"))?;
     let started = state
         .chat
-        .complete(Completion {
-            model,
-            messages: vec![PromptMessage {
-                role: crate::api::types::Role::User,
-                content: req.user_input,
-            }],
-            temperature: Some(crate::api::types::GenerationParams::default().temperature),
-            max_tokens: Some(req.max_tokens),
-        })
+        .complete(Completion::question(model, req.user_input, req.max_tokens))
         .await?;
     let whole = started.collect().await?;
     let status = match whole.finish {
-        FinishReason::Stop => "ok",
-        FinishReason::Length => "max_tokens",
+        Some(FinishReason::Length) => "max_tokens",
+        _ => "ok",
     };
     Ok(Json(PromptResponse {
         answer: whole.content,

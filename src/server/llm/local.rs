@@ -4,6 +4,7 @@
 //! bounded queue. A semaphore sized like the queue turns overload into [`LlmError::Busy`]
 //! up front instead of an ever-growing wait.
 
+mod shape;
 mod template;
 mod worker;
 
@@ -15,16 +16,26 @@ use std::{
 use async_trait::async_trait;
 use futures::StreamExt;
 use llama_cpp_2::{
-    LogOptions, llama_backend::LlamaBackend, model::LlamaModel, model::params::LlamaModelParams,
-    send_logs_to_tracing, token::LlamaToken,
+    LogOptions,
+    llama_backend::LlamaBackend,
+    model::LlamaModel,
+    model::params::LlamaModelParams,
+    sampling::LlamaSampler,
+    send_logs_to_tracing,
+    token::{LlamaToken, logit_bias::LlamaLogitBias},
 };
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
 use self::{
+    shape::{Mode, Read},
     template::{ChatTemplate, Piece},
-    worker::{Job, WorkerConfig},
+    worker::{Job, Sampling, WorkerConfig},
 };
-use super::{ChatProvider, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenStream};
+use super::{
+    ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
+    TokenStream, ToolCallDelta,
+};
 
 /// The local provider's name in model ids (`local/<model>`).
 pub const LOCAL_PROVIDER: &str = "local";
@@ -176,6 +187,186 @@ impl LocalModel {
     }
 }
 
+/// Largest nesting of a schema the grammar compiler is given.
+const MAX_SCHEMA_DEPTH: usize = 32;
+/// Largest repetition count (`maxItems`, `maxLength`, `{n}` in a pattern…) it is given: the
+/// grammar spells repetitions out, so a count of a million is a grammar of millions of rules.
+const MAX_SCHEMA_REPEAT: u64 = 1000;
+
+/// Refuses schemas whose grammar would be unreasonably large or deep.
+fn bounded(v: &Value, depth: usize) -> Result<(), String> {
+    if depth > MAX_SCHEMA_DEPTH {
+        return Err(format!("the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"));
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let counted = matches!(
+                    k.as_str(),
+                    "minItems" | "maxItems" | "minLength" | "maxLength" | "minProperties" | "maxProperties"
+                );
+                if counted && v.as_u64().is_none_or(|n| n > MAX_SCHEMA_REPEAT) {
+                    return Err(format!(
+                        "{k} is limited to {MAX_SCHEMA_REPEAT} for the embedded model"
+                    ));
+                }
+                if k == "pattern"
+                    && let Some(p) = v.as_str()
+                    && p.split(|c: char| !c.is_ascii_digit())
+                        .any(|n| n.len() > 4 || n.parse::<u64>().is_ok_and(|n| n > MAX_SCHEMA_REPEAT))
+                {
+                    return Err(format!(
+                        "repetitions in a pattern are limited to {MAX_SCHEMA_REPEAT}"
+                    ));
+                }
+                bounded(v, depth + 1)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| bounded(v, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+/// The grammar with JSON whitespace cut to single spaces: llama.cpp's grammars allow
+/// newlines and indentation between tokens, which small models fill until `max_tokens`
+/// cuts the answer; compact JSON is also fewer tokens.
+fn compact(grammar: &str) -> String {
+    grammar
+        .lines()
+        .map(|line| {
+            if line.starts_with("space ::=") {
+                "space ::= \" \"?"
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl LocalModel {
+    /// The sampler settings for a request and how its text becomes the answer, refusing
+    /// what the embedded model cannot do (before anything is queued).
+    fn sampling(&self, request: &GenerationRequest) -> Result<(Sampling, Mode), LlmError> {
+        let o = &request.options;
+        if let Some(i) = request.messages.iter().position(|m| !m.images.is_empty()) {
+            return Err(LlmError::unsupported(
+                format!("messages[{i}].content"),
+                format!(
+                    "the model local/{} reads text only; send images to a provider whose model accepts them",
+                    self.spec.id
+                ),
+            ));
+        }
+        if o.logprobs {
+            return Err(LlmError::unsupported(
+                "logprobs",
+                "the embedded model does not report log probabilities",
+            ));
+        }
+        let n_vocab = self.model.n_vocab();
+        let logit_bias = o
+            .logit_bias
+            .iter()
+            .map(|(token, bias)| match token.parse::<i32>() {
+                Ok(id) if (0..n_vocab).contains(&id) => {
+                    Ok(LlamaLogitBias::new(LlamaToken(id), f32::from(*bias)))
+                }
+                _ => Err(LlmError::unsupported(
+                    format!("logit_bias.{token}"),
+                    format!("not a token id of this model (its vocabulary has {n_vocab} tokens)"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (schema, mode) = shape::plan(o);
+        let param = if mode == Mode::Plain {
+            "response_format.json_schema.schema"
+        } else {
+            "tools"
+        };
+        let grammar = match schema {
+            None => None,
+            Some(schema) => {
+                bounded(&schema, 0).map_err(|e| LlmError::unsupported(param, e))?;
+                let grammar = llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+                    LlmError::unsupported(
+                        param,
+                        format!("the embedded model cannot follow this schema: {e}"),
+                    )
+                })?;
+                let grammar = compact(&grammar);
+                LlamaSampler::grammar(&self.model, &grammar, "root").map_err(|e| {
+                    LlmError::unsupported(
+                        param,
+                        format!("the embedded model cannot follow this schema: {e}"),
+                    )
+                })?;
+                Some(grammar)
+            }
+        };
+        let sampling = Sampling {
+            temperature: request.temperature,
+            top_p: o.top_p,
+            // Seeds are 32-bit in llama.cpp; larger ones keep their low bits.
+            seed: o.seed.map(|s| s as u32),
+            presence_penalty: o.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: o.frequency_penalty.unwrap_or(0.0),
+            logit_bias,
+            grammar,
+            stop: o.stop.clone(),
+        };
+        Ok((sampling, mode))
+    }
+}
+
+/// A tool-mode answer: the model's JSON is read whole, then sent as one tool call (finish
+/// `tool_calls`) or as the answer's text. A text that is not the JSON it had to be (cut by
+/// `max_tokens`) is sent as it is.
+fn tool_answer(answer: TokenStream, mode: Mode) -> TokenStream {
+    let mut text = String::new();
+    Box::pin(
+        answer
+            .map(move |item| {
+                let out: Vec<Result<TokenEvent, LlmError>> = match item {
+                    Ok(TokenEvent::Token(t)) => {
+                        text.push_str(&t);
+                        Vec::new()
+                    }
+                    Ok(TokenEvent::Done {
+                        prompt_tokens,
+                        completion_tokens,
+                        finish,
+                    }) => {
+                        let done = |finish| {
+                            Ok(TokenEvent::Done {
+                                prompt_tokens,
+                                completion_tokens,
+                                finish,
+                            })
+                        };
+                        match shape::read(&text, &mode) {
+                            Some(Read::Call { name, arguments }) => vec![
+                                Ok(TokenEvent::ToolCall(ToolCallDelta {
+                                    index: 0,
+                                    id: Some(shape::call_id()),
+                                    name: Some(name),
+                                    arguments,
+                                })),
+                                done(FinishReason::ToolCalls),
+                            ],
+                            Some(Read::Content(c)) => vec![Ok(TokenEvent::Token(c)), done(finish)],
+                            None => vec![Ok(TokenEvent::Token(std::mem::take(&mut text))), done(finish)],
+                        }
+                    }
+                    other => vec![other],
+                };
+                futures::stream::iter(out)
+            })
+            .flatten(),
+    )
+}
+
 fn model_name(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -201,7 +392,9 @@ impl ChatProvider for LocalModel {
     }
 
     async fn stream(&self, request: GenerationRequest) -> Result<TokenStream, LlmError> {
-        let tokens = self.tokenize(&request.messages)?;
+        let (sampling, mode) = self.sampling(&request)?;
+        let messages = shape::prompt(&request.messages, &request.options, &mode);
+        let tokens = self.tokenize(&messages)?;
         let prompt_tokens = tokens.len() as u32;
         let context_window = self.spec.context_window;
         if prompt_tokens.saturating_add(request.max_tokens) > context_window {
@@ -217,7 +410,7 @@ impl ChatProvider for LocalModel {
         let (events, receiver) = mpsc::channel(64);
         let job = Job {
             tokens,
-            temperature: request.temperature,
+            sampling,
             max_tokens: request.max_tokens,
             events,
             _permit: permit,
@@ -233,6 +426,10 @@ impl ChatProvider for LocalModel {
         let tokens = futures::stream::unfold(receiver, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        Ok(Box::pin(start.chain(tokens)))
+        let answer = start.chain(tokens);
+        Ok(match mode {
+            Mode::Plain => Box::pin(answer),
+            mode => tool_answer(Box::pin(answer), mode),
+        })
     }
 }

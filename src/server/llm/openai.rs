@@ -15,9 +15,16 @@ use async_openai::{
     config::OpenAIConfig,
     error::OpenAIError,
     types::chat::{
-        ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
-        ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, ChatCompletionStreamOptions,
+        ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls, ChatCompletionNamedToolChoice,
+        ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+        ChatCompletionRequestMessage, ChatCompletionRequestMessageContentPartImage,
+        ChatCompletionRequestMessageContentPartText, ChatCompletionRequestSystemMessage,
+        ChatCompletionRequestToolMessage, ChatCompletionRequestUserMessage,
+        ChatCompletionRequestUserMessageContent, ChatCompletionRequestUserMessageContentPart,
+        ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionTools,
         CreateChatCompletionRequest, CreateChatCompletionStreamResponse, FinishReason as WireFinish,
+        FunctionCall, FunctionName, FunctionObject, ImageDetail, ImageUrl, ResponseFormat,
+        ResponseFormatJsonSchema, StopConfiguration, ToolChoiceOptions,
     },
 };
 use async_trait::async_trait;
@@ -26,12 +33,12 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{
-    ChatProvider, FinishReason, GenerationRequest, LlmError, ModelSpec, PromptMessage, TokenEvent,
-    TokenStream,
+    ChatProvider, FinishReason, GenerationOptions, GenerationRequest, LlmError, ModelSpec, OutputFormat,
+    PromptMessage, PromptRole, TokenEvent, TokenStream, ToolCallDelta, ToolChoice,
     endpoints::Endpoints,
     tokens::{Counter, known_context_window},
 };
-use crate::{api::types::Role, server::config::ProviderSettings};
+use crate::server::config::ProviderSettings;
 
 /// Context window assumed when neither the config, the model's name nor the provider says.
 const DEFAULT_CONTEXT_WINDOW: u32 = 8192;
@@ -119,22 +126,85 @@ impl OpenAiProvider {
             })
             .collect())
     }
+}
 
-    fn wire_request(&self, request: &GenerationRequest) -> CreateChatCompletionRequest {
-        let messages = request.messages.iter().map(wire_message).collect();
-        #[allow(deprecated)] // `max_tokens` is what most OpenAI-compatible servers read
-        CreateChatCompletionRequest {
-            model: request.model.clone(),
-            messages,
-            temperature: Some(request.temperature),
-            max_tokens: Some(request.max_tokens),
-            stream: Some(true),
-            stream_options: Some(ChatCompletionStreamOptions {
-                include_usage: Some(true),
-                ..Default::default()
-            }),
+/// The request as async-openai sends it: every option the caller gave, nothing added.
+fn wire_request(request: &GenerationRequest) -> CreateChatCompletionRequest {
+    let messages = request.messages.iter().map(wire_message).collect();
+    let o = &request.options;
+    #[allow(deprecated)] // `max_tokens`, `seed` and `user` are what OpenAI-compatible servers read
+    CreateChatCompletionRequest {
+        model: request.model.clone(),
+        messages,
+        temperature: Some(request.temperature),
+        max_tokens: Some(request.max_tokens),
+        stream: Some(true),
+        stream_options: Some(ChatCompletionStreamOptions {
+            include_usage: Some(true),
             ..Default::default()
-        }
+        }),
+        stop: match o.stop.as_slice() {
+            [] => None,
+            [one] => Some(StopConfiguration::String(one.clone())),
+            many => Some(StopConfiguration::StringArray(many.to_vec())),
+        },
+        top_p: o.top_p,
+        seed: o.seed,
+        presence_penalty: o.presence_penalty,
+        frequency_penalty: o.frequency_penalty,
+        logit_bias: (!o.logit_bias.is_empty()).then(|| o.logit_bias.clone().into_iter().collect()),
+        logprobs: o.logprobs.then_some(true),
+        top_logprobs: o.top_logprobs,
+        user: o.user.clone(),
+        response_format: wire_format(o),
+        tools: (!o.tools.is_empty()).then(|| {
+            o.tools
+                .iter()
+                .map(|t| {
+                    ChatCompletionTools::Function(ChatCompletionTool {
+                        function: FunctionObject {
+                            name: t.name.clone(),
+                            description: t.description.clone(),
+                            parameters: t.parameters.clone(),
+                            strict: t.strict,
+                        },
+                    })
+                })
+                .collect()
+        }),
+        tool_choice: match &o.tool_choice {
+            ToolChoice::Unset => None,
+            ToolChoice::None => Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::None)),
+            ToolChoice::Auto => Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
+            ToolChoice::Required => Some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Required)),
+            ToolChoice::Function(name) => Some(ChatCompletionToolChoiceOption::Function(
+                ChatCompletionNamedToolChoice {
+                    function: FunctionName { name: name.clone() },
+                },
+            )),
+        },
+        parallel_tool_calls: o.parallel_tool_calls,
+        ..Default::default()
+    }
+}
+
+fn wire_format(o: &GenerationOptions) -> Option<ResponseFormat> {
+    match &o.format {
+        OutputFormat::Text => None,
+        OutputFormat::JsonObject => Some(ResponseFormat::JsonObject),
+        OutputFormat::JsonSchema {
+            name,
+            description,
+            schema,
+            strict,
+        } => Some(ResponseFormat::JsonSchema {
+            json_schema: ResponseFormatJsonSchema {
+                description: description.clone(),
+                name: name.clone(),
+                schema: schema.clone(),
+                strict: *strict,
+            },
+        }),
     }
 }
 
@@ -207,9 +277,69 @@ fn spec(id: &str, configured: Option<u32>, reported: Option<u32>) -> ModelSpec {
 fn wire_message(m: &PromptMessage) -> ChatCompletionRequestMessage {
     let text = m.content.clone();
     match m.role {
-        Role::System => ChatCompletionRequestSystemMessage::from(text).into(),
-        Role::User => ChatCompletionRequestUserMessage::from(text).into(),
-        Role::Assistant => ChatCompletionRequestAssistantMessage::from(text).into(),
+        PromptRole::System => ChatCompletionRequestSystemMessage::from(text).into(),
+        PromptRole::User if m.images.is_empty() => ChatCompletionRequestUserMessage::from(text).into(),
+        PromptRole::User => {
+            let text_part = (!text.is_empty()).then_some(ChatCompletionRequestUserMessageContentPart::Text(
+                ChatCompletionRequestMessageContentPartText {
+                    text,
+                    prompt_cache_breakpoint: None,
+                },
+            ));
+            let images = m.images.iter().map(|image| {
+                ChatCompletionRequestUserMessageContentPart::ImageUrl(
+                    ChatCompletionRequestMessageContentPartImage {
+                        image_url: ImageUrl {
+                            url: image.url.clone(),
+                            detail: image.detail.as_deref().map(|d| match d {
+                                "low" => ImageDetail::Low,
+                                "high" => ImageDetail::High,
+                                _ => ImageDetail::Auto,
+                            }),
+                        },
+                        prompt_cache_breakpoint: None,
+                    },
+                )
+            });
+            ChatCompletionRequestUserMessage {
+                content: ChatCompletionRequestUserMessageContent::Array(
+                    text_part.into_iter().chain(images).collect(),
+                ),
+                name: None,
+            }
+            .into()
+        }
+        PromptRole::Assistant if m.tool_calls.is_empty() => {
+            ChatCompletionRequestAssistantMessage::from(text).into()
+        }
+        #[allow(deprecated)] // `function_call`, which must be named to build the struct
+        PromptRole::Assistant => ChatCompletionRequestAssistantMessage {
+            content: (!text.is_empty()).then_some(ChatCompletionRequestAssistantMessageContent::Text(text)),
+            tool_calls: Some(
+                m.tool_calls
+                    .iter()
+                    .map(|c| {
+                        ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                            id: c.id.clone(),
+                            function: FunctionCall {
+                                name: c.name.clone(),
+                                arguments: c.arguments.clone(),
+                            },
+                        })
+                    })
+                    .collect(),
+            ),
+            refusal: None,
+            name: None,
+            audio: None,
+            function_call: None,
+        }
+        .into(),
+        PromptRole::Tool => ChatCompletionRequestToolMessage {
+            content: text.into(),
+            tool_call_id: m.tool_call_id.clone().unwrap_or_default(),
+        }
+        .into(),
     }
 }
 
@@ -292,28 +422,45 @@ struct Progress {
 }
 
 impl Progress {
-    /// Takes one chunk in: its usage and finish reason are kept, its text returned (empty
-    /// when it carries none).
-    fn absorb(&mut self, chunk: CreateChatCompletionStreamResponse) -> String {
+    /// Takes one chunk in: its usage and finish reason are kept, what it carries for the
+    /// caller returned in order (log probabilities, text, refusal, tool-call pieces).
+    fn absorb(&mut self, chunk: CreateChatCompletionStreamResponse) -> Vec<TokenEvent> {
         if let Some(u) = &chunk.usage {
             self.usage = Some((u.prompt_tokens, u.completion_tokens));
         }
-        let mut text = String::new();
-        for choice in chunk.choices {
-            if let Some(t) = choice.delta.content {
-                text.push_str(&t);
+        let mut events = Vec::new();
+        // Only the first choice: Stoa asks for n = 1.
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(logprobs) = choice.logprobs.and_then(|l| serde_json::to_value(l).ok()) {
+                events.push(TokenEvent::Logprobs(logprobs));
+            }
+            let delta = choice.delta;
+            if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                self.pieces += 1;
+                events.push(TokenEvent::Token(t));
+            }
+            if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
+                events.push(TokenEvent::Refusal(r));
+            }
+            for call in delta.tool_calls.unwrap_or_default() {
+                let function = call.function.unwrap_or_default();
+                events.push(TokenEvent::ToolCall(ToolCallDelta {
+                    index: call.index,
+                    id: call.id,
+                    name: function.name,
+                    arguments: function.arguments.unwrap_or_default(),
+                }));
             }
             if let Some(f) = choice.finish_reason {
                 self.finish = Some(match f {
                     WireFinish::Length => FinishReason::Length,
-                    _ => FinishReason::Stop,
+                    WireFinish::ToolCalls | WireFinish::FunctionCall => FinishReason::ToolCalls,
+                    WireFinish::ContentFilter => FinishReason::ContentFilter,
+                    WireFinish::Stop => FinishReason::Stop,
                 });
             }
         }
-        if !text.is_empty() {
-            self.pieces += 1;
-        }
-        text
+        events
     }
 
     /// What the end of the stream (`[DONE]` or the end of the body) means: finished only
@@ -342,8 +489,11 @@ where
     S: Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + Send + Unpin + 'static,
 {
     futures::stream::unfold(
-        (chunks, Progress::default()),
-        move |(mut chunks, mut p)| async move {
+        (chunks, Progress::default(), std::collections::VecDeque::new()),
+        move |(mut chunks, mut p, mut ready)| async move {
+            if let Some(event) = ready.pop_front() {
+                return Some((Ok(event), (chunks, p, ready)));
+            }
             if p.ended {
                 return None;
             }
@@ -358,16 +508,16 @@ where
                     Ok(None) => break p.end(),
                     Ok(Some(Err(e))) => break Err(map_error(e)),
                     Ok(Some(Ok(chunk))) => {
-                        let text = p.absorb(chunk);
-                        if !text.is_empty() {
-                            return Some((Ok(TokenEvent::Token(text)), (chunks, p)));
+                        ready.extend(p.absorb(chunk));
+                        if let Some(event) = ready.pop_front() {
+                            return Some((Ok(event), (chunks, p, ready)));
                         }
                     }
                 }
             };
             // An error or the end: nothing follows.
             p.ended = true;
-            Some((item, (chunks, p)))
+            Some((item, (chunks, p, ready)))
         },
     )
     .boxed()
@@ -395,7 +545,7 @@ impl ChatProvider for OpenAiProvider {
         let permit = Arc::clone(&self.permits)
             .try_acquire_owned()
             .map_err(|_| LlmError::Busy)?;
-        let wire = self.wire_request(&request);
+        let wire = wire_request(&request);
         // Counted in flight on its endpoint as long as the stream lives.
         let endpoint = self.endpoints.pick();
         let client = endpoint.client.clone();

@@ -3,13 +3,68 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use futures::Stream;
 
+use super::options::{GenerationOptions, ToolCall, ToolCallDelta};
 use crate::api::types::Role;
+
+/// Who speaks in a prompt: the chat's roles, and tool results (OpenAI-compatible API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum PromptRole {
+    System,
+    User,
+    Assistant,
+    /// The result of a tool call, answering the assistant's call `tool_call_id`.
+    Tool,
+}
+
+impl PromptRole {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<Role> for PromptRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::System => PromptRole::System,
+            Role::User => PromptRole::User,
+            Role::Assistant => PromptRole::Assistant,
+        }
+    }
+}
 
 /// One message of a prompt, in the order the model should read them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptMessage {
-    pub role: Role,
+    pub role: PromptRole,
     pub content: String,
+    /// Calls an assistant message made.
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool message answers.
+    pub tool_call_id: Option<String>,
+    /// Images of a user message: `https://` or `data:` URLs, each with its `detail`.
+    pub images: Vec<ImagePart>,
+}
+
+impl PromptMessage {
+    /// A message of plain text.
+    pub fn text(role: impl Into<PromptRole>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            images: Vec::new(),
+        }
+    }
+}
+
+/// An image content part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImagePart {
+    pub url: String,
+    /// `auto`, `low` or `high`, when given.
+    pub detail: Option<String>,
 }
 
 /// What to generate.
@@ -21,6 +76,7 @@ pub struct GenerationRequest {
     /// 0 means greedy decoding.
     pub temperature: f32,
     pub max_tokens: u32,
+    pub options: GenerationOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +85,22 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context window was reached.
     Length,
+    /// The answer is one or more tool calls.
+    ToolCalls,
+    /// The provider's content filter stopped the answer.
+    ContentFilter,
+}
+
+impl FinishReason {
+    /// The name OpenAI's API gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
 }
 
 /// An item of a generation stream.
@@ -36,6 +108,12 @@ pub enum FinishReason {
 pub enum TokenEvent {
     /// The next piece of text (whole UTF-8 characters only).
     Token(String),
+    /// A piece of a tool call.
+    ToolCall(ToolCallDelta),
+    /// A piece of the model's refusal to answer (providers with safety refusals).
+    Refusal(String),
+    /// Log probabilities of the tokens of the next `Token`, in OpenAI's `logprobs` shape.
+    Logprobs(serde_json::Value),
     /// Generation ended normally; always the last item.
     Done {
         prompt_tokens: u32,
@@ -84,9 +162,23 @@ pub enum LlmError {
     /// model, invalid parameter). Retrying will not help.
     #[error("the provider rejected the request: {0}")]
     Rejected(String),
+    /// A parameter this model cannot honour (images for a text-only model) or cannot
+    /// read (a schema its grammar compiler refuses); refused before any token is spent.
+    #[error("{param}: {reason}")]
+    Unsupported { param: String, reason: String },
+    /// The answer does not have the shape that was asked for.
+    #[error("the answer does not match the requested schema: {0}")]
+    InvalidOutput(String),
 }
 
 impl LlmError {
+    pub fn unsupported(param: impl Into<String>, reason: impl Into<String>) -> Self {
+        LlmError::Unsupported {
+            param: param.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Failures another attempt (or another provider) may not have.
     pub fn is_retryable(&self) -> bool {
         matches!(self, LlmError::Busy | LlmError::Unavailable(_))

@@ -77,10 +77,7 @@ mod tests {
     use crate::api::types::Role;
 
     fn msgs(text: &str) -> Vec<PromptMessage> {
-        vec![PromptMessage {
-            role: Role::User,
-            content: text.into(),
-        }]
+        vec![PromptMessage::text(Role::User, text)]
     }
 
     #[test]

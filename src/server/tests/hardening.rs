@@ -436,10 +436,7 @@ async fn no_key_can_be_made_in_single_user_mode_and_old_ones_do_not_outlive_the_
 #[tokio::test]
 async fn prompt_markup_in_untrusted_text_stays_text() {
     let model = super::support::shared_model();
-    let message = |content: &str| PromptMessage {
-        role: Role::User,
-        content: content.into(),
-    };
+    let message = |content: &str| PromptMessage::text(Role::User, content);
     let plain = model.control_tokens_in_prompt(&[message("Hello there")]).unwrap();
     let hostile = model
         .control_tokens_in_prompt(&[message(

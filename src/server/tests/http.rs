@@ -103,8 +103,18 @@ async fn post_raw(url: &str, body: &'static str) -> u16 {
         .as_u16()
 }
 
+/// The JSON chunks of an OpenAI SSE stream, which must end with `[DONE]`.
+pub(super) fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
+    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
 /// An OpenAI-style error object with this status, naming this parameter.
-async fn expect_openai_error(res: reqwest::Response, status: u16, param: &str) {
+pub(super) async fn expect_openai_error(res: reqwest::Response, status: u16, param: &str) {
     assert_eq!(res.status(), status);
     let err: serde_json::Value = res.json().await.unwrap();
     assert_eq!(err["error"]["param"], param, "{err}");
@@ -163,13 +173,7 @@ async fn openai_compatible_api_answers_streams_and_rejects_with_param() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let body = res.text().await.unwrap();
-    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-    assert_eq!(data.last(), Some(&"[DONE]"));
-    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = sse_chunks(&res.text().await.unwrap());
     let streamed: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())

@@ -133,10 +133,7 @@ mod tests {
     const CHATML: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'].strip() + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
     fn msg(role: Role, content: &str) -> PromptMessage {
-        PromptMessage {
-            role,
-            content: content.into(),
-        }
+        PromptMessage::text(role, content)
     }
 
     #[test]

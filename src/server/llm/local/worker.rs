@@ -9,16 +9,32 @@ use llama_cpp_2::{
     llama_batch::LlamaBatch,
     model::LlamaModel,
     sampling::LlamaSampler,
-    token::LlamaToken,
+    token::{LlamaToken, logit_bias::LlamaLogitBias},
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::backend;
+use super::{backend, shape::StopScan};
 use crate::server::llm::{FinishReason, LlmError, TokenEvent};
+
+/// How one answer samples its tokens.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Sampling {
+    /// 0 means greedy decoding.
+    pub temperature: f32,
+    pub top_p: Option<f32>,
+    /// The worker's seed when `None`.
+    pub seed: Option<u32>,
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    pub logit_bias: Vec<LlamaLogitBias>,
+    /// A GBNF grammar (root rule `root`) the answer must follow; checked to compile.
+    pub grammar: Option<String>,
+    pub stop: Vec<String>,
+}
 
 pub(super) struct Job {
     pub tokens: Vec<LlamaToken>,
-    pub temperature: f32,
+    pub sampling: Sampling,
     pub max_tokens: u32,
     pub events: mpsc::Sender<Result<TokenEvent, LlmError>>,
     /// Held while the job waits and runs: the queue's capacity is the number of permits.
@@ -71,22 +87,42 @@ pub(super) fn run(
 /// Tokens the repetition penalty looks back over.
 const PENALTY_LAST_N: i32 = 64;
 
-fn sampler(n_vocab: i32, temperature: f32, config: &WorkerConfig) -> LlamaSampler {
+/// The sampler chain: logit biases, penalties, the grammar (which only removes tokens it
+/// forbids), then greedy choice or top-k / top-p / min-p / temperature / seeded draw.
+pub(super) fn sampler(
+    model: &LlamaModel,
+    s: &Sampling,
+    config: &WorkerConfig,
+) -> Result<LlamaSampler, LlmError> {
+    let n_vocab = model.n_vocab();
+    let mut chain = Vec::with_capacity(8);
+    if !s.logit_bias.is_empty() {
+        chain.push(LlamaSampler::logit_bias(n_vocab, &s.logit_bias));
+    }
     // Small models loop ("a sea of words, a sea of words, …") without a repetition penalty,
     // greedy decoding most of all; the penalty keeps greedy decoding deterministic.
-    let penalties = LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, config.repeat_penalty, 0.0, 0.0);
-    if temperature <= 0.0 {
-        LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()])
-    } else {
-        LlamaSampler::chain_simple([
-            penalties,
-            LlamaSampler::top_k(40),
-            LlamaSampler::top_p(0.95, 1),
-            LlamaSampler::min_p(0.05, 1),
-            LlamaSampler::temp(temperature),
-            LlamaSampler::dist(config.seed),
-        ])
+    chain.push(LlamaSampler::penalties(
+        n_vocab,
+        PENALTY_LAST_N,
+        config.repeat_penalty,
+        s.frequency_penalty,
+        s.presence_penalty,
+    ));
+    if let Some(grammar) = &s.grammar {
+        chain.push(LlamaSampler::grammar(model, grammar, "root").map_err(|e| backend_err("grammar", e))?);
     }
+    if s.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.extend([
+            LlamaSampler::top_k(40),
+            LlamaSampler::top_p(s.top_p.unwrap_or(0.95), 1),
+            LlamaSampler::min_p(0.05, 1),
+            LlamaSampler::temp(s.temperature),
+            LlamaSampler::dist(s.seed.unwrap_or(config.seed)),
+        ]);
+    }
+    Ok(LlamaSampler::chain_simple(chain))
 }
 
 fn backend_err(what: &str, e: impl std::fmt::Display) -> LlmError {
@@ -131,7 +167,8 @@ fn generate(
             .map_err(|e| backend_err("prompt evaluation", e))?;
     }
 
-    let mut sampler = sampler(model.n_vocab(), job.temperature, config);
+    let mut sampler = sampler(model, &job.sampling, config)?;
+    let mut stops = StopScan::new(job.sampling.stop.clone());
     let mut utf8 = encoding_rs::UTF_8.new_decoder();
     let mut logits_index = batch.n_tokens() - 1;
     let mut completion = 0u32;
@@ -153,8 +190,12 @@ fn generate(
                 .unwrap_or(bytes.len() + 4),
         );
         let _ = utf8.decode_to_string(&bytes, &mut text, false);
+        let (text, stopped) = stops.push(&text);
         if !text.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(text))).is_err() {
             return Ok(()); // the listener is gone: stop decoding now
+        }
+        if stopped {
+            break FinishReason::Stop;
         }
 
         batch.clear();
@@ -165,6 +206,10 @@ fn generate(
         ctx.decode(batch).map_err(|e| backend_err("decode", e))?;
         logits_index = 0;
     };
+    let rest = stops.rest();
+    if !rest.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(rest))).is_err() {
+        return Ok(());
+    }
     let _ = job.events.blocking_send(Ok(TokenEvent::Done {
         prompt_tokens: prompt_len as u32,
         completion_tokens: completion,
