@@ -4,10 +4,82 @@ Usage: python openai_client.py http://127.0.0.1:3100/v1
 Exits non-zero (with the failed assertion) when Stoa does not behave as OpenAI does.
 """
 
+import json
 import sys
 
 import openai
 from openai import OpenAI
+from pydantic import BaseModel
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def structured(client: OpenAI, model: str) -> None:
+    """models.retrieve, the client's structured-output helper, and a tool-call round trip,
+    all against the embedded model."""
+    assert client.models.retrieve(model).id == model
+    try:
+        client.models.retrieve("local/no-such-model")
+    except openai.NotFoundError as e:
+        assert e.body["code"] == "model_not_found", e.body
+    else:
+        raise AssertionError("retrieving an unknown model must be a 404")
+
+    parsed = client.chat.completions.parse(
+        model=model,
+        messages=[{"role": "user", "content": "Name a big city and its country."}],
+        response_format=City,
+        temperature=0,
+        max_tokens=60,
+    )
+    city = parsed.choices[0].message.parsed
+    assert isinstance(city, City) and city.name and city.country, parsed
+    print(f"parse: {city!r}")
+
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    first = client.chat.completions.create(
+        model=model, messages=[question], tools=[WEATHER], tool_choice="required", temperature=0, max_tokens=60
+    )
+    assert first.choices[0].finish_reason == "tool_calls", first
+    call = first.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.id.startswith("call_"), call
+    assert isinstance(json.loads(call.function.arguments)["city"], str), call
+    print(f"tool call: {call.function.name}({call.function.arguments})")
+
+    streamed = client.chat.completions.create(
+        model=model, messages=[question], tools=[WEATHER], tool_choice="required", temperature=0,
+        max_tokens=60, stream=True,
+    )
+    deltas = [tc for chunk in streamed for choice in chunk.choices for tc in (choice.delta.tool_calls or [])]
+    assert deltas and deltas[0].id and deltas[0].function.name == "get_weather", deltas
+    assert json.loads("".join(d.function.arguments or "" for d in deltas)) == json.loads(call.function.arguments)
+
+    answer = client.chat.completions.create(
+        model=model,
+        messages=[question, first.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 18 C"}],
+        tools=[WEATHER],
+        temperature=0,
+        max_tokens=60,
+    )
+    assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls"), answer
+    print(f"after the tool result: {answer.choices[0].finish_reason}")
 
 
 def main(base_url: str) -> None:
@@ -77,6 +149,8 @@ def main(base_url: str) -> None:
         assert e.body["code"] == "model_not_found", e.body
     else:
         raise AssertionError("an unknown model must be a 404")
+
+    structured(client, model)
     print("ok")
 
 

@@ -1,5 +1,5 @@
 //! The founding article's contract, kept as Stoa's simplest endpoint:
-//! `POST /api/v1/generate {user_input, max_tokens = 300} -> {answer, status}`.
+//! `POST /api/v1/generate {user_input, max_tokens = 300, response_schema?} -> {answer, data, status}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,11 @@ pub struct PromptRequest {
     #[serde(default = "default_max_tokens")]
     #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 8192, default = 300))]
     pub max_tokens: u32,
+    /// A JSON Schema the answer must follow (at most 64 KiB): the answer is then JSON,
+    /// validated against it, and returned parsed as `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub response_schema: Option<serde_json::Value>,
 }
 
 impl PromptRequest {
@@ -49,6 +54,9 @@ impl PromptRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PromptResponse {
     pub answer: String,
+    /// The answer parsed, when `response_schema` was given (it validates against it).
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub data: Option<serde_json::Value>,
     /// `ok` when the model finished, `max_tokens` when the answer was cut at the limit.
     #[cfg_attr(feature = "ssr", schema(example = "ok"))]
     pub status: String,

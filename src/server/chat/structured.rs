@@ -5,7 +5,29 @@
 use jsonschema::{Validator, paths::LocationSegment};
 use serde_json::Value;
 
-use crate::server::llm::{GenerationOptions, OutputFormat};
+use crate::{
+    api::ApiError,
+    server::llm::{GenerationOptions, OutputFormat},
+};
+
+/// Largest JSON Schema a request may give (response format or tool parameters), as JSON text.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// Checks a JSON Schema a caller sent: an object, of bounded size, that compiles.
+pub fn check_schema(param: &str, schema: &Value) -> Result<(), ApiError> {
+    if !schema.is_object() {
+        return Err(ApiError::invalid(param, "a JSON Schema must be an object"));
+    }
+    let size = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_SCHEMA_BYTES {
+        return Err(ApiError::invalid(
+            param,
+            format!("the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"),
+        ));
+    }
+    compile(schema).map_err(|e| ApiError::invalid(param, e))?;
+    Ok(())
+}
 
 /// The schema as a validator, or why it is not a usable schema. Remote `$ref`s are never
 /// fetched (the crate is built without resolvers), so they fail here.

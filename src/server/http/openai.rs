@@ -34,6 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(models))
         .routes(routes!(model))
+        // Ids hold a slash (`local/SmolLM2…`) and the official clients do not escape it.
+        .route("/v1/models/{id}/{*rest}", axum::routing::get(model_with_slash))
         .routes(routes!(chat_completions))
         .routes(routes!(super::embeddings::create))
 }
@@ -99,8 +101,8 @@ pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// One model of the list (the official clients' `models.retrieve`). Ids hold a slash
-/// (`local/SmolLM2-135M-Instruct.Q4_1`), so the path takes the rest of the URL.
-#[utoipa::path(get, path = "/v1/models/{*id}", tag = "openai",
+/// (`local/SmolLM2-135M-Instruct.Q4_1`), which may be sent escaped (`%2F`) or as it is.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "openai",
     params(("id" = String, Path, description = "A model id as `/v1/models` lists it, e.g. `local/SmolLM2-135M-Instruct.Q4_1`")),
     responses(
         (status = 200, description = "The model object"),
@@ -117,6 +119,14 @@ pub(crate) async fn model(State(state): State<AppState>, Path(id): Path<String>)
                 .with_field("model")
                 .into()
         })
+}
+
+/// [`model`] for an id written with its slash unescaped: `/v1/models/local/SmolLM2…`.
+async fn model_with_slash(
+    state: State<AppState>,
+    Path((provider, rest)): Path<(String, String)>,
+) -> V1Result<Json<Value>> {
+    model(state, Path(format!("{provider}/{rest}"))).await
 }
 
 /// A chat completion through the same providers, fallbacks and validation as the chat.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::{
     api::{ApiError, ErrorCode},
     server::{
-        chat::completion::Completion,
+        chat::{completion::Completion, structured::check_schema},
         llm::{
             GenerationOptions, ImagePart, OutputFormat, PromptMessage, PromptRole, ToolCall, ToolChoice,
             ToolSpec,
@@ -169,8 +169,6 @@ const MAX_STOP: usize = 4;
 const MAX_STOP_CHARS: usize = 200;
 /// Most tools a request may offer (OpenAI's limit).
 const MAX_TOOLS: usize = 128;
-/// Largest JSON Schema (response format or tool parameters), as JSON text.
-pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
 /// The text and images of a message's content.
 fn content_of(i: usize, role: PromptRole, content: &Value) -> Result<(String, Vec<ImagePart>), ApiError> {
@@ -294,22 +292,6 @@ fn message(i: usize, m: &WireMessage) -> Result<PromptMessage, ApiError> {
         tool_call_id,
         images,
     })
-}
-
-/// Checks a JSON Schema a caller sent: an object, of bounded size, that compiles.
-pub fn check_schema(param: &str, schema: &Value) -> Result<(), ApiError> {
-    if !schema.is_object() {
-        return Err(ApiError::invalid(param, "a JSON Schema must be an object"));
-    }
-    let size = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
-    if size > MAX_SCHEMA_BYTES {
-        return Err(ApiError::invalid(
-            param,
-            format!("the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"),
-        ));
-    }
-    crate::server::chat::structured::compile(schema).map_err(|e| ApiError::invalid(param, e))?;
-    Ok(())
 }
 
 fn check_range(param: &str, value: Option<f32>, (low, high): (f32, f32)) -> Result<(), ApiError> {

@@ -18,7 +18,11 @@ use crate::{
         ApiError, ErrorCode,
         generate::{PromptRequest, PromptResponse},
     },
-    server::{chat::completion::Completion, llm::FinishReason, state::AppState},
+    server::{
+        chat::{completion::Completion, structured::check_schema},
+        llm::{FinishReason, OutputFormat},
+        state::AppState,
+    },
 };
 
 /// Every documented route (REST, `/v1`, operations) with the OpenAPI document built from
@@ -218,17 +222,24 @@ async fn generate(
     req.check()?;
     let model = state.chat.model_list().default;
     let model = model.ok_or_else(|| ApiError::new(ErrorCode::Unavailable, "no model is available"))?;
-    let started = state
-        .chat
-        .complete(Completion::question(model, req.user_input, req.max_tokens))
-        .await?;
-    let whole = started.collect().await?;
+    let mut question = Completion::question(model, req.user_input, req.max_tokens);
+    if let Some(schema) = req.response_schema {
+        check_schema("response_schema", &schema)?;
+        question.options.format = OutputFormat::JsonSchema {
+            name: "response".into(),
+            description: None,
+            schema,
+            strict: Some(true),
+        };
+    }
+    let whole = state.chat.complete_whole(question).await?.whole;
     let status = match whole.finish {
         Some(FinishReason::Length) => "max_tokens",
         _ => "ok",
     };
     Ok(Json(PromptResponse {
         answer: whole.content,
+        data: whole.data,
         status: status.into(),
     }))
 }

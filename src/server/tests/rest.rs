@@ -26,6 +26,27 @@ async fn generate_answers_and_refuses_bad_input_as_problem_json() {
         ["ok", "max_tokens"].contains(&body["status"].as_str().unwrap()),
         "{body}"
     );
+    assert_eq!(body["data"], Value::Null, "no schema, no data");
+
+    // With a response schema: the answer is JSON that validates, returned parsed as `data`.
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                        "country": {"type": "string", "maxLength": 40}}, "required": ["city", "country"]});
+    let res = post(json!({"user_input": "Name a big city and its country.", "max_tokens": 80, "response_schema": schema}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let data = &body["data"];
+    assert!(
+        crate::server::chat::structured::compile(&schema)
+            .unwrap()
+            .is_valid(data),
+        "{body}"
+    );
+    assert_eq!(
+        &serde_json::from_str::<Value>(body["answer"].as_str().unwrap()).unwrap(),
+        data
+    );
 
     for (request, field, detail) in [
         (json!({}), Some("user_input"), "missing field"),
@@ -50,6 +71,16 @@ async fn generate_answers_and_refuses_bad_input_as_problem_json() {
             "unknown field `max_token`",
         ),
         (json!({"user_input": 42}), Some("user_input"), "invalid type"),
+        (
+            json!({"user_input": "hi", "response_schema": {"type": "nonsense"}}),
+            Some("response_schema"),
+            "not a usable JSON Schema",
+        ),
+        (
+            json!({"user_input": "hi", "response_schema": [1, 2]}),
+            Some("response_schema"),
+            "must be an object",
+        ),
     ] {
         let res = post(request.clone()).await.unwrap();
         assert_eq!(res.status(), 400, "{request}");
