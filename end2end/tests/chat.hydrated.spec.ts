@@ -246,3 +246,26 @@ test("search finds messages across conversations; a conversation exports and imp
   await page.getByRole("button", { name: "Import", exact: true }).click();
   await expect(page.locator(".field-error")).toContainText("stoa_export");
 });
+
+test("a conversation set to answer as JSON with a schema shows its answers as formatted JSON", async ({ page }) => {
+  test.setTimeout(90_000);
+  await openHydrated(page);
+  await send(page, "Hello.", { maxTokens: 4 });
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await page.locator(".conversation-settings summary").click();
+  await page.locator("#response-schema").fill('{"type": "object", "properties": {"city": ');
+  await page.locator(".save-settings").click();
+  await expect(page.locator('.conversation-settings [data-field-error="response_schema"]')).toContainText("not JSON");
+  await page
+    .locator("#response-schema")
+    .fill('{"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}, "country": {"type": "string", "maxLength": 40}}, "required": ["city", "country"]}');
+  await page.locator(".save-settings").click();
+  await expect(page.locator(".conversation-settings .saved")).toBeVisible();
+  await send(page, "Name a big city and its country.", { maxTokens: 80 });
+  await expect(lastAssistant(page)).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  const code = lastAssistant(page).locator("code.language-json");
+  await expect(code).toBeVisible();
+  const answer = JSON.parse(await code.innerText());
+  expect(typeof answer.city).toBe("string");
+  expect(typeof answer.country).toBe("string");
+});

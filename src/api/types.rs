@@ -127,6 +127,9 @@ pub struct ConversationSettings {
     pub temperature: Option<f32>,
     /// 1 to 8192.
     pub max_tokens: Option<u32>,
+    /// A JSON Schema (as JSON text, at most 64 KiB): answers are then JSON that follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<String>,
 }
 
 /// What a conversation list shows.

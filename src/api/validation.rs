@@ -16,6 +16,8 @@ pub const MAX_TOKENS_LIMIT: u32 = 8_192;
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest conversation system prompt, in characters.
 pub const MAX_SYSTEM_PROMPT_CHARS: usize = 8_000;
+/// Largest JSON Schema an answer may be asked to follow, as JSON text in bytes.
+pub const MAX_RESPONSE_SCHEMA_BYTES: usize = 64 * 1024;
 
 /// A rule broken by one field: the field's name and a message that names the limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +84,26 @@ pub fn validate_max_tokens(n: u32) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A conversation's response schema: a JSON object of at most 64 KiB. (The server also
+/// checks it is a usable JSON Schema.)
+pub fn validate_response_schema(text: &str) -> Result<(), FieldError> {
+    let error = |message: String| FieldError {
+        field: "response_schema",
+        message,
+    };
+    if text.len() > MAX_RESPONSE_SCHEMA_BYTES {
+        return Err(error(format!(
+            "the schema is {} bytes; the limit is {MAX_RESPONSE_SCHEMA_BYTES}",
+            text.len()
+        )));
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v.is_object() => Ok(()),
+        Ok(_) => Err(error("a JSON Schema is a JSON object".into())),
+        Err(e) => Err(error(format!("not JSON: {e}"))),
+    }
+}
+
 /// Longest model id (`provider/model`) accepted.
 pub const MAX_MODEL_ID_CHARS: usize = 200;
 
@@ -125,6 +147,12 @@ impl super::types::ConversationSettings {
         }
         errors.extend(self.temperature.and_then(|t| validate_temperature(t).err()));
         errors.extend(self.max_tokens.and_then(|n| validate_max_tokens(n).err()));
+        errors.extend(
+            self.response_schema
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .and_then(|s| validate_response_schema(s).err()),
+        );
         errors
     }
 

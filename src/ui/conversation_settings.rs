@@ -1,5 +1,5 @@
-//! A conversation's own settings (system prompt, default temperature and max tokens) and
-//! the gauge of how full the model's context window is.
+//! A conversation's own settings (system prompt, default temperature and max tokens, a
+//! JSON Schema its answers follow) and the gauge of how full the model's context window is.
 
 use leptos::{prelude::*, task::spawn_local};
 
@@ -38,12 +38,33 @@ fn parse_settings(
     system_prompt: String,
     temperature: &str,
     max_tokens: &str,
+    response_schema: String,
 ) -> Result<ConversationSettings, ApiError> {
     Ok(ConversationSettings {
         temperature: optional("temperature", temperature, "a number")?,
         max_tokens: optional("max_tokens", max_tokens, "a whole number")?,
         system_prompt: Some(system_prompt).filter(|p| !p.trim().is_empty()),
+        response_schema: Some(response_schema).filter(|s| !s.trim().is_empty()),
     })
+}
+
+/// "Answer as JSON with this schema": a JSON Schema every answer of the conversation
+/// follows (shown as formatted JSON).
+#[component]
+fn SchemaField(schema: RwSignal<String>, error: impl IntoView) -> impl IntoView {
+    view! {
+        <label for="response-schema">"Answer as JSON with this schema (optional)"</label>
+        <textarea
+            id="response-schema"
+            class="schema-input"
+            rows="3"
+            spellcheck="false"
+            placeholder=r#"{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}"#
+            prop:value=move || schema.get()
+            on:input=move |e| schema.set(event_target_value(&e))
+        ></textarea>
+        {error}
+    }
 }
 
 #[component]
@@ -52,6 +73,7 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
     let system_prompt = RwSignal::new(settings.system_prompt.clone().unwrap_or_default());
     let temperature = RwSignal::new(settings.temperature.map(|t| t.to_string()).unwrap_or_default());
     let max_tokens = RwSignal::new(settings.max_tokens.map(|n| n.to_string()).unwrap_or_default());
+    let schema = RwSignal::new(settings.response_schema.clone().unwrap_or_default());
     let error = RwSignal::new(None::<ApiError>);
     let saved = RwSignal::new(false);
     let error_for = move |field: &'static str| {
@@ -69,6 +91,7 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
             system_prompt.get_untracked(),
             &temperature.get_untracked(),
             &max_tokens.get_untracked(),
+            schema.get_untracked(),
         );
         let settings = match parsed.and_then(|s| s.check().map(|()| s)) {
             Ok(s) => s,
@@ -129,6 +152,7 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
                 </div>
                 {error_for("temperature")}
                 {error_for("max_tokens")}
+                <SchemaField schema error=error_for("response_schema") />
             </form>
         </details>
     }

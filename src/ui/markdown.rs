@@ -17,6 +17,19 @@ fn safe_url(url: &str) -> bool {
     }
 }
 
+/// An answer as HTML: a whole answer that is a JSON object or array (a conversation
+/// asking for JSON) is shown formatted in a code block; anything else is Markdown.
+pub fn answer_html(answer: &str) -> String {
+    let trimmed = answer.trim();
+    if trimmed.starts_with(['{', '['])
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(trimmed)
+        && let Ok(pretty) = serde_json::to_string_pretty(&value)
+    {
+        return to_html(&format!("```json\n{pretty}\n```"));
+    }
+    to_html(answer)
+}
+
 /// Renders `markdown` to HTML that is safe to insert into the page.
 pub fn to_html(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
@@ -85,6 +98,17 @@ pub fn to_html(markdown: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_answers_are_shown_formatted_and_escaped() {
+        let html = answer_html(r#" {"name": "<b>Ada</b>", "year": 1815} "#);
+        assert!(html.contains("language-json"), "{html}");
+        assert!(html.contains("{\n  "), "formatted, one field per line: {html}");
+        assert!(html.contains("1815"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(!answer_html("{not json").contains("language-json"));
+        assert!(!answer_html("Plain words.").contains("language-json"));
+    }
 
     #[test]
     fn renders_lists_tables_and_code_with_a_copy_button() {

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::markdown::to_html;
+use super::markdown::answer_html;
 use crate::api::{
     documents::Citation,
     types::{MessageStatus, MessageView, Role, Usage},
@@ -278,7 +278,7 @@ fn MessageBody(
         Role::Assistant => view! {
             <div
                 class="message-content markdown"
-                inner_html=move || to_html(&message.content.get())
+                inner_html=move || answer_html(&message.content.get())
                 on:click=copy_code
             ></div>
         }

@@ -72,6 +72,8 @@ pub struct Whole {
     pub tool_calls: Vec<ToolCall>,
     /// OpenAI's `logprobs.content` entries, in order.
     pub logprobs: Vec<Value>,
+    /// The prompt's tokens as the provider counted them (0 when it did not say).
+    pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub finish: Option<FinishReason>,
     /// The answer parsed, when JSON was asked for.
@@ -107,10 +109,11 @@ impl Whole {
                 call.arguments.push_str(&d.arguments);
             }
             TokenEvent::Done {
+                prompt_tokens,
                 completion_tokens,
                 finish,
-                ..
             } => {
+                self.prompt_tokens = prompt_tokens;
                 self.completion_tokens = completion_tokens;
                 self.finish = Some(finish);
             }

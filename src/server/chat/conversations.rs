@@ -15,7 +15,7 @@ use crate::{
         },
         validation::validate_title,
     },
-    server::{auth::UserId, storage::ConversationSettingsRecord},
+    server::auth::UserId,
 };
 
 /// Conversations shown in the sidebar.
@@ -82,15 +82,11 @@ impl ChatService {
         };
         Ok(ConversationView {
             messages: branches::shown(&conversation, &all),
+            settings: conversation.settings(),
             id: conversation.id,
             title: conversation.title,
             model: conversation.model,
             collections,
-            settings: ConversationSettings {
-                system_prompt: conversation.system_prompt,
-                temperature: conversation.temperature,
-                max_tokens: conversation.max_tokens,
-            },
         })
     }
 
@@ -146,18 +142,16 @@ impl ChatService {
         settings.check().map_err(ChatError::Invalid)?;
         let settings = ConversationSettings {
             system_prompt: settings.system_prompt.filter(|p| !p.trim().is_empty()),
+            response_schema: settings.response_schema.filter(|s| !s.trim().is_empty()),
             ..settings
         };
+        if let Some(schema) = &settings.response_schema {
+            // Valid JSON: validate() above parsed it.
+            let value: serde_json::Value = serde_json::from_str(schema).unwrap_or_default();
+            super::structured::check_schema("response_schema", &value).map_err(ChatError::Invalid)?;
+        }
         self.store
-            .set_conversation_settings(
-                owner,
-                id,
-                &ConversationSettingsRecord {
-                    system_prompt: settings.system_prompt.clone(),
-                    temperature: settings.temperature,
-                    max_tokens: settings.max_tokens,
-                },
-            )
+            .set_conversation_settings(owner, id, &settings.clone().into())
             .await
             .map_err(not_found("conversation"))?;
         Ok(settings)

@@ -11,11 +11,11 @@ use super::{
 use crate::{
     api::{
         export::{EXPORT_VERSION, ExportFile, ExportedConversation, ExportedMessage},
-        types::{ConversationSettings, ConversationSummary, MessageStatus},
+        types::{ConversationSummary, MessageStatus},
     },
     server::{
         auth::UserId,
-        storage::{ConversationRecord, ConversationSettingsRecord, ImportedConversation, ImportedMessage},
+        storage::{ConversationRecord, ImportedConversation, ImportedMessage},
     },
 };
 
@@ -54,11 +54,7 @@ impl ChatService {
                         created_at: m.created_at,
                     })
                     .collect(),
-                settings: ConversationSettings {
-                    system_prompt: c.system_prompt,
-                    temperature: c.temperature,
-                    max_tokens: c.max_tokens,
-                },
+                settings: c.settings(),
                 id: c.id,
                 title: c.title,
                 model: c.model,
@@ -91,11 +87,7 @@ impl ChatService {
                 id: new_id(),
                 title: c.title.trim().to_owned(),
                 model: c.model,
-                settings: ConversationSettingsRecord {
-                    system_prompt: c.settings.system_prompt,
-                    temperature: c.settings.temperature,
-                    max_tokens: c.settings.max_tokens,
-                },
+                settings: c.settings.into(),
                 active_leaf: new(&c.active_leaf),
                 created_at: if c.created_at > 0 { c.created_at } else { now },
                 updated_at: if c.updated_at > 0 { c.updated_at } else { now },

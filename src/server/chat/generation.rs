@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::views;
+use super::{structured::Expected, views};
 use crate::{
     api::{events::ChatEvent, types::MessageStatus},
     server::{
@@ -333,6 +333,10 @@ impl Generation {
                         }
                     }
                     Some(Ok(TokenEvent::Done { prompt_tokens, completion_tokens, .. })) => {
+                        // A conversation that asks for JSON gets JSON that follows its schema, or a failed answer naming the path.
+                        if let Some(Err(path)) = Expected::of(&self.request.options).map(|e| e.check(&p.content)) {
+                            break Outcome::Failed(LlmError::InvalidOutput(path));
+                        }
                         break Outcome::Complete { prompt_tokens, completion_tokens };
                     }
                     // The chat asks for neither tools nor log probabilities.

@@ -21,7 +21,7 @@ use crate::{
         auth::UserId,
         config::ChatSettings,
         llm::{
-            GenerationRequest,
+            GenerationOptions, GenerationRequest, OutputFormat,
             router::{Primed, Router, Target},
         },
         rag::retrieve::{Retriever, context_prompt},
@@ -203,7 +203,7 @@ impl ChatService {
             messages: fitted.messages,
             temperature: turn.params.temperature,
             max_tokens: turn.params.max_tokens,
-            options: Default::default(),
+            options: answer_options(&conversation),
         };
         let chain = self.router.chain(primary.clone());
         // Takes a queue slot on the primary (or fails "busy" before anything is stored,
@@ -529,5 +529,30 @@ pub(super) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError 
     move |e| match e {
         StoreError::NotFound => ChatError::NotFound(what),
         other => ChatError::Store(other),
+    }
+}
+
+/// What a conversation's settings ask of every answer: JSON following its schema, when it
+/// has one (checked when it was set; one that no longer compiles is left out, logged).
+fn answer_options(conversation: &ConversationRecord) -> GenerationOptions {
+    let schema = conversation
+        .response_schema
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .filter(|s| super::structured::compile(s).is_ok());
+    if conversation.response_schema.is_some() && schema.is_none() {
+        tracing::warn!(conversation = %conversation.id, "the conversation's response schema is not usable; answering in text");
+    }
+    GenerationOptions {
+        format: match schema {
+            Some(schema) => OutputFormat::JsonSchema {
+                name: "response".into(),
+                description: None,
+                schema,
+                strict: Some(true),
+            },
+            None => OutputFormat::Text,
+        },
+        ..GenerationOptions::default()
     }
 }

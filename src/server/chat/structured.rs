@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Largest JSON Schema a request may give (response format or tool parameters), as JSON text.
-pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+pub const MAX_SCHEMA_BYTES: usize = crate::api::validation::MAX_RESPONSE_SCHEMA_BYTES;
 
 /// Checks a JSON Schema a caller sent: an object, of bounded size, that compiles.
 pub fn check_schema(param: &str, schema: &Value) -> Result<(), ApiError> {

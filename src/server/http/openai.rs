@@ -173,7 +173,13 @@ fn whole(id: String, a: Answered) -> Value {
         }
     }
     let logprobs = (!w.logprobs.is_empty()).then(|| json!({"content": w.logprobs, "refusal": null}));
-    let mut usage = json!(Usage::new(a.prompt_tokens, w.completion_tokens));
+    // The provider's own count (it includes what the embedded model adds for tools), else ours.
+    let prompt_tokens = if w.prompt_tokens > 0 {
+        w.prompt_tokens
+    } else {
+        a.prompt_tokens
+    };
+    let mut usage = json!(Usage::new(prompt_tokens, w.completion_tokens));
     if a.grammar || w.retries > 0 {
         usage["stoa"] = json!({"grammar": a.grammar, "retries": w.retries});
     }
@@ -249,11 +255,12 @@ fn sse_events(
                 Some(Ok(TokenEvent::Refusal(r))) => vec![data(&chunk(json!({"refusal": r}), None))],
                 Some(Ok(TokenEvent::ToolCall(d))) => vec![data(&chunk(tool_call_delta(&d), None))],
                 Some(Ok(TokenEvent::Done {
+                    prompt_tokens: counted,
                     completion_tokens,
                     finish,
-                    ..
                 })) => {
                     *ended = true;
+                    let prompt_tokens = if counted > 0 { counted } else { prompt_tokens };
                     let mut last = chunk(json!({}), Some(finish.as_str()));
                     let mut out = vec![data(&last)];
                     if include_usage {

@@ -17,6 +17,8 @@ pub struct ConversationRecord {
     /// Defaults of new messages in this conversation.
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// A JSON Schema (as text) the answers must follow.
+    pub response_schema: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -98,6 +100,30 @@ pub struct ConversationSettingsRecord {
     pub system_prompt: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    pub response_schema: Option<String>,
+}
+
+impl From<crate::api::types::ConversationSettings> for ConversationSettingsRecord {
+    fn from(s: crate::api::types::ConversationSettings) -> Self {
+        Self {
+            system_prompt: s.system_prompt,
+            temperature: s.temperature,
+            max_tokens: s.max_tokens,
+            response_schema: s.response_schema,
+        }
+    }
+}
+
+impl ConversationRecord {
+    /// Its settings, as the API shows them.
+    pub fn settings(&self) -> crate::api::types::ConversationSettings {
+        crate::api::types::ConversationSettings {
+            system_prompt: self.system_prompt.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            response_schema: self.response_schema.clone(),
+        }
+    }
 }
 
 /// A message found by full-text search; `snippet` marks matches with \u{2} … \u{3}.

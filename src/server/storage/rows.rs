@@ -48,8 +48,7 @@ macro_rules! fields {
 fields!(sqlx::sqlite::SqliteRow);
 fields!(sqlx::postgres::PgRow);
 
-pub(super) const CONVERSATION_COLUMNS: &str =
-    "id, title, model, active_leaf, system_prompt, temperature, max_tokens, created_at, updated_at";
+pub(super) const CONVERSATION_COLUMNS: &str = "id, title, model, active_leaf, system_prompt, temperature, max_tokens, response_schema, created_at, updated_at";
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, error, notice, citations, provider, model, \
      prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
@@ -111,6 +110,7 @@ pub(super) fn conversation_from_row(row: &impl Fields) -> Result<ConversationRec
         system_prompt: row.opt_string("system_prompt")?,
         temperature: opt_f32(row, "temperature")?,
         max_tokens: opt_u32(row, "max_tokens")?,
+        response_schema: row.opt_string("response_schema")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })

@@ -132,6 +132,7 @@ macro_rules! store {
                     system_prompt: None,
                     temperature: None,
                     max_tokens: None,
+                    response_schema: None,
                     created_at: now_ms,
                     updated_at: now_ms,
                 })
@@ -195,12 +196,13 @@ macro_rules! store {
                 settings: &ConversationSettingsRecord,
             ) -> Result<(), StoreError> {
                 let done = sqlx::query(
-                    "UPDATE conversations SET system_prompt = $1, temperature = $2, max_tokens = $3 \
-                     WHERE id = $4 AND user_id = $5 AND deleted_at IS NULL",
+                    "UPDATE conversations SET system_prompt = $1, temperature = $2, max_tokens = $3, \
+                     response_schema = $4 WHERE id = $5 AND user_id = $6 AND deleted_at IS NULL",
                 )
                 .bind(&settings.system_prompt)
                 .bind(settings.temperature.map(f64::from))
                 .bind(settings.max_tokens.map(i64::from))
+                .bind(&settings.response_schema)
                 .bind(id)
                 .bind(owner.get())
                 .execute(self.pool())
@@ -415,7 +417,8 @@ macro_rules! store {
                 let mut tx = self.write_tx().await?;
                 sqlx::query(
                     "INSERT INTO conversations (id, user_id, title, model, active_leaf, system_prompt, temperature, \
-                     max_tokens, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     max_tokens, response_schema, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&c.id)
                 .bind(owner.get())
@@ -425,6 +428,7 @@ macro_rules! store {
                 .bind(&c.settings.system_prompt)
                 .bind(c.settings.temperature.map(f64::from))
                 .bind(c.settings.max_tokens.map(i64::from))
+                .bind(&c.settings.response_schema)
                 .bind(c.created_at)
                 .bind(c.updated_at)
                 .execute(&mut *tx)

@@ -784,6 +784,7 @@ async fn a_conversation_has_its_own_system_prompt_and_defaults() {
         system_prompt: Some("You are a pirate. Answer like one. ".repeat(20)),
         temperature: Some(0.2),
         max_tokens: Some(64),
+        response_schema: None,
     };
     t.chat.set_settings(ME, &conv.id, wanted.clone()).await.unwrap();
     assert_eq!(

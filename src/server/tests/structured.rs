@@ -639,3 +639,64 @@ async fn the_embedded_model_calls_tools_and_reads_their_results() {
         assert!(!content(&answer).trim().is_empty(), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn a_conversation_with_a_response_schema_answers_in_json_that_follows_it() {
+    use super::support::{ME, chat, collect};
+    use crate::api::{
+        events::ChatEvent,
+        types::{ChatRequest, ConversationSettings, GenerationParams, MessageStatus},
+    };
+    let t = chat().await;
+    let conv = t.chat.create_conversation(ME).await.unwrap();
+    let settings = |schema: &str| ConversationSettings {
+        response_schema: Some(schema.to_owned()),
+        ..ConversationSettings::default()
+    };
+    for (bad, says) in [
+        ("{\"type\": ", "not JSON"),
+        ("[1]", "JSON object"),
+        ("{\"type\": \"nonsense\"}", "not a usable JSON Schema"),
+    ] {
+        let e = t
+            .chat
+            .set_settings(ME, &conv.id, settings(bad))
+            .await
+            .unwrap_err();
+        let e = crate::api::ApiError::from(e);
+        assert_eq!(e.field.as_deref(), Some("response_schema"), "{bad}");
+        assert!(e.message.contains(says), "{bad}: {}", e.message);
+    }
+    let schema = r#"{"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                     "country": {"type": "string", "maxLength": 40}}, "required": ["city", "country"]}"#;
+    t.chat.set_settings(ME, &conv.id, settings(schema)).await.unwrap();
+    let events = t
+        .chat
+        .send(
+            ME,
+            ChatRequest {
+                conversation_id: conv.id.clone(),
+                message: "Name a big city and its country.".into(),
+                params: GenerationParams {
+                    temperature: 0.0,
+                    max_tokens: 80,
+                },
+                model: None,
+                trim_history: false,
+                edit_of: None,
+            },
+        )
+        .await
+        .unwrap();
+    let events = collect(events).await;
+    let Some(ChatEvent::Done { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(message.status, MessageStatus::Complete, "{message:?}");
+    let value: Value = serde_json::from_str(&message.content).unwrap();
+    let validator = compile(&serde_json::from_str(schema).unwrap()).unwrap();
+    assert!(validator.is_valid(&value), "{value}");
+    // The setting is kept with the conversation.
+    let stored = t.chat.get_conversation(ME, &conv.id).await.unwrap().settings;
+    assert_eq!(stored.response_schema.as_deref(), Some(schema));
+}
