@@ -59,16 +59,14 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// An API key's name: 1 to 100 characters, trimmed.
+/// An API key's name: 1 to 100 characters, not all whitespace (stored trimmed).
+pub const KEY_NAME: super::validation::Rule = super::validation::Rule::Text {
+    max_chars: MAX_KEY_NAME_CHARS,
+    non_blank: true,
+};
+
 pub fn check_key_name(name: &str) -> Result<(), ApiError> {
-    let n = name.trim().chars().count();
-    if n == 0 || n > MAX_KEY_NAME_CHARS {
-        return Err(ApiError::invalid(
-            "name",
-            format!("a key name is 1 to {MAX_KEY_NAME_CHARS} characters (got {n})"),
-        ));
-    }
-    Ok(())
+    Ok(KEY_NAME.check_text("name", "a key name", name)?)
 }
 
 /// An API key as listed: never the key itself, which is shown once at creation.

@@ -147,27 +147,72 @@ impl From<ServerFnError> for ApiError {
 /// field that field's name under it (serde reports the name, not a path, for those).
 #[cfg(feature = "ssr")]
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Every body of the API is an object: serde would also read a struct from an array.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "invalid request body: it must be a JSON object",
+        ));
+    }
     let invalid = |field: Option<String>, e: &dyn std::fmt::Display| {
         let mut error = ApiError::new(ErrorCode::InvalidInput, format!("invalid request body: {e}"));
         error.field = field;
         error
     };
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let at = (path != ".").then_some(path);
-        let named = named_field(&e.inner().to_string());
-        // An unknown field's path already ends with it; a missing one's ends at its parent.
-        let field = match (at, named) {
-            (Some(at), Some(name)) if at != name && !at.ends_with(&format!(".{name}")) => {
-                Some(format!("{at}.{name}"))
-            }
-            (at, name) => at.or(name),
-        };
-        invalid(field, e.inner())
-    })?;
+    // JSON Schema's integers include `2104.0`, and clients write them so: small bodies go
+    // through a value whose whole floats become integers. (Imports, up to 64 MiB, are
+    // read straight into their types.)
+    if body.len() <= WHOLE_NUMBER_BODY_BYTES {
+        let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| invalid(None, &e))?;
+        whole_numbers(&mut value);
+        return serde_path_to_error::deserialize(value).map_err(|e| path_error(e, invalid));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(e, invalid))?;
     de.end().map_err(|e| invalid(None, &e))?;
     Ok(value)
+}
+
+/// Bodies up to this size have whole floats read as integers.
+#[cfg(feature = "ssr")]
+const WHOLE_NUMBER_BODY_BYTES: usize = 1 << 20;
+
+/// `2104.0` → `2104`, everywhere in `value`.
+#[cfg(feature = "ssr")]
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15)
+            {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+/// The field serde_path_to_error followed to a deserialization error.
+#[cfg(feature = "ssr")]
+fn path_error<E: std::fmt::Display>(
+    e: serde_path_to_error::Error<E>,
+    invalid: impl Fn(Option<String>, &dyn std::fmt::Display) -> ApiError,
+) -> ApiError {
+    let path = e.path().to_string();
+    let at = (path != ".").then_some(path);
+    let named = named_field(&e.inner().to_string());
+    // An unknown field's path already ends with it; a missing one's ends at its parent.
+    let field = match (at, named) {
+        (Some(at), Some(name)) if at != name && !at.ends_with(&format!(".{name}")) => {
+            Some(format!("{at}.{name}"))
+        }
+        (at, name) => at.or(name),
+    };
+    invalid(field, e.inner())
 }
 
 /// The field serde names in "missing field `x`" or "unknown field `x`, expected …".

@@ -54,8 +54,8 @@ impl PromptRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PromptResponse {
     pub answer: String,
-    /// The answer parsed, when `response_schema` was given (it validates against it).
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    /// The answer parsed, when `response_schema` was given (it validates against it): any
+    /// JSON value the schema allows.
     pub data: Option<serde_json::Value>,
     /// `ok` when the model finished, `max_tokens` when the answer was cut at the limit.
     #[cfg_attr(feature = "ssr", schema(example = "ok"))]

@@ -127,9 +127,10 @@ pub struct ConversationSettings {
     pub temperature: Option<f32>,
     /// 1 to 8192.
     pub max_tokens: Option<u32>,
-    /// A JSON Schema (as JSON text, at most 64 KiB): answers are then JSON that follows it.
+    /// A JSON Schema (at most 64 KiB as JSON): answers are then JSON that follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_schema: Option<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Option<Object>))]
+    pub response_schema: Option<serde_json::Value>,
 }
 
 /// What a conversation list shows.

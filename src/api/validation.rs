@@ -19,6 +19,135 @@ pub const MAX_SYSTEM_PROMPT_CHARS: usize = 8_000;
 /// Largest JSON Schema an answer may be asked to follow, as JSON text in bytes.
 pub const MAX_RESPONSE_SCHEMA_BYTES: usize = 64 * 1024;
 
+/// A rule of the contract, in terms JSON Schema can state: the validators below check
+/// these, and the OpenAPI document states the same ones (`maxLength`, `minimum`,
+/// `pattern`…), so the documented contract is the enforced one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// Up to `max_chars` characters (not bytes); with `non_blank`, at least one that is
+    /// not whitespace.
+    Text {
+        max_chars: usize,
+        non_blank: bool,
+    },
+    Number {
+        min: f32,
+        max: f32,
+    },
+    Integer {
+        min: u32,
+        max: u32,
+    },
+    /// A list of `min` to `max` items.
+    Items {
+        min: usize,
+        max: usize,
+    },
+}
+
+pub const MESSAGE: Rule = Rule::Text {
+    max_chars: MAX_MESSAGE_CHARS,
+    non_blank: true,
+};
+pub const TITLE: Rule = Rule::Text {
+    max_chars: MAX_TITLE_CHARS,
+    non_blank: true,
+};
+pub const SYSTEM_PROMPT: Rule = Rule::Text {
+    max_chars: MAX_SYSTEM_PROMPT_CHARS,
+    non_blank: false,
+};
+pub const MODEL_ID: Rule = Rule::Text {
+    max_chars: MAX_MODEL_ID_CHARS,
+    non_blank: true,
+};
+pub const TEMPERATURE: Rule = Rule::Number {
+    min: TEMPERATURE_RANGE.0,
+    max: TEMPERATURE_RANGE.1,
+};
+pub const MAX_TOKENS: Rule = Rule::Integer {
+    min: 1,
+    max: MAX_TOKENS_LIMIT,
+};
+
+/// Where each rule applies, as `(schema, property, rule)` of the OpenAPI document.
+pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
+    ("PostMessage", "message", MESSAGE),
+    ("PostMessage", "model", MODEL_ID),
+    ("Regenerate", "model", MODEL_ID),
+    ("GenerationParams", "temperature", TEMPERATURE),
+    ("GenerationParams", "max_tokens", MAX_TOKENS),
+    ("NewConversation", "title", TITLE),
+    ("Rename", "title", TITLE),
+    ("ConversationSettings", "system_prompt", SYSTEM_PROMPT),
+    ("ConversationSettings", "temperature", TEMPERATURE),
+    ("ConversationSettings", "max_tokens", MAX_TOKENS),
+    ("PromptRequest", "user_input", MESSAGE),
+    ("PromptRequest", "max_tokens", MAX_TOKENS),
+    ("NewKey", "name", super::accounts::KEY_NAME),
+    ("ChatCompletionRequest", "temperature", TEMPERATURE),
+    ("ChatCompletionRequest", "max_tokens", MAX_TOKENS),
+    ("ChatCompletionRequest", "max_completion_tokens", MAX_TOKENS),
+    (
+        "ChatCompletionRequest",
+        "messages",
+        Rule::Items {
+            min: 1,
+            max: usize::MAX,
+        },
+    ),
+    (
+        "ExportFile",
+        "stoa_export",
+        Rule::Integer {
+            min: super::export::EXPORT_VERSION,
+            max: super::export::EXPORT_VERSION,
+        },
+    ),
+    ("ExportedConversation", "title", TITLE),
+    // Not the number of conversations or messages: the same schema describes exports,
+    // which may hold more than one import takes.
+    (
+        "ExportedMessage",
+        "content",
+        Rule::Text {
+            max_chars: super::export::MAX_IMPORT_MESSAGE_CHARS,
+            non_blank: false,
+        },
+    ),
+    (
+        "ExportedMessage",
+        "id",
+        Rule::Text {
+            max_chars: MAX_MODEL_ID_CHARS,
+            non_blank: true,
+        },
+    ),
+];
+
+impl Rule {
+    /// Checks `text` against a text rule; `what` names it in the message.
+    pub fn check_text(self, field: &'static str, what: &str, text: &str) -> Result<(), FieldError> {
+        let Rule::Text { max_chars, non_blank } = self else {
+            return Ok(());
+        };
+        if non_blank && text.trim().is_empty() {
+            return Err(FieldError {
+                field,
+                message: format!("{what} must not be empty"),
+            });
+        }
+        let n = text.chars().count();
+        if n > max_chars {
+            return Err(FieldError {
+                field,
+                message: format!("{what} is {n} characters long; the limit is {max_chars} characters"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A rule broken by one field: the field's name and a message that names the limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
@@ -32,39 +161,19 @@ impl From<FieldError> for ApiError {
     }
 }
 
-/// A conversation title: 1 to 200 characters once trimmed.
+/// A conversation title: 1 to 200 characters, not all whitespace (stored trimmed).
 pub fn validate_title(title: &str) -> Result<(), FieldError> {
-    let n = title.trim().chars().count();
-    if n == 0 || n > MAX_TITLE_CHARS {
-        return Err(FieldError {
-            field: "title",
-            message: format!("a title is 1 to {MAX_TITLE_CHARS} characters (got {n})"),
-        });
-    }
-    Ok(())
+    TITLE.check_text("title", "a title", title)
 }
 
 pub fn validate_message(message: &str) -> Result<(), FieldError> {
-    if message.trim().is_empty() {
-        return Err(FieldError {
-            field: "message",
-            message: "message must not be empty".into(),
-        });
-    }
-    let chars = message.chars().count();
-    if chars > MAX_MESSAGE_CHARS {
-        return Err(FieldError {
-            field: "message",
-            message: format!(
-                "message is {chars} characters long; the limit is {MAX_MESSAGE_CHARS} characters"
-            ),
-        });
-    }
-    Ok(())
+    MESSAGE.check_text("message", "message", message)
 }
 
 pub fn validate_temperature(t: f32) -> Result<(), FieldError> {
-    let (lo, hi) = TEMPERATURE_RANGE;
+    let Rule::Number { min: lo, max: hi } = TEMPERATURE else {
+        unreachable!("TEMPERATURE is a number rule")
+    };
     if !t.is_finite() || !(lo..=hi).contains(&t) {
         return Err(FieldError {
             field: "temperature",
@@ -75,10 +184,13 @@ pub fn validate_temperature(t: f32) -> Result<(), FieldError> {
 }
 
 pub fn validate_max_tokens(n: u32) -> Result<(), FieldError> {
-    if !(1..=MAX_TOKENS_LIMIT).contains(&n) {
+    let Rule::Integer { min, max } = MAX_TOKENS else {
+        unreachable!("MAX_TOKENS is an integer rule")
+    };
+    if !(min..=max).contains(&n) {
         return Err(FieldError {
             field: "max_tokens",
-            message: format!("max_tokens must be between 1 and {MAX_TOKENS_LIMIT}"),
+            message: format!("max_tokens must be between {min} and {max}"),
         });
     }
     Ok(())
@@ -86,35 +198,28 @@ pub fn validate_max_tokens(n: u32) -> Result<(), FieldError> {
 
 /// A conversation's response schema: a JSON object of at most 64 KiB. (The server also
 /// checks it is a usable JSON Schema.)
-pub fn validate_response_schema(text: &str) -> Result<(), FieldError> {
+pub fn validate_response_schema(schema: &serde_json::Value) -> Result<(), FieldError> {
     let error = |message: String| FieldError {
         field: "response_schema",
         message,
     };
-    if text.len() > MAX_RESPONSE_SCHEMA_BYTES {
+    if !schema.is_object() {
+        return Err(error("a JSON Schema is a JSON object".into()));
+    }
+    let size = schema.to_string().len();
+    if size > MAX_RESPONSE_SCHEMA_BYTES {
         return Err(error(format!(
-            "the schema is {} bytes; the limit is {MAX_RESPONSE_SCHEMA_BYTES}",
-            text.len()
+            "the schema is {size} bytes; the limit is {MAX_RESPONSE_SCHEMA_BYTES}"
         )));
     }
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) if v.is_object() => Ok(()),
-        Ok(_) => Err(error("a JSON Schema is a JSON object".into())),
-        Err(e) => Err(error(format!("not JSON: {e}"))),
-    }
+    Ok(())
 }
 
 /// Longest model id (`provider/model`) accepted.
 pub const MAX_MODEL_ID_CHARS: usize = 200;
 
 pub fn validate_model_id(id: &str) -> Result<(), FieldError> {
-    if id.trim().is_empty() || id.chars().count() > MAX_MODEL_ID_CHARS {
-        return Err(FieldError {
-            field: "model",
-            message: format!("model must be a model id of 1 to {MAX_MODEL_ID_CHARS} characters"),
-        });
-    }
-    Ok(())
+    MODEL_ID.check_text("model", "model", id)
 }
 
 impl GenerationParams {
@@ -134,23 +239,16 @@ impl super::types::ConversationSettings {
     /// Every broken rule, in field order.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if let Some(p) = &self.system_prompt {
-            let n = p.chars().count();
-            if n > MAX_SYSTEM_PROMPT_CHARS {
-                errors.push(FieldError {
-                    field: "system_prompt",
-                    message: format!(
-                        "system_prompt is {n} characters long; the limit is {MAX_SYSTEM_PROMPT_CHARS} characters"
-                    ),
-                });
-            }
-        }
+        errors.extend(self.system_prompt.as_deref().and_then(|p| {
+            SYSTEM_PROMPT
+                .check_text("system_prompt", "system_prompt", p)
+                .err()
+        }));
         errors.extend(self.temperature.and_then(|t| validate_temperature(t).err()));
         errors.extend(self.max_tokens.and_then(|n| validate_max_tokens(n).err()));
         errors.extend(
             self.response_schema
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
+                .as_ref()
                 .and_then(|s| validate_response_schema(s).err()),
         );
         errors

@@ -44,7 +44,13 @@ fn parse_settings(
         temperature: optional("temperature", temperature, "a number")?,
         max_tokens: optional("max_tokens", max_tokens, "a whole number")?,
         system_prompt: Some(system_prompt).filter(|p| !p.trim().is_empty()),
-        response_schema: Some(response_schema).filter(|s| !s.trim().is_empty()),
+        response_schema: match response_schema.trim() {
+            "" => None,
+            text => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| ApiError::invalid("response_schema", format!("not JSON: {e}")))?,
+            ),
+        },
     })
 }
 
@@ -73,7 +79,13 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
     let system_prompt = RwSignal::new(settings.system_prompt.clone().unwrap_or_default());
     let temperature = RwSignal::new(settings.temperature.map(|t| t.to_string()).unwrap_or_default());
     let max_tokens = RwSignal::new(settings.max_tokens.map(|n| n.to_string()).unwrap_or_default());
-    let schema = RwSignal::new(settings.response_schema.clone().unwrap_or_default());
+    let schema = RwSignal::new(
+        settings
+            .response_schema
+            .as_ref()
+            .and_then(|s| serde_json::to_string_pretty(s).ok())
+            .unwrap_or_default(),
+    );
     let error = RwSignal::new(None::<ApiError>);
     let saved = RwSignal::new(false);
     let error_for = move |field: &'static str| {

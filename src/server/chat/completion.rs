@@ -151,7 +151,11 @@ fn checked(tokens: TokenStream, expected: Option<Expected>) -> TokenStream {
         Ok(done @ TokenEvent::Done { finish, .. }) if finish != FinishReason::ToolCalls => {
             match expected.check(&text) {
                 Ok(_) => Ok(done),
-                Err(path) => Err(LlmError::InvalidOutput(path)),
+                Err(path) if finish == FinishReason::Length => Err(LlmError::InvalidOutput {
+                    reason: format!("the answer was cut at max_tokens before its JSON was complete; raise max_tokens ({path})"),
+                    cut: true,
+                }),
+                Err(reason) => Err(LlmError::InvalidOutput { reason, cut: false }),
             }
         }
         other => other,
@@ -240,8 +244,8 @@ impl ChatService {
                         whole,
                     });
                 }
-                Err(ChatError::Llm(LlmError::InvalidOutput(path))) if retries == 0 => {
-                    tracing::info!(%path, %model, "the answer broke its schema; asking once more");
+                Err(ChatError::Llm(LlmError::InvalidOutput { reason, cut: false })) if retries == 0 => {
+                    tracing::info!(%reason, %model, "the answer broke its schema; asking once more");
                     retries += 1;
                 }
                 Err(e) => return Err(e),

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     api::{
-        ApiError,
+        ApiError, ErrorCode,
         types::{
             ConversationSettings, ConversationSummary, ConversationView, MessageStatus, SearchHit,
             SnippetPart,
@@ -45,10 +45,13 @@ impl ChatService {
             .iter()
             .find(|id| !known.iter().any(|c| &c.id == *id))
         {
-            return Err(ChatError::Invalid(ApiError::invalid(
-                "collection_ids",
-                format!("collection '{unknown}' does not exist"),
-            )));
+            return Err(ChatError::Invalid(
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("collection '{unknown}' does not exist"),
+                )
+                .with_field("collection_ids"),
+            ));
         }
         rag.documents
             .set_conversation_collections(conversation_id, collection_ids)
@@ -142,13 +145,10 @@ impl ChatService {
         settings.check().map_err(ChatError::Invalid)?;
         let settings = ConversationSettings {
             system_prompt: settings.system_prompt.filter(|p| !p.trim().is_empty()),
-            response_schema: settings.response_schema.filter(|s| !s.trim().is_empty()),
             ..settings
         };
         if let Some(schema) = &settings.response_schema {
-            // Valid JSON: validate() above parsed it.
-            let value: serde_json::Value = serde_json::from_str(schema).unwrap_or_default();
-            super::structured::check_schema("response_schema", &value).map_err(ChatError::Invalid)?;
+            super::structured::check_schema("response_schema", schema).map_err(ChatError::Invalid)?;
         }
         self.store
             .set_conversation_settings(owner, id, &settings.clone().into())

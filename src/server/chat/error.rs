@@ -61,7 +61,7 @@ impl From<ChatError> for ApiError {
                 ApiError::new(ErrorCode::UpstreamRejected, e.to_string())
             }
             ChatError::Llm(LlmError::Unsupported { param, reason }) => ApiError::invalid(param, reason),
-            ChatError::Llm(e @ LlmError::InvalidOutput(_)) => {
+            ChatError::Llm(e @ LlmError::InvalidOutput { .. }) => {
                 tracing::warn!(error = %e, "an answer did not match its schema");
                 ApiError::new(ErrorCode::InvalidOutput, e.to_string())
             }

@@ -334,8 +334,8 @@ impl Generation {
                     }
                     Some(Ok(TokenEvent::Done { prompt_tokens, completion_tokens, .. })) => {
                         // A conversation that asks for JSON gets JSON that follows its schema, or a failed answer naming the path.
-                        if let Some(Err(path)) = Expected::of(&self.request.options).map(|e| e.check(&p.content)) {
-                            break Outcome::Failed(LlmError::InvalidOutput(path));
+                        if let Some(Err(reason)) = Expected::of(&self.request.options).map(|e| e.check(&p.content)) {
+                            break Outcome::Failed(LlmError::InvalidOutput { reason, cut: false });
                         }
                         break Outcome::Complete { prompt_tokens, completion_tokens };
                     }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     api::{
-        ApiError,
+        ApiError, ErrorCode,
         documents::Citation,
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageStatus, ModelList, RegenerateRequest, Role},
@@ -126,9 +126,9 @@ impl ChatService {
             .map(str::to_owned)
             .or_else(|| self.router.default_id())
             .ok_or_else(|| ChatError::Invalid(ApiError::invalid("model", "no model is available")))?;
-        self.router
-            .resolve(&id)
-            .map_err(|message| ChatError::Invalid(ApiError::invalid("model", message)))
+        self.router.resolve(&id).map_err(|message| {
+            ChatError::Invalid(ApiError::new(ErrorCode::NotFound, message).with_field("model"))
+        })
     }
 
     /// Validates, stores the user message, starts the answer and returns its events:

@@ -103,7 +103,8 @@ pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
 /// One model of the list (the official clients' `models.retrieve`). Ids hold a slash
 /// (`local/SmolLM2-135M-Instruct.Q4_1`), which may be sent escaped (`%2F`) or as it is.
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "openai",
-    params(("id" = String, Path, description = "A model id as `/v1/models` lists it, e.g. `local/SmolLM2-135M-Instruct.Q4_1`")),
+    params(("id" = String, Path, min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9._:-]+$",
+        description = "A model id as `/v1/models` lists it, e.g. `local/SmolLM2-135M-Instruct.Q4_1` (its slash may be escaped or not)")),
     responses(
         (status = 200, description = "The model object"),
         (status = 404, description = "No such model (`model_not_found`)", body = OpenAiError),
@@ -138,6 +139,7 @@ async fn model_with_slash(
     (status = 400, description = "A parameter is invalid; `param` names it", body = OpenAiError),
     (status = 404, description = "Unknown model (`model_not_found`)", body = OpenAiError),
     (status = 503, description = "Busy, or no provider could start an answer; see `Retry-After`", body = OpenAiError),
+    (status = 502, description = "The answer does not have the shape `response_format` asks for, even after a retry, or was cut at `max_tokens` (`invalid_output`); the message names the path", body = OpenAiError),
     (status = 401, description = "No valid API key (`invalid_api_key`)", body = OpenAiError),
     (status = 429, description = "Too many answers started (`rate_limit_exceeded`); see `Retry-After`", body = OpenAiError),
 ))]

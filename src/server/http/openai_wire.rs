@@ -39,7 +39,6 @@ pub struct ChatCompletionRequest {
     pub n: Option<u32>,
     pub stream_options: Option<StreamOptions>,
     /// A string or up to 4 strings; the answer ends before the first one.
-    #[schema(value_type = Object)]
     pub stop: Option<WireStop>,
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
@@ -57,7 +56,6 @@ pub struct ChatCompletionRequest {
     pub response_format: Option<WireResponseFormat>,
     pub tools: Option<Vec<WireTool>>,
     /// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`.
-    #[schema(value_type = Object)]
     pub tool_choice: Option<WireToolChoice>,
     pub parallel_tool_calls: Option<bool>,
 }
@@ -74,6 +72,30 @@ pub enum WireStop {
     One(String),
     Many(Vec<String>),
 }
+
+/// `stop` as the document states it: the limits the request is checked against.
+impl utoipa::PartialSchema for WireStop {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_STOP_CHARS))
+        };
+        OneOfBuilder::new()
+            .item(text())
+            .item(
+                ArrayBuilder::new()
+                    .items(text())
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_STOP)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WireStop {}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -112,26 +134,34 @@ pub struct WireFunction {
     pub strict: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum WireToolChoice {
-    Mode(String),
+    Mode(ToolMode),
     Named {
+        /// `function`.
         #[serde(rename = "type")]
         kind: String,
         function: WireFunctionName,
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolMode {
+    None,
+    Auto,
+    Required,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WireFunctionName {
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct WireMessage {
-    /// `system`, `developer`, `user`, `assistant` or `tool`.
-    pub role: String,
+    pub role: WireRole,
     /// A string, or a list of parts: `{"type": "text", "text": …}`, and in user messages
     /// `{"type": "image_url", "image_url": {"url": …, "detail": …}}`.
     #[serde(default)]
@@ -141,6 +171,17 @@ pub struct WireMessage {
     pub tool_calls: Option<Vec<WireToolCall>>,
     /// The call a `tool` message answers.
     pub tool_call_id: Option<String>,
+}
+
+/// Who speaks: `developer` is read as `system`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WireRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -245,17 +286,11 @@ fn content_of(i: usize, role: PromptRole, content: &Value) -> Result<(String, Ve
 }
 
 fn message(i: usize, m: &WireMessage) -> Result<PromptMessage, ApiError> {
-    let role = match m.role.as_str() {
-        "system" | "developer" => PromptRole::System,
-        "user" => PromptRole::User,
-        "assistant" => PromptRole::Assistant,
-        "tool" => PromptRole::Tool,
-        other => {
-            return Err(ApiError::invalid(
-                format!("messages[{i}].role"),
-                format!("role '{other}' is not supported; use system, developer, user, assistant or tool"),
-            ));
-        }
+    let role = match m.role {
+        WireRole::System | WireRole::Developer => PromptRole::System,
+        WireRole::User => PromptRole::User,
+        WireRole::Assistant => PromptRole::Assistant,
+        WireRole::Tool => PromptRole::Tool,
     };
     let (content, images) = content_of(i, role, &m.content)?;
     let tool_calls = match (&m.tool_calls, role) {
@@ -482,16 +517,10 @@ impl ChatCompletionRequest {
     fn tool_choice(&self, tools: &[ToolSpec]) -> Result<ToolChoice, ApiError> {
         let choice = match &self.tool_choice {
             None => return Ok(ToolChoice::Unset),
-            Some(WireToolChoice::Mode(mode)) => match mode.as_str() {
-                "none" => ToolChoice::None,
-                "auto" => ToolChoice::Auto,
-                "required" => ToolChoice::Required,
-                _ => {
-                    return Err(ApiError::invalid(
-                        "tool_choice",
-                        "tool_choice is none, auto, required or a named function",
-                    ));
-                }
+            Some(WireToolChoice::Mode(mode)) => match mode {
+                ToolMode::None => ToolChoice::None,
+                ToolMode::Auto => ToolChoice::Auto,
+                ToolMode::Required => ToolChoice::Required,
             },
             Some(WireToolChoice::Named { kind, function }) => {
                 if kind != "function" || !tools.iter().any(|t| t.name == function.name) {
@@ -607,7 +636,10 @@ mod tests {
 
     #[test]
     fn names_the_offending_parameter() {
-        let e = parse(json!({"model": "m", "messages": [{"role": "function", "content": "x"}]})).unwrap_err();
+        let e = crate::api::error::json_body::<ChatCompletionRequest>(
+            br#"{"model": "m", "messages": [{"role": "function", "content": "x"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("messages[0].role"));
         let e = parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("messages[0].tool_call_id"));

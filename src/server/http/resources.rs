@@ -159,7 +159,8 @@ pub(crate) async fn list_conversations(
     Ok(Json(state.chat.list_conversations(who.user).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations",
+    request_body(content = Option<NewConversation>, description = "Optional: without a body the conversation gets the defaults"),
     responses(
         (status = 201, description = "The new, empty conversation", body = ConversationSummary),
         super::rest::BadRequest, super::rest::Unauthorized,
@@ -304,7 +305,7 @@ async fn answer(
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message_id}/regenerate", tag = "conversations",
-    request_body = Regenerate,
+    request_body(content = Option<Regenerate>, description = "Optional: without a body, the defaults"),
     params(("id" = String, Path, description = "Conversation id"), ("message_id" = String, Path, description = "The answer to write again")),
     responses(
         (status = 201, description = "The question and its new answer (a new version; the old one stays as another branch)", body = Exchange),

@@ -120,6 +120,14 @@ pub struct TooManyRequests(pub Problem);
 )]
 pub struct Unavailable(pub Problem);
 
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 502,
+    description = "The model's answer does not have the shape `response_schema` asks for, even after a retry (or it was cut at `max_tokens`); the detail names the path",
+    content_type = "application/problem+json"
+)]
+pub struct InvalidOutput(pub Problem);
+
 /// A JSON request body; one that does not parse is a 400 problem naming the field.
 pub struct ApiJson<T>(pub T);
 
@@ -131,6 +139,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
             .await
             .map_err(IntoResponse::into_response)?;
         json_body(&body).map(ApiJson).map_err(problem)
+    }
+}
+
+/// Query parameters; ones that do not parse are a 400 problem (never axum's plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| {
+                problem(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("invalid query: {}", e.body_text()),
+                ))
+            })
     }
 }
 
@@ -146,7 +172,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> axum::extract::Fr
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let text = body.trim_ascii();
+        if text.is_empty() || text == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         json_body(&body).map(OptionalJson).map_err(problem)
@@ -212,7 +239,7 @@ pub fn problem(e: ApiError) -> Response {
     request_body = PromptRequest,
     responses(
         (status = 200, description = "The answer", body = PromptResponse),
-        BadRequest, Unavailable, Unauthorized, TooManyRequests,
+        BadRequest, Unavailable, Unauthorized, TooManyRequests, InvalidOutput,
     )
 )]
 async fn generate(
@@ -244,7 +271,10 @@ async fn generate(
     }))
 }
 
-use crate::api::error::json_body;
+use crate::api::{
+    error::json_body,
+    validation::{DOCUMENTED_RULES, Rule},
+};
 
 /// What `/readyz` checked.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -339,7 +369,53 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI 3.1 document, generated from the routes' declarations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().split_for_parts().1
+    let mut doc = documented().split_for_parts().1;
+    state_rules(&mut doc);
+    doc
+}
+
+/// Writes the contract's validation rules ([`DOCUMENTED_RULES`]) into the document's
+/// schemas: the constraints it states are the ones the validators check.
+fn state_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for (schema, property, rule) in DOCUMENTED_RULES {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*schema) else {
+            continue;
+        };
+        let Some(RefOr::T(schema)) = object.properties.get_mut(*property) else {
+            continue;
+        };
+        if let (Rule::Items { min, max }, Schema::Array(list)) = (rule, &mut *schema) {
+            list.min_items = Some(*min);
+            list.max_items = (*max < usize::MAX).then_some(*max);
+            continue;
+        }
+        let Schema::Object(field) = schema else {
+            continue;
+        };
+        match *rule {
+            Rule::Text { max_chars, non_blank } => {
+                field.max_length = Some(max_chars);
+                if non_blank {
+                    field.min_length = Some(1);
+                    // At least one character that is not whitespace.
+                    field.pattern = Some(r"\S".into());
+                }
+            }
+            Rule::Number { min, max } => {
+                field.minimum = Some(utoipa::Number::Float(f64::from(min)));
+                field.maximum = Some(utoipa::Number::Float(f64::from(max)));
+            }
+            Rule::Integer { min, max } => {
+                field.minimum = Some(utoipa::Number::UInt(min as usize));
+                field.maximum = Some(utoipa::Number::UInt(max as usize));
+            }
+            Rule::Items { .. } => {}
+        }
+    }
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {

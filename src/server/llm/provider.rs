@@ -167,8 +167,12 @@ pub enum LlmError {
     #[error("{param}: {reason}")]
     Unsupported { param: String, reason: String },
     /// The answer does not have the shape that was asked for.
-    #[error("the answer does not match the requested schema: {0}")]
-    InvalidOutput(String),
+    #[error("the answer does not match the requested schema: {reason}")]
+    InvalidOutput {
+        reason: String,
+        /// The answer was cut at `max_tokens`: asking again with the same limit will not help.
+        cut: bool,
+    },
 }
 
 impl LlmError {

@@ -109,7 +109,7 @@ impl From<crate::api::types::ConversationSettings> for ConversationSettingsRecor
             system_prompt: s.system_prompt,
             temperature: s.temperature,
             max_tokens: s.max_tokens,
-            response_schema: s.response_schema,
+            response_schema: s.response_schema.map(|v| v.to_string()),
         }
     }
 }
@@ -121,7 +121,10 @@ impl ConversationRecord {
             system_prompt: self.system_prompt.clone(),
             temperature: self.temperature,
             max_tokens: self.max_tokens,
-            response_schema: self.response_schema.clone(),
+            response_schema: self
+                .response_schema
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
         }
     }
 }

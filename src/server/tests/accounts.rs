@@ -256,7 +256,7 @@ async fn another_users_ids_are_not_found_on_every_route() {
             json!({"conversation_id": own, "collection_ids": [collection]}),
         )
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 404, "{body}");
     assert_eq!(body["field"], "collection_ids");
     // Stop answers "not running" rather than stopping someone else's answer.
     assert_eq!(

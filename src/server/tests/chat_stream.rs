@@ -303,7 +303,7 @@ async fn invalid_requests_are_rejected_before_anything_is_stored() {
     unknown_model.model = Some("nowhere/gpt-9".into());
     let e = rejected(&t, unknown_model).await;
     assert_eq!(e.field.as_deref(), Some("model"), "{e:?}");
-    assert_eq!(e.status(), 400);
+    assert_eq!(e.status(), 404);
     assert!(
         t.chat
             .get_conversation(ME, &conv.id)

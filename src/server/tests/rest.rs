@@ -6,6 +6,39 @@ use serde_json::{Value, json};
 use super::support::spawn_app;
 use crate::server::http::rest::openapi;
 
+#[test]
+fn the_openapi_document_states_every_validation_rule() {
+    use crate::api::validation::{DOCUMENTED_RULES, Rule};
+    let spec = serde_json::to_value(openapi()).unwrap();
+    for (schema, property, rule) in DOCUMENTED_RULES {
+        let field = &spec["components"]["schemas"][schema]["properties"][property];
+        assert!(field.is_object(), "{schema}.{property} is in the document");
+        match rule {
+            Rule::Text { max_chars, non_blank } => {
+                assert_eq!(field["maxLength"], *max_chars, "{schema}.{property}");
+                assert_eq!(field.get("pattern").is_some(), *non_blank, "{schema}.{property}");
+            }
+            Rule::Number { min, max } => {
+                assert_eq!(
+                    field["minimum"].as_f64(),
+                    Some(f64::from(*min)),
+                    "{schema}.{property}"
+                );
+                assert_eq!(
+                    field["maximum"].as_f64(),
+                    Some(f64::from(*max)),
+                    "{schema}.{property}"
+                );
+            }
+            Rule::Integer { min, max } => {
+                assert_eq!(field["minimum"], *min, "{schema}.{property}");
+                assert_eq!(field["maximum"], *max, "{schema}.{property}");
+            }
+            Rule::Items { min, .. } => assert_eq!(field["minItems"], *min, "{schema}.{property}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn generate_answers_and_refuses_bad_input_as_problem_json() {
     let app = spawn_app().await;

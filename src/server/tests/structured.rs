@@ -650,11 +650,10 @@ async fn a_conversation_with_a_response_schema_answers_in_json_that_follows_it()
     let t = chat().await;
     let conv = t.chat.create_conversation(ME).await.unwrap();
     let settings = |schema: &str| ConversationSettings {
-        response_schema: Some(schema.to_owned()),
+        response_schema: Some(serde_json::from_str(schema).unwrap()),
         ..ConversationSettings::default()
     };
     for (bad, says) in [
-        ("{\"type\": ", "not JSON"),
         ("[1]", "JSON object"),
         ("{\"type\": \"nonsense\"}", "not a usable JSON Schema"),
     ] {
@@ -698,5 +697,8 @@ async fn a_conversation_with_a_response_schema_answers_in_json_that_follows_it()
     assert!(validator.is_valid(&value), "{value}");
     // The setting is kept with the conversation.
     let stored = t.chat.get_conversation(ME, &conv.id).await.unwrap().settings;
-    assert_eq!(stored.response_schema.as_deref(), Some(schema));
+    assert_eq!(
+        stored.response_schema,
+        Some(serde_json::from_str(schema).unwrap())
+    );
 }

@@ -27,8 +27,20 @@ pub(crate) async fn list_documents(
     Ok(Json(state.ingest()?.list(who.user).await?))
 }
 
+/// The form of an upload, as the OpenAPI document describes it (the handler reads the
+/// multipart stream itself, one file at a time).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct UploadForm {
+    /// One or more files.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    file: Vec<Vec<u8>>,
+    /// JSON: `{"title", "source", "tags", "collection"}`, all optional.
+    metadata: Option<crate::api::documents::DocumentMetadata>,
+}
+
 #[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
-    request_body(content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
         and an optional `metadata` field: JSON with title, source, tags and collection"),
     responses(
         (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),

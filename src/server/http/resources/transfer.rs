@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::header,
     response::{IntoResponse, Response},
 };
@@ -10,13 +10,12 @@ use serde::Deserialize;
 
 use crate::{
     api::{
-        ApiError,
         export::{ExportFile, to_markdown},
         types::{ConversationSummary, SearchHit},
     },
     server::{
         auth::Principal,
-        http::rest::{Created, RestResult},
+        http::rest::{ApiQuery, Created, RestResult},
         state::AppState,
     },
 };
@@ -26,7 +25,18 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (every branch; importable) or `markdown` (the branch shown). Default `json`.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<ExportFormat>,
+}
+
+/// What an export is written as.
+#[derive(Debug, Default, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    #[serde(alias = "md")]
+    Markdown,
 }
 
 /// `?q=` of a search.
@@ -38,18 +48,14 @@ pub struct SearchQuery {
 }
 
 /// The export as a file download.
-fn export_response(file: ExportFile, format: Option<&str>, name: &str) -> RestResult<Response> {
-    let (body, content_type, extension) = match format.unwrap_or("json") {
-        "json" => (
+fn export_response(file: ExportFile, format: Option<ExportFormat>, name: &str) -> RestResult<Response> {
+    let (body, content_type, extension) = match format.unwrap_or_default() {
+        ExportFormat::Json => (
             serde_json::to_string_pretty(&file).unwrap_or_default(),
             "application/json",
             "json",
         ),
-        "markdown" | "md" => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
-        other => {
-            let message = format!("format is 'json' or 'markdown' (got '{other}')");
-            return Err(ApiError::invalid("format", message).into());
-        }
+        ExportFormat::Markdown => (to_markdown(&file), "text/markdown; charset=utf-8", "md"),
     };
     let disposition = format!("attachment; filename=\"{name}.{extension}\"");
     let headers = [
@@ -62,31 +68,33 @@ fn export_response(file: ExportFile, format: Option<&str>, name: &str) -> RestRe
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/export", tag = "conversations",
     params(("id" = String, Path, description = "Conversation id"), ExportQuery),
     responses(
-        (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)", body = ExportFile),
+        (status = 200, description = "The conversation as a JSON export (every branch) or Markdown (the branch shown)",
+            content((ExportFile = "application/json"), (String = "text/markdown"))),
         crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::NotFound,
     ))]
 pub(crate) async fn export_conversation(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> RestResult<Response> {
     let file = state.chat.export(who.user, Some(&id)).await?;
-    export_response(file, q.format.as_deref(), "stoa-conversation")
+    export_response(file, q.format, "stoa-conversation")
 }
 
 #[utoipa::path(get, path = "/api/v1/export", tag = "conversations", params(ExportQuery),
     responses(
-        (status = 200, description = "All the caller's conversations as a JSON export or Markdown", body = ExportFile),
+        (status = 200, description = "All the caller's conversations as a JSON export or Markdown",
+            content((ExportFile = "application/json"), (String = "text/markdown"))),
         crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized,
     ))]
 pub(crate) async fn export_all(
     State(state): State<AppState>,
     who: Principal,
-    Query(q): Query<ExportQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> RestResult<Response> {
     let file = state.chat.export(who.user, None).await?;
-    export_response(file, q.format.as_deref(), "stoa-conversations")
+    export_response(file, q.format, "stoa-conversations")
 }
 
 #[utoipa::path(post, path = "/api/v1/import", tag = "conversations", request_body = ExportFile,
@@ -111,7 +119,7 @@ pub(crate) async fn import(
 pub(crate) async fn search(
     State(state): State<AppState>,
     who: Principal,
-    Query(q): Query<SearchQuery>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> RestResult<Json<Vec<SearchHit>>> {
     let words = q.q.as_deref().unwrap_or_default();
     Ok(Json(state.chat.search(who.user, words).await?))
