@@ -33,25 +33,49 @@ fn optional<T: std::str::FromStr>(field: &'static str, raw: &str, what: &str) ->
         .map_err(|_| ApiError::invalid(field, format!("{field} must be {what}")))
 }
 
-/// The form's fields as settings (empty fields: the defaults), before the contract's checks.
-fn parse_settings(
-    system_prompt: String,
-    temperature: &str,
-    max_tokens: &str,
-    response_schema: String,
-) -> Result<ConversationSettings, ApiError> {
-    Ok(ConversationSettings {
-        temperature: optional("temperature", temperature, "a number")?,
-        max_tokens: optional("max_tokens", max_tokens, "a whole number")?,
-        system_prompt: Some(system_prompt).filter(|p| !p.trim().is_empty()),
-        response_schema: match response_schema.trim() {
-            "" => None,
-            text => Some(
-                serde_json::from_str(text)
-                    .map_err(|e| ApiError::invalid("response_schema", format!("not JSON: {e}")))?,
+/// The form's fields, as typed.
+#[derive(Clone, Copy)]
+struct Fields {
+    system_prompt: RwSignal<String>,
+    temperature: RwSignal<String>,
+    max_tokens: RwSignal<String>,
+    schema: RwSignal<String>,
+}
+
+impl Fields {
+    fn new(settings: &ConversationSettings) -> Self {
+        let shown = |v: Option<String>| RwSignal::new(v.unwrap_or_default());
+        Self {
+            system_prompt: shown(settings.system_prompt.clone()),
+            temperature: shown(settings.temperature.map(|t| t.to_string())),
+            max_tokens: shown(settings.max_tokens.map(|n| n.to_string())),
+            schema: shown(
+                settings
+                    .response_schema
+                    .as_ref()
+                    .and_then(|s| serde_json::to_string_pretty(s).ok()),
             ),
-        },
-    })
+        }
+    }
+
+    /// The fields as settings (empty fields: the defaults), checked by the contract.
+    fn parse(self) -> Result<ConversationSettings, ApiError> {
+        let schema = self.schema.get_untracked();
+        let settings = ConversationSettings {
+            temperature: optional("temperature", &self.temperature.get_untracked(), "a number")?,
+            max_tokens: optional("max_tokens", &self.max_tokens.get_untracked(), "a whole number")?,
+            system_prompt: Some(self.system_prompt.get_untracked()).filter(|p| !p.trim().is_empty()),
+            response_schema: match schema.trim() {
+                "" => None,
+                text => Some(
+                    serde_json::from_str(text)
+                        .map_err(|e| ApiError::invalid("response_schema", format!("not JSON: {e}")))?,
+                ),
+            },
+        };
+        settings.check()?;
+        Ok(settings)
+    }
 }
 
 /// "Answer as JSON with this schema": a JSON Schema every answer of the conversation
@@ -76,16 +100,13 @@ fn SchemaField(schema: RwSignal<String>, error: impl IntoView) -> impl IntoView 
 #[component]
 pub fn ConversationSettingsPanel(conversation_id: String, settings: ConversationSettings) -> impl IntoView {
     let id = StoredValue::new(conversation_id);
-    let system_prompt = RwSignal::new(settings.system_prompt.clone().unwrap_or_default());
-    let temperature = RwSignal::new(settings.temperature.map(|t| t.to_string()).unwrap_or_default());
-    let max_tokens = RwSignal::new(settings.max_tokens.map(|n| n.to_string()).unwrap_or_default());
-    let schema = RwSignal::new(
-        settings
-            .response_schema
-            .as_ref()
-            .and_then(|s| serde_json::to_string_pretty(s).ok())
-            .unwrap_or_default(),
-    );
+    let fields = Fields::new(&settings);
+    let Fields {
+        system_prompt,
+        temperature,
+        max_tokens,
+        schema,
+    } = fields;
     let error = RwSignal::new(None::<ApiError>);
     let saved = RwSignal::new(false);
     let error_for = move |field: &'static str| {
@@ -99,13 +120,7 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
     let save = move |e: leptos::ev::SubmitEvent| {
         e.prevent_default();
         saved.set(false);
-        let parsed = parse_settings(
-            system_prompt.get_untracked(),
-            &temperature.get_untracked(),
-            &max_tokens.get_untracked(),
-            schema.get_untracked(),
-        );
-        let settings = match parsed.and_then(|s| s.check().map(|()| s)) {
+        let settings = match fields.parse() {
             Ok(s) => s,
             Err(e) => {
                 error.set(Some(e));

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::{
     http::{expect_openai_error, sse_chunks},
-    support::{App, spawn_app, spawn_app_with},
+    support::{App, get_json, post_json, spawn_app, spawn_app_with},
 };
 use crate::server::{chat::structured::compile, config::ProviderSettings};
 
@@ -108,12 +108,7 @@ async fn gateway(scripts: Vec<Vec<Value>>) -> (ScriptedUpstream, App) {
 }
 
 async fn post(app: &App, body: Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_json(&format!("{}/v1/chat/completions", app.base), &body).await
 }
 
 async fn ok_json(app: &App, body: Value) -> Value {
@@ -398,14 +393,7 @@ async fn malformed_parameters_are_refused_naming_them_before_any_token() {
 async fn every_listed_model_can_be_retrieved_by_id() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();
-    let list: Value = client
-        .get(format!("{}/v1/models", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&format!("{}/v1/models", app.base)).await;
     let models = list["data"].as_array().unwrap();
     assert!(models.len() >= 2, "{list}");
     for m in models {
@@ -431,12 +419,7 @@ async fn every_listed_model_can_be_retrieved_by_id() {
 
 /// The embedded model, as `/v1/models` names it.
 async fn local_model(app: &App) -> String {
-    let list: Value = reqwest::get(format!("{}/v1/models", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&format!("{}/v1/models", app.base)).await;
     list["data"]
         .as_array()
         .unwrap()

@@ -245,6 +245,16 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> App {
     }
 }
 
+/// `GET url` as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// `POST url` with a JSON body.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new().post(url).json(body).send().await.unwrap()
+}
+
 /// The single-user owner, as whom tests that drive services directly act.
 pub const ME: crate::server::auth::UserId = crate::server::auth::UserId::SINGLE_USER;
 

@@ -129,6 +129,28 @@ fn backend_err(what: &str, e: impl std::fmt::Display) -> LlmError {
     LlmError::Backend(format!("{what}: {e}"))
 }
 
+/// Token bytes to the text that may be sent.
+struct TextOut {
+    /// A token may end in the middle of a UTF-8 character: the decoder keeps the
+    /// incomplete bytes until the next token completes them.
+    utf8: encoding_rs::Decoder,
+    stops: StopScan,
+}
+
+impl TextOut {
+    /// The text of the next token's bytes that may leave now, and whether a stop string
+    /// was reached.
+    fn next(&mut self, bytes: &[u8]) -> (String, bool) {
+        let mut text = String::with_capacity(
+            self.utf8
+                .max_utf8_buffer_length(bytes.len())
+                .unwrap_or(bytes.len() + 4),
+        );
+        let _ = self.utf8.decode_to_string(bytes, &mut text, false);
+        self.stops.push(&text)
+    }
+}
+
 /// Runs one job. Returning early without an error means the receiver went away.
 fn generate(
     model: &LlamaModel,
@@ -168,8 +190,10 @@ fn generate(
     }
 
     let mut sampler = sampler(model, &job.sampling, config)?;
-    let mut stops = StopScan::new(job.sampling.stop.clone());
-    let mut utf8 = encoding_rs::UTF_8.new_decoder();
+    let mut text = TextOut {
+        utf8: encoding_rs::UTF_8.new_decoder(),
+        stops: StopScan::new(job.sampling.stop.clone()),
+    };
     let mut logits_index = batch.n_tokens() - 1;
     let mut completion = 0u32;
     let finish = loop {
@@ -181,17 +205,8 @@ fn generate(
             break FinishReason::Stop;
         }
         completion += 1;
-
-        // A token may end in the middle of a UTF-8 character: the decoder keeps the
-        // incomplete bytes until the next token completes them.
-        let bytes = vocab.token_to_piece(token, false, None);
-        let mut text = String::with_capacity(
-            utf8.max_utf8_buffer_length(bytes.len())
-                .unwrap_or(bytes.len() + 4),
-        );
-        let _ = utf8.decode_to_string(&bytes, &mut text, false);
-        let (text, stopped) = stops.push(&text);
-        if !text.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(text))).is_err() {
+        let (piece, stopped) = text.next(&vocab.token_to_piece(token, false, None));
+        if !piece.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(piece))).is_err() {
             return Ok(()); // the listener is gone: stop decoding now
         }
         if stopped {
@@ -206,7 +221,7 @@ fn generate(
         ctx.decode(batch).map_err(|e| backend_err("decode", e))?;
         logits_index = 0;
     };
-    let rest = stops.rest();
+    let rest = text.stops.rest();
     if !rest.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(rest))).is_err() {
         return Ok(());
     }
