@@ -181,6 +181,61 @@ pub struct Citation {
     pub score: f32,
 }
 
+/// A retrieval-only search of the caller's documents (`POST /api/v1/search/passages`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PassageQuery {
+    /// What to find (1 to 16,000 characters).
+    pub query: String,
+    /// Only these collections (ids); all of the caller's documents when absent.
+    #[serde(default)]
+    pub collection_ids: Option<Vec<String>>,
+    /// How many passages (1 to 50, default 10).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Most passages one search returns.
+pub const MAX_PASSAGES: u32 = 50;
+
+impl PassageQuery {
+    pub fn check(&self) -> Result<(), ApiError> {
+        super::validation::MESSAGE.check_text("query", "query", &self.query)?;
+        if self.limit.is_some_and(|n| !(1..=MAX_PASSAGES).contains(&n)) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_PASSAGES}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A passage as retrieval ranked it, with what each step made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RankedPassage {
+    /// 1 for the best.
+    pub rank: u32,
+    pub document_id: String,
+    pub document_title: String,
+    pub chunk_id: i64,
+    pub position: u32,
+    pub heading: Option<String>,
+    pub text: String,
+    /// Cosine similarity to the query.
+    pub similarity: f32,
+    /// Whether it clears the similarity floor, so an answer would be given it.
+    pub above_floor: bool,
+    /// Its rank in keyword (BM25) search, when that found it.
+    pub keyword_rank: Option<u32>,
+    /// Its rank in vector search, when that found it.
+    pub vector_rank: Option<u32>,
+    /// Its rank after reciprocal rank fusion of the two.
+    pub fused_rank: u32,
+}
+
 /// Uploads files (multipart fields `file`, repeated) with optional `metadata` (JSON).
 /// Each file is validated on its own; its document is then processed in the background.
 #[server(endpoint = "documents/upload", input = MultipartFormData, client = super::csrf::CsrfClient)]

@@ -88,6 +88,15 @@ pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
     ("ChatCompletionRequest", "temperature", TEMPERATURE),
     ("ChatCompletionRequest", "max_tokens", MAX_TOKENS),
     ("ChatCompletionRequest", "max_completion_tokens", MAX_TOKENS),
+    ("PassageQuery", "query", MESSAGE),
+    (
+        "PassageQuery",
+        "limit",
+        Rule::Integer {
+            min: 1,
+            max: super::documents::MAX_PASSAGES,
+        },
+    ),
     (
         "ChatCompletionRequest",
         "messages",

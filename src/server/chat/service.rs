@@ -12,7 +12,7 @@ use super::{
 use crate::{
     api::{
         ApiError, ErrorCode,
-        documents::Citation,
+        documents::{Citation, PassageQuery, RankedPassage},
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageStatus, ModelList, RegenerateRequest, Role},
         validation::MAX_TITLE_CHARS,
@@ -71,6 +71,30 @@ impl ChatService {
     pub fn with_rag(mut self, rag: Rag) -> Self {
         self.rag = Some(rag);
         self
+    }
+
+    /// Retrieval alone: `owner`'s passages for the query, ranked, with what each step made
+    /// of them (for developers and for evaluation).
+    pub async fn search_passages(
+        &self,
+        owner: UserId,
+        q: PassageQuery,
+    ) -> Result<Vec<RankedPassage>, ChatError> {
+        q.check().map_err(ChatError::Invalid)?;
+        let Some(rag) = &self.rag else {
+            return Err(ChatError::Invalid(ApiError::new(
+                ErrorCode::Unavailable,
+                "documents need the embedding model, which is disabled ([embedding] enabled = false)",
+            )));
+        };
+        let limit = q.limit.unwrap_or(10) as usize;
+        rag.retriever
+            .ranked_passages(owner, &q.query, q.collection_ids.as_deref(), limit)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "retrieval failed");
+                ChatError::Invalid(ApiError::internal())
+            })
     }
 
     /// Passages of the conversation's documents for `question`, and the system prompt

@@ -192,6 +192,12 @@ static RULES: &[Rule] = &[
         Spends::Always(Search),
         BodyLimit::Default,
     ),
+    rule(
+        "/api/v1/search/passages",
+        Access::SignedIn,
+        Spends::Always(Search),
+        BodyLimit::Default,
+    ),
     // OpenAI-compatible (/v1).
     signed_in("/v1/models"),
     // One model; ids hold a slash (`local/SmolLM2…`), so anything below.

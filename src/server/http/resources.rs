@@ -58,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(documents::list_documents, documents::upload_documents))
         .routes(routes!(documents::get_document, documents::delete_document))
         .routes(routes!(documents::list_collections))
+        .routes(routes!(documents::search_passages))
         .routes(routes!(list_models))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))

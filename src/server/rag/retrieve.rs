@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::server::auth::UserId;
 use crate::{
-    api::documents::Citation,
+    api::documents::{Citation, RankedPassage},
     server::{
         config::RagSettings,
         embed::{EmbedError, Embedder},
@@ -66,19 +66,109 @@ impl Retriever {
     }
 
     /// Passages for `question` from `owner`'s documents in `collections` (all of theirs
-    /// when `None`).
+    /// when `None`): those above the similarity floor, at most `top_k`.
     pub async fn retrieve(
         &self,
         owner: UserId,
         question: &str,
         collections: Option<&[String]>,
     ) -> Result<Retrieval, RetrieveError> {
-        if !self.store.has_documents(owner, collections).await? {
+        let Some(mut ranked) = self.rank(owner, question, collections).await? else {
             return Ok(Retrieval {
                 searched: false,
                 citations: Vec::new(),
                 best: None,
             });
+        };
+        let best = ranked.iter().map(|r| r.similarity).reduce(f32::max);
+        ranked.retain(|r| r.similarity >= self.settings.min_similarity);
+        ranked.truncate(self.settings.top_k as usize);
+        let citations = self
+            .passages_of(&ranked)
+            .await?
+            .into_iter()
+            .map(|(citation, _)| citation)
+            .collect();
+        Ok(Retrieval {
+            searched: true,
+            citations,
+            best,
+        })
+    }
+
+    /// Every candidate for `query`, best first, at most `limit`, with the rank each step
+    /// gave it and whether it clears the floor (what `POST /api/v1/search/passages` shows).
+    pub async fn ranked_passages(
+        &self,
+        owner: UserId,
+        query: &str,
+        collections: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<RankedPassage>, RetrieveError> {
+        let Some(mut ranked) = self.rank(owner, query, collections).await? else {
+            return Ok(Vec::new());
+        };
+        ranked.truncate(limit);
+        let floor = self.settings.min_similarity;
+        Ok(self
+            .passages_of(&ranked)
+            .await?
+            .into_iter()
+            .map(|(c, r)| RankedPassage {
+                rank: c.n,
+                document_id: c.document_id,
+                document_title: c.document_title,
+                chunk_id: c.chunk_id,
+                position: c.position,
+                heading: c.heading,
+                text: c.text,
+                similarity: r.similarity,
+                above_floor: r.similarity >= floor,
+                keyword_rank: r.keyword_rank,
+                vector_rank: r.vector_rank,
+                fused_rank: r.fused_rank,
+            })
+            .collect())
+    }
+
+    /// The passages of `ranked`, numbered from 1 in that order.
+    async fn passages_of<'a>(
+        &self,
+        ranked: &'a [Scored],
+    ) -> Result<Vec<(Citation, &'a Scored)>, RetrieveError> {
+        let ids: Vec<i64> = ranked.iter().map(|r| r.chunk_id).collect();
+        let hits = self.store.get_chunks(&ids).await?;
+        Ok(hits
+            .into_iter()
+            .zip(ranked)
+            .enumerate()
+            .map(|(i, (hit, r))| {
+                let citation = Citation {
+                    n: i as u32 + 1,
+                    document_id: hit.document_id,
+                    document_title: hit.document_title,
+                    chunk_id: hit.id,
+                    position: hit.position,
+                    heading: hit.heading,
+                    text: hit.content,
+                    score: r.similarity,
+                };
+                (citation, r)
+            })
+            .collect())
+    }
+
+    /// The candidates, best first: keyword and vector search (concurrently), fused by
+    /// reciprocal rank, re-scored by exact similarity with a keyword bonus. `None` when
+    /// there is nothing to search.
+    async fn rank(
+        &self,
+        owner: UserId,
+        question: &str,
+        collections: Option<&[String]>,
+    ) -> Result<Option<Vec<Scored>>, RetrieveError> {
+        if !self.store.has_documents(owner, collections).await? {
+            return Ok(None);
         }
         let n = self.settings.candidates as usize;
         // Keyword search runs in the database while the question is embedded and the
@@ -98,63 +188,63 @@ impl Retriever {
             Ok::<_, RetrieveError>(found)
         };
         let ((q, by_vector), by_keyword) = tokio::try_join!(by_meaning, by_words)?;
-
-        // Reciprocal rank fusion: candidates ranked well by either list.
-        let mut fused: HashMap<i64, f32> = HashMap::new();
-        for (rank, (id, _)) in by_vector.iter().enumerate() {
-            *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
-        }
-        for (rank, id) in by_keyword.iter().enumerate() {
-            *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
-        }
-        let mut candidates: Vec<(i64, f32)> = fused.into_iter().collect();
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        candidates.truncate(n);
+        let vector_ids: Vec<i64> = by_vector.iter().map(|(id, _)| *id).collect();
+        let candidates = fuse(&vector_ids, &by_keyword, n);
 
         // Re-score by exact similarity (keyword-only candidates were not scored yet).
         let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
         let similarities = self.index.similarities(&q, &ids).await?;
-        let mut rescored: Vec<(i64, f32, f32)> = ids
+        let rank_in = |list: &[i64], id: i64| list.iter().position(|x| *x == id).map(|p| p as u32 + 1);
+        let mut scored: Vec<(Scored, f32)> = candidates
             .iter()
+            .enumerate()
             .zip(similarities)
-            .filter_map(|(id, sim)| {
-                let sim = sim?;
-                let bonus = if by_keyword.contains(id) {
+            .filter_map(|((fused, (id, _)), sim)| {
+                let similarity = sim?;
+                let keyword_rank = rank_in(&by_keyword, *id);
+                let bonus = if keyword_rank.is_some() {
                     KEYWORD_BONUS
                 } else {
                     0.0
                 };
-                Some((*id, sim, sim + bonus))
+                let s = Scored {
+                    chunk_id: *id,
+                    similarity,
+                    keyword_rank,
+                    vector_rank: rank_in(&vector_ids, *id),
+                    fused_rank: fused as u32 + 1,
+                };
+                Some((s, similarity + bonus))
             })
             .collect();
-        rescored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        let best = rescored.iter().map(|r| r.1).reduce(f32::max);
-        rescored.retain(|r| r.1 >= self.settings.min_similarity);
-        rescored.truncate(self.settings.top_k as usize);
-
-        let ids: Vec<i64> = rescored.iter().map(|r| r.0).collect();
-        let hits = self.store.get_chunks(&ids).await?;
-        let citations = hits
-            .into_iter()
-            .zip(&rescored)
-            .enumerate()
-            .map(|(i, (hit, r))| Citation {
-                n: i as u32 + 1,
-                document_id: hit.document_id,
-                document_title: hit.document_title,
-                chunk_id: hit.id,
-                position: hit.position,
-                heading: hit.heading,
-                text: hit.content,
-                score: r.1,
-            })
-            .collect();
-        Ok(Retrieval {
-            searched: true,
-            citations,
-            best,
-        })
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.chunk_id.cmp(&b.0.chunk_id)));
+        Ok(Some(scored.into_iter().map(|(s, _)| s).collect()))
     }
+}
+
+/// A candidate and what each step made of it.
+#[derive(Debug, Clone, PartialEq)]
+struct Scored {
+    chunk_id: i64,
+    similarity: f32,
+    keyword_rank: Option<u32>,
+    vector_rank: Option<u32>,
+    fused_rank: u32,
+}
+
+/// Reciprocal rank fusion: the `n` candidates ranked best by either list, with their
+/// fused score, best first.
+fn fuse(by_vector: &[i64], by_keyword: &[i64], n: usize) -> Vec<(i64, f32)> {
+    let mut fused: HashMap<i64, f32> = HashMap::new();
+    for list in [by_vector, by_keyword] {
+        for (rank, id) in list.iter().enumerate() {
+            *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+    }
+    let mut candidates: Vec<(i64, f32)> = fused.into_iter().collect();
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    candidates.truncate(n);
+    candidates
 }
 
 /// The system prompt part that hands the passages to the model, marked as untrusted

@@ -562,3 +562,76 @@ async fn keyword_search_leaves_out_a_word_most_chunks_have_unless_it_is_the_only
     assert_eq!(found[0], small[17]);
     assert_eq!(found.len(), 20);
 }
+
+#[tokio::test]
+async fn passage_search_ranks_with_every_steps_rank_and_narrows_to_collections() {
+    let app = spawn_app().await;
+    upload_ready(
+        &app,
+        vec![
+            ("handbook.md", fixture("handbook.md")),
+            ("recipes.html", fixture("recipes.html")),
+        ],
+        None,
+    )
+    .await;
+    upload_ready(
+        &app,
+        vec![("astronomy.txt", fixture("astronomy.txt"))],
+        Some(json!({"collection": "space"})),
+    )
+    .await;
+    let url = format!("{}/api/v1/search/passages", app.base);
+    let search = |body: Value| {
+        let url = url.clone();
+        async move { super::support::post_json(&url, &body).await }
+    };
+
+    let res = search(json!({"query": "How many days of paid holiday do employees get?", "limit": 5})).await;
+    assert_eq!(res.status(), 200);
+    let found: Vec<Value> = res.json().await.unwrap();
+    assert!(!found.is_empty() && found.len() <= 5, "{found:?}");
+    let best = &found[0];
+    assert_eq!(best["rank"], 1);
+    assert_eq!(best["document_title"], "handbook");
+    assert!(best["text"].as_str().unwrap().contains("27 days"), "{best}");
+    assert_eq!(best["above_floor"], true);
+    assert!(best["fused_rank"].as_u64().unwrap() >= 1);
+    assert!(
+        best["keyword_rank"].is_u64() || best["vector_rank"].is_u64(),
+        "{best}"
+    );
+    let ranks: Vec<u64> = found.iter().map(|p| p["rank"].as_u64().unwrap()).collect();
+    assert_eq!(ranks, (1..=found.len() as u64).collect::<Vec<_>>());
+
+    // An off-topic query finds candidates, none of which would be given to an answer.
+    let res = search(json!({"query": "Which team won the 1998 football world cup final?"})).await;
+    let off: Vec<Value> = res.json().await.unwrap();
+    assert!(off.iter().all(|p| p["above_floor"] == false), "{off:?}");
+
+    // Only the chosen collection is searched.
+    let collections = app.state.ingest().unwrap().collections(ME).await.unwrap();
+    let space = collections.iter().find(|c| c.name == "space").unwrap().id.clone();
+    let res = search(
+        json!({"query": "How many days of paid holiday do employees get?", "collection_ids": [space]}),
+    )
+    .await;
+    let narrowed: Vec<Value> = res.json().await.unwrap();
+    assert!(!narrowed.is_empty());
+    assert!(
+        narrowed.iter().all(|p| p["document_title"] == "astronomy"),
+        "{narrowed:?}"
+    );
+
+    for (body, field) in [
+        (json!({"query": "  "}), "query"),
+        (json!({"query": "x", "limit": 0}), "limit"),
+        (json!({"query": "x", "limit": 51}), "limit"),
+        (json!({"query": "x", "k": 3}), "k"),
+    ] {
+        let res = search(body.clone()).await;
+        assert_eq!(res.status(), 400, "{body}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+}

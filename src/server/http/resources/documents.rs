@@ -10,9 +10,13 @@ use axum::{
 use crate::{
     api::{
         ApiError,
-        documents::{CollectionView, DocumentView, UploadOutcome},
+        documents::{CollectionView, DocumentView, PassageQuery, RankedPassage, UploadOutcome},
     },
-    server::{auth::Principal, http::rest::RestResult, state::AppState},
+    server::{
+        auth::Principal,
+        http::rest::{ApiJson, RestResult},
+        state::AppState,
+    },
 };
 
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
@@ -101,4 +105,17 @@ pub(crate) async fn list_collections(
     who: Principal,
 ) -> RestResult<Json<Vec<CollectionView>>> {
     Ok(Json(state.ingest()?.collections(who.user).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/search/passages", tag = "documents", request_body = PassageQuery,
+    responses(
+        (status = 200, description = "The passages retrieval finds, best first, with each one's similarity, whether it clears the floor, and its rank in keyword search, vector search and their fusion", body = [RankedPassage]),
+        crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooManyRequests, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn search_passages(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiJson(q): ApiJson<PassageQuery>,
+) -> RestResult<Json<Vec<RankedPassage>>> {
+    Ok(Json(state.chat.search_passages(who.user, q).await?))
 }
