@@ -216,16 +216,10 @@ impl PassageQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RankedPassage {
-    /// 1 for the best.
-    pub rank: u32,
-    pub document_id: String,
-    pub document_title: String,
-    pub chunk_id: i64,
-    pub position: u32,
-    pub heading: Option<String>,
-    pub text: String,
-    /// Cosine similarity to the query.
-    pub similarity: f32,
+    /// The passage as an answer would cite it: `n` is its rank (1 for the best), `score`
+    /// its cosine similarity to the query.
+    #[serde(flatten)]
+    pub passage: Citation,
     /// Whether it clears the similarity floor, so an answer would be given it.
     pub above_floor: bool,
     /// Its rank in keyword (BM25) search, when that found it.

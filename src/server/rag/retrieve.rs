@@ -114,15 +114,8 @@ impl Retriever {
             .passages_of(&ranked)
             .await?
             .into_iter()
-            .map(|(c, r)| RankedPassage {
-                rank: c.n,
-                document_id: c.document_id,
-                document_title: c.document_title,
-                chunk_id: c.chunk_id,
-                position: c.position,
-                heading: c.heading,
-                text: c.text,
-                similarity: r.similarity,
+            .map(|(passage, r)| RankedPassage {
+                passage,
                 above_floor: r.similarity >= floor,
                 keyword_rank: r.keyword_rank,
                 vector_rank: r.vector_rank,
