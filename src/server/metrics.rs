@@ -22,6 +22,7 @@ pub const PROVIDER_ERRORS: &str = "stoa_provider_errors_total";
 pub const LOCAL_QUEUE: &str = "stoa_local_model_queue_depth";
 pub const INGESTION_BACKLOG: &str = "stoa_ingestion_backlog";
 pub const ANSWERS_RUNNING: &str = "stoa_answers_running";
+pub const STRUCTURED: &str = "stoa_structured_answers_total";
 
 const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -89,11 +90,26 @@ fn describe() {
         "Documents waiting for ingestion or being ingested (all processes)"
     );
     describe_gauge!(ANSWERS_RUNNING, "Chat answers being generated right now");
+    describe_counter!(
+        STRUCTURED,
+        "Answers asked to follow a JSON Schema, by provider, whether a grammar shaped them, and outcome (valid, or invalid: then retried once or refused)"
+    );
 }
 
 /// The kind label of a provider failure.
 pub fn error_kind(e: &LlmError) -> &'static str {
     e.into()
+}
+
+/// An answer under a JSON Schema was checked.
+pub fn structured_answer(provider: &str, grammar: bool, valid: bool) {
+    counter!(
+        STRUCTURED,
+        "provider" => provider.to_owned(),
+        "grammar" => if grammar { "true" } else { "false" },
+        "outcome" => if valid { "valid" } else { "invalid" },
+    )
+    .increment(1);
 }
 
 pub fn provider_error(provider: &str, e: &LlmError) {

@@ -138,10 +138,11 @@ impl Started {
 /// The stream, with the answer checked against `expected` when it ends: a tool call is
 /// not checked (its arguments follow the tool's schema), anything else must parse and
 /// validate, or the stream ends with [`LlmError::InvalidOutput`] naming the path.
-fn checked(tokens: TokenStream, expected: Option<Expected>) -> TokenStream {
+fn checked(tokens: TokenStream, expected: Option<Expected>, provider: String, grammar: bool) -> TokenStream {
     let Some(expected) = expected else {
         return tokens;
     };
+    let counted = move |valid: bool| crate::server::metrics::structured_answer(&provider, grammar, valid);
     let mut text = String::new();
     Box::pin(tokens.map(move |item| match item {
         Ok(TokenEvent::Token(t)) => {
@@ -149,7 +150,9 @@ fn checked(tokens: TokenStream, expected: Option<Expected>) -> TokenStream {
             Ok(TokenEvent::Token(t))
         }
         Ok(done @ TokenEvent::Done { finish, .. }) if finish != FinishReason::ToolCalls => {
-            match expected.check(&text) {
+            let checked = expected.check(&text);
+            counted(checked.is_ok());
+            match checked {
                 Ok(_) => Ok(done),
                 Err(path) if finish == FinishReason::Length => Err(LlmError::InvalidOutput {
                     reason: format!("the answer was cut at max_tokens before its JSON was complete; raise max_tokens ({path})"),
@@ -211,11 +214,13 @@ impl ChatService {
             stream: None,
         };
         let opened = self.router().open(&chain, &request, primed).await?;
+        let grammar = structured && opened.target.provider().is_local();
+        let provider = opened.target.provider_name().to_owned();
         Ok(Started {
             model: opened.target.id(),
             prompt_tokens: opened.prompt_tokens,
-            tokens: checked(opened.tokens, expected),
-            grammar: structured && opened.target.provider().is_local(),
+            tokens: checked(opened.tokens, expected, provider, grammar),
+            grammar,
         })
     }
 

@@ -319,6 +319,17 @@ async fn an_answer_that_breaks_its_schema_is_retried_once_then_refused_naming_th
         "{message}"
     );
     assert_eq!(double.requests().len(), 4);
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["valid", "invalid"] {
+        let line =
+            format!(r#"stoa_structured_answers_total{{provider="up",grammar="false",outcome="{outcome}"}}"#);
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 
     // Streamed, the tokens are already out: the stream ends with the error event instead
     // of a finish chunk.
