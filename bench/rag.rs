@@ -28,6 +28,7 @@ use stoa::{
     api::documents::{DocumentMetadata, DocumentStatus},
     server::{
         auth::UserId,
+        background::Background,
         config::{RagSettings, Settings},
         embed::{Embedder, local::LocalEmbedder},
         rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
@@ -107,6 +108,7 @@ async fn ingestion(embedder: Arc<dyn Embedder>, scratch: &std::path::Path) -> (u
             extractor: Some(bin.into()),
             ..RagSettings::default()
         },
+        &Background::default(),
     )
     .expect("the ingestion service");
     let docs: Vec<(String, Vec<u8>)> = std::fs::read_dir("bench/rag-eval/docs")

@@ -65,75 +65,20 @@ pub async fn send_form(
     model: Option<String>,
     trim_history: Option<String>,
 ) -> Result<(), ApiError> {
-    use crate::server::state::{principal, state};
-    use futures::StreamExt;
-
-    let state = state()?;
-    let owner = principal()?.user;
-    let back = |id: Option<&str>, e: &ApiError| {
-        let page = id.map_or_else(|| "/".to_owned(), |id| format!("/c/{id}"));
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("error", &e.message)
-            .append_pair("field", e.field.as_deref().unwrap_or("form"))
-            .finish();
-        leptos_axum::redirect(&format!("{page}?{query}"));
+    use crate::server::{
+        chat::ChatForm,
+        state::{principal, state},
     };
-    let existing = conversation_id.filter(|c| !c.trim().is_empty());
-    let defaults = super::types::GenerationParams::default();
-    // Empty fields take their defaults (a page rendered without JavaScript has no values).
-    let number = |field: &str, raw: Option<String>, default: f64| -> Result<f64, ApiError> {
-        match raw.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
-            None => Ok(default),
-            Some(r) => r
-                .parse()
-                .map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
-        }
+    let form = ChatForm {
+        conversation_id,
+        message,
+        temperature,
+        max_tokens,
+        model,
+        trim_history: trim_history.is_some(),
     };
-    let checked = (|| -> Result<ChatRequest, ApiError> {
-        let req = ChatRequest {
-            conversation_id: existing.clone().unwrap_or_default(),
-            message,
-            params: super::types::GenerationParams {
-                temperature: number("temperature", temperature, f64::from(defaults.temperature))? as f32,
-                max_tokens: number("max_tokens", max_tokens, f64::from(defaults.max_tokens))? as u32,
-            },
-            model: model.filter(|m| !m.is_empty()),
-            trim_history: trim_history.is_some(),
-            edit_of: None,
-        };
-        req.check()?;
-        Ok(req)
-    })();
-    let mut req = match checked {
-        Ok(req) => req,
-        Err(e) => {
-            back(existing.as_deref(), &e);
-            return Ok(());
-        }
-    };
-    if existing.is_none() {
-        match state.chat.create_conversation(owner).await {
-            Ok(c) => req.conversation_id = c.id,
-            Err(e) => {
-                back(None, &e.into());
-                return Ok(());
-            }
-        }
-    }
-    let id = req.conversation_id.clone();
-    match state.chat.send(owner, req).await {
-        Ok(events) => {
-            // The whole answer, then the conversation page shows it.
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                if matches!(event, super::events::ChatEvent::Done { .. }) {
-                    break;
-                }
-            }
-            leptos_axum::redirect(&format!("/c/{id}"));
-        }
-        Err(e) => back(Some(&id), &e.into()),
-    }
+    let outcome = state()?.chat.answer_form(principal()?.user, form).await;
+    leptos_axum::redirect(&outcome.location());
     Ok(())
 }
 

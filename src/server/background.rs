@@ -1,4 +1,5 @@
-//! Loops Stoa runs beside its requests (provider health probes, answer leases): started in
+//! Loops Stoa runs beside its requests (provider health probes, answer leases, the
+//! ingestion worker): started in
 //! one place, and stopped together at shutdown before the database closes, so none of them
 //! writes to a store that is going away.
 
@@ -35,6 +36,22 @@ impl Background {
                 }
             }
             tracing::debug!(task = name, "background loop ended");
+        });
+    }
+
+    /// Runs `task` until it ends or [`Self::stop`] is called (then it is dropped where it
+    /// was waiting: a long-running worker's unfinished item is left to its lease).
+    pub fn run<Fut>(&self, name: &'static str, task: Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = task => {}
+            }
+            tracing::debug!(task = name, "background task ended");
         });
     }
 

@@ -7,6 +7,7 @@ pub mod completion;
 mod conversations;
 mod error;
 mod export;
+mod form;
 mod generation;
 mod prompt;
 mod remote;
@@ -15,4 +16,5 @@ pub mod structured;
 mod views;
 
 pub use error::ChatError;
+pub use form::{ChatForm, FormOutcome};
 pub use service::{ChatService, Rag};

@@ -199,7 +199,17 @@ pub async fn build(
     let embedder = embedder(&settings).await?;
     let chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
     let (chat, ingest) = match &embedder {
-        Some(embedder) => with_documents(chat, &settings, documents, vectors, Arc::clone(embedder)).await?,
+        Some(embedder) => {
+            with_documents(
+                chat,
+                &settings,
+                documents,
+                vectors,
+                Arc::clone(embedder),
+                &background,
+            )
+            .await?
+        }
         None => (chat, None),
     };
     let chat = Arc::new(chat);
@@ -242,6 +252,7 @@ async fn with_documents(
     documents: Arc<dyn DocumentStore>,
     vectors: Option<Arc<dyn VectorSearch>>,
     embedder: Arc<dyn Embedder>,
+    background: &Background,
 ) -> Result<(ChatService, Option<Arc<IngestService>>), StartupError> {
     let index: Arc<dyn VectorSearch> = match vectors {
         Some(in_database) => in_database,
@@ -256,6 +267,7 @@ async fn with_documents(
         Arc::clone(&embedder),
         Arc::clone(&index),
         settings.rag.clone(),
+        background,
     )?;
     let retriever = Retriever::new(Arc::clone(&documents), embedder, index, settings.rag.clone());
     let chat = chat.with_rag(Rag {

@@ -66,15 +66,7 @@ pub fn Composer(
 ) -> impl IntoView {
     let params = client_state().params;
     let trim_history = client_state().trim_history;
-    let initial = params.get_untracked();
-    let temperature = RwSignal::new(initial.temperature.to_string());
-    let max_tokens = RwSignal::new(initial.max_tokens.to_string());
-    // The fields follow the parameters when a conversation's defaults change them.
-    Effect::new(move |_| {
-        let p = params.get();
-        temperature.set(p.temperature.to_string());
-        max_tokens.set(p.max_tokens.to_string());
-    });
+    let (temperature, max_tokens) = param_fields(params);
     let local_errors = RwSignal::new(FieldErrors::default());
     restore_form_error(server_error);
     let errors = all_errors(local_errors, server_error);
@@ -133,6 +125,20 @@ pub fn Composer(
             </div>
         </form>
     }
+}
+
+/// The text of the temperature and max_tokens fields, following the parameters when a
+/// conversation's defaults change them.
+fn param_fields(params: RwSignal<GenerationParams>) -> (RwSignal<String>, RwSignal<String>) {
+    let initial = params.get_untracked();
+    let temperature = RwSignal::new(initial.temperature.to_string());
+    let max_tokens = RwSignal::new(initial.max_tokens.to_string());
+    Effect::new(move |_| {
+        let p = params.get();
+        temperature.set(p.temperature.to_string());
+        max_tokens.set(p.max_tokens.to_string());
+    });
+    (temperature, max_tokens)
 }
 
 /// Stop while an answer streams, Send otherwise.

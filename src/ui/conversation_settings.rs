@@ -138,7 +138,6 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
             }
         });
     };
-    let (t_min, t_max) = TEMPERATURE_RANGE;
     view! {
         <details class="conversation-settings">
             <summary>"Conversation settings"</summary>
@@ -153,35 +152,48 @@ pub fn ConversationSettingsPanel(conversation_id: String, settings: Conversation
                     on:input=move |e| system_prompt.set(event_target_value(&e))
                 ></textarea>
                 {error_for("system_prompt")}
-                <div class="settings-row">
-                    <label>
-                        {format!("Temperature ({t_min}–{t_max}) ")}
-                        <input
-                            id="conv-temperature"
-                            inputmode="decimal"
-                            placeholder="default"
-                            prop:value=move || temperature.get()
-                            on:input=move |e| temperature.set(event_target_value(&e))
-                        />
-                    </label>
-                    <label>
-                        {format!("Max tokens (1–{MAX_TOKENS_LIMIT}) ")}
-                        <input
-                            id="conv-max-tokens"
-                            inputmode="numeric"
-                            placeholder="default"
-                            prop:value=move || max_tokens.get()
-                            on:input=move |e| max_tokens.set(event_target_value(&e))
-                        />
-                    </label>
-                    <button type="submit" class="save-settings">"Save"</button>
-                    {move || saved.get().then(|| view! { <span class="saved" role="status">"Saved"</span> })}
-                </div>
+                <SamplingFields temperature max_tokens saved />
                 {error_for("temperature")}
                 {error_for("max_tokens")}
                 <SchemaField schema error=error_for("response_schema") />
             </form>
         </details>
+    }
+}
+
+/// The conversation's sampling defaults and the Save button.
+#[component]
+fn SamplingFields(
+    temperature: RwSignal<String>,
+    max_tokens: RwSignal<String>,
+    saved: RwSignal<bool>,
+) -> impl IntoView {
+    let (t_min, t_max) = TEMPERATURE_RANGE;
+    view! {
+        <div class="settings-row">
+            <label>
+                {format!("Temperature ({t_min}–{t_max}) ")}
+                <input
+                    id="conv-temperature"
+                    inputmode="decimal"
+                    placeholder="default"
+                    prop:value=move || temperature.get()
+                    on:input=move |e| temperature.set(event_target_value(&e))
+                />
+            </label>
+            <label>
+                {format!("Max tokens (1–{MAX_TOKENS_LIMIT}) ")}
+                <input
+                    id="conv-max-tokens"
+                    inputmode="numeric"
+                    placeholder="default"
+                    prop:value=move || max_tokens.get()
+                    on:input=move |e| max_tokens.set(event_target_value(&e))
+                />
+            </label>
+            <button type="submit" class="save-settings">"Save"</button>
+            {move || saved.get().then(|| view! { <span class="saved" role="status">"Saved"</span> })}
+        </div>
     }
 }
 

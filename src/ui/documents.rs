@@ -146,6 +146,21 @@ fn UploadForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) ->
             on:dragleave=move |_| dragging.set(false)
             on:drop=on_drop
         >
+            <UploadFields file_input collection />
+            <button type="submit" class="send" disabled=move || uploading.get()>
+                {move || if uploading.get() { "Uploading…" } else { "Upload" }}
+            </button>
+            {move || {
+                form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
+            }}
+        </form>
+    }
+}
+
+/// The upload form's inputs: the files and the collection they go into.
+#[component]
+fn UploadFields(file_input: NodeRef<html::Input>, collection: RwSignal<String>) -> impl IntoView {
+    view! {
             <label class="drop-zone" for="file">
                 "Drop files here, or choose them"
                 <input
@@ -167,13 +182,6 @@ fn UploadForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) ->
                     on:input=move |e| collection.set(event_target_value(&e))
                 />
             </label>
-            <button type="submit" class="send" disabled=move || uploading.get()>
-                {move || if uploading.get() { "Uploading…" } else { "Upload" }}
-            </button>
-            {move || {
-                form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
-            }}
-        </form>
     }
 }
 

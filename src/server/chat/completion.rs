@@ -169,9 +169,7 @@ impl ChatService {
     /// Resolves, validates, counts and opens the answer: on success the first token has
     /// arrived (so failures before it, after retries and fallbacks, are plain HTTP errors).
     pub async fn complete(&self, c: Completion) -> Result<Started, ChatError> {
-        let primary = self.router().resolve(&c.model).map_err(|message| {
-            ChatError::Invalid(ApiError::new(crate::api::ErrorCode::NotFound, message).with_field("model"))
-        })?;
+        let primary = self.router().resolve(&c.model).map_err(ChatError::UnknownModel)?;
         if c.messages.is_empty() {
             return Err(ChatError::Invalid(ApiError::invalid(
                 "messages",

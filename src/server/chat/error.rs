@@ -1,14 +1,24 @@
 use crate::{
     api::{ApiError, ErrorCode},
-    server::{llm::LlmError, storage::StoreError},
+    server::{llm::LlmError, rag::retrieve::RetrieveError, storage::StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
+    /// A rule of the contract is broken: the contract's own error, with the field named.
     #[error("{0}")]
     Invalid(ApiError),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No such model (the router's message says which ids exist).
+    #[error("{0}")]
+    UnknownModel(String),
+    #[error("no model is available")]
+    NoModel,
+    #[error("documents need the embedding model, which is disabled ([embedding] enabled = false)")]
+    DocumentsDisabled,
+    #[error(transparent)]
+    Retrieval(#[from] RetrieveError),
     #[error(transparent)]
     Llm(#[from] LlmError),
     #[error(transparent)]
@@ -28,6 +38,15 @@ impl From<ChatError> for ApiError {
         match e {
             ChatError::Invalid(api) => api,
             ChatError::NotFound(what) => ApiError::not_found(what),
+            ChatError::UnknownModel(message) => {
+                ApiError::new(ErrorCode::NotFound, message).with_field("model")
+            }
+            e @ ChatError::NoModel => ApiError::invalid("model", e.to_string()),
+            e @ ChatError::DocumentsDisabled => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+            ChatError::Retrieval(e) => {
+                tracing::error!(error = %e, "retrieval failed");
+                ApiError::internal()
+            }
             ChatError::Llm(LlmError::Busy) => ApiError::new(ErrorCode::Busy, LlmError::Busy.to_string()),
             ChatError::Llm(LlmError::ContextOverflow {
                 prompt_tokens,

@@ -8,7 +8,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use serde::Deserialize;
 
 use super::{index::VectorIndex, ingest::IngestService, retrieve::Retriever};
-use crate::server::auth::UserId;
+use crate::server::{auth::UserId, background::Background};
 use crate::{
     api::documents::{DocumentMetadata, DocumentStatus},
     server::{
@@ -70,30 +70,9 @@ pub async fn run(
     result
 }
 
-async fn evaluate(
-    dir: &Path,
-    scratch: &Path,
-    embedder: Arc<dyn Embedder>,
-    k: usize,
-    cases: &[Case],
-    extractor: Option<std::path::PathBuf>,
-) -> Result<Report, String> {
-    let url = format!("sqlite://{}", scratch.join("eval.db").display());
-    let store: Arc<dyn DocumentStore> = Arc::new(SqliteStore::open(&url).await.map_err(|e| e.to_string())?);
-    let settings = RagSettings {
-        top_k: k as u32,
-        min_similarity: 0.0,
-        extractor,
-        ..RagSettings::default()
-    };
-    let index: Arc<dyn VectorSearch> = Arc::new(VectorIndex::default());
-    let ingest = IngestService::start(
-        Arc::clone(&store),
-        Arc::clone(&embedder),
-        Arc::clone(&index),
-        settings.clone(),
-    )?;
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("docs"))
+/// Ingests every file of `docs` and waits for each; returns (file name, title) pairs.
+async fn ingest_corpus(ingest: &IngestService, docs: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut files: Vec<_> = std::fs::read_dir(docs)
         .map_err(|e| format!("docs: {e}"))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -120,6 +99,37 @@ async fn evaluate(
         }
         titles.push((name, doc.title));
     }
+    Ok(titles)
+}
+
+async fn evaluate(
+    dir: &Path,
+    scratch: &Path,
+    embedder: Arc<dyn Embedder>,
+    k: usize,
+    cases: &[Case],
+    extractor: Option<std::path::PathBuf>,
+) -> Result<Report, String> {
+    let url = format!("sqlite://{}", scratch.join("eval.db").display());
+    let store: Arc<dyn DocumentStore> = Arc::new(SqliteStore::open(&url).await.map_err(|e| e.to_string())?);
+    let settings = RagSettings {
+        top_k: k as u32,
+        min_similarity: 0.0,
+        extractor,
+        ..RagSettings::default()
+    };
+    let index: Arc<dyn VectorSearch> = Arc::new(VectorIndex::default());
+    let background = Background::default();
+    let ingest = IngestService::start(
+        Arc::clone(&store),
+        Arc::clone(&embedder),
+        Arc::clone(&index),
+        settings.clone(),
+        &background,
+    )?;
+    let titles = ingest_corpus(&ingest, &dir.join("docs")).await;
+    background.stop().await;
+    let titles = titles?;
     let retriever = Retriever::new(store, embedder, index, settings);
     let (mut found, mut reciprocal, mut misses) = (0usize, 0f32, Vec::new());
     for case in cases {

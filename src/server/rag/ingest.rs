@@ -16,6 +16,7 @@ use crate::{
     },
     server::{
         auth::UserId,
+        background::Background,
         clock::now_ms,
         config::RagSettings,
         embed::Embedder,
@@ -124,12 +125,14 @@ fn view(d: DocumentRecord, collections: &[CollectionView]) -> DocumentView {
 }
 
 impl IngestService {
-    /// Starts the background worker (which reads files through the sandboxed `stoa extract`).
+    /// Starts the ingestion worker (which reads files through the sandboxed `stoa extract`)
+    /// on `background`, which stops it at shutdown.
     pub fn start(
         store: Arc<dyn DocumentStore>,
         embedder: Arc<dyn Embedder>,
         index: Arc<dyn VectorSearch>,
         settings: RagSettings,
+        background: &Background,
     ) -> Result<Arc<Self>, String> {
         let sandbox = super::sandbox::Sandbox::from_settings(&settings)?;
         let queued = Arc::new(Notify::new());
@@ -140,9 +143,10 @@ impl IngestService {
             queued: Arc::clone(&queued),
             collections: tokio::sync::Mutex::new(()),
         });
-        tokio::spawn(super::worker::run(
-            queued, store, embedder, index, settings, sandbox,
-        ));
+        background.run(
+            "ingestion worker",
+            super::worker::run(queued, store, embedder, index, settings, sandbox),
+        );
         Ok(service)
     }
 

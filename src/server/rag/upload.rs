@@ -16,24 +16,13 @@ impl IngestService {
         let mut metadata = DocumentMetadata::default();
         let mut outcomes = Vec::new();
         let limit = self.settings.max_upload_bytes();
-        while let Some(mut field) = multipart
+        while let Some(field) = multipart
             .next_field()
             .await
             .map_err(|e| IngestError::invalid("file", format!("unreadable upload: {e}")))?
         {
             match field.name() {
-                Some("metadata") => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|e| IngestError::invalid("metadata", format!("unreadable metadata: {e}")))?;
-                    if !text.trim().is_empty() {
-                        metadata = serde_json::from_str(&text).map_err(|e| {
-                            IngestError::invalid("metadata", format!("invalid metadata: {e}"))
-                        })?;
-                    }
-                    metadata.check()?;
-                }
+                Some("metadata") => metadata = read_metadata(field).await?,
                 Some("file") => {
                     if outcomes.len() == MAX_FILES_PER_UPLOAD {
                         return Err(IngestError::invalid(
@@ -42,27 +31,13 @@ impl IngestService {
                         ));
                     }
                     let file_name = field.file_name().unwrap_or("unnamed").to_owned();
-                    // Read within the limit; past it the rest is drained unread.
-                    let mut bytes = Vec::new();
-                    let mut size = 0usize;
-                    while let Some(piece) = field
-                        .chunk()
-                        .await
-                        .map_err(|e| IngestError::invalid("file", format!("unreadable upload: {e}")))?
-                    {
-                        size += piece.len();
-                        if size <= limit {
-                            bytes.extend_from_slice(&piece);
-                        }
-                    }
-                    let outcome = if size > limit {
-                        Err(IngestError::TooLarge {
+                    let outcome = match read_within(field, limit).await? {
+                        Ok(bytes) => self.submit(owner, &file_name, bytes, &metadata).await,
+                        Err(size) => Err(IngestError::TooLarge {
                             file_name: file_name.clone(),
                             size,
                             limit,
-                        })
-                    } else {
-                        self.submit(owner, &file_name, bytes, &metadata).await
+                        }),
                     };
                     outcomes.push(match outcome {
                         Ok((document, duplicate)) => UploadOutcome {
@@ -92,4 +67,40 @@ impl IngestService {
         }
         Ok(outcomes)
     }
+}
+
+/// The `metadata` field: JSON, checked against the contract; blank means none.
+async fn read_metadata(field: multer::Field<'static>) -> Result<DocumentMetadata, IngestError> {
+    let text = field
+        .text()
+        .await
+        .map_err(|e| IngestError::invalid("metadata", format!("unreadable metadata: {e}")))?;
+    if text.trim().is_empty() {
+        return Ok(DocumentMetadata::default());
+    }
+    let metadata: DocumentMetadata = serde_json::from_str(&text)
+        .map_err(|e| IngestError::invalid("metadata", format!("invalid metadata: {e}")))?;
+    metadata.check()?;
+    Ok(metadata)
+}
+
+/// A file field's bytes, or its size when it is over `limit` (the rest is then drained
+/// unread, never held).
+async fn read_within(
+    mut field: multer::Field<'static>,
+    limit: usize,
+) -> Result<Result<Vec<u8>, usize>, IngestError> {
+    let mut bytes = Vec::new();
+    let mut size = 0usize;
+    while let Some(piece) = field
+        .chunk()
+        .await
+        .map_err(|e| IngestError::invalid("file", format!("unreadable upload: {e}")))?
+    {
+        size += piece.len();
+        if size <= limit {
+            bytes.extend_from_slice(&piece);
+        }
+    }
+    Ok(if size > limit { Err(size) } else { Ok(bytes) })
 }

@@ -7,9 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{
-    chunk::{ChunkSizes, chunk},
+    chunk::{Chunk, ChunkSizes, chunk},
     extract::Kind,
     sandbox::Sandbox,
 };
@@ -75,9 +76,10 @@ pub(super) async fn run(
         if doc.attempts > 1 {
             tracing::warn!(document_id = %id, attempt = doc.attempts, "taking over a document whose worker stopped");
         }
+        // Aborted when processing ends, or when the worker itself is stopped mid-document.
         let renewal = {
             let (store, id) = (Arc::clone(&store), id.clone());
-            tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(LEASE / 3).await;
                     match store.renew_lease(&id, now_ms() + lease_ms).await {
@@ -86,11 +88,11 @@ pub(super) async fn run(
                         Err(e) => tracing::warn!(document_id = %id, error = %e, "lease not renewed"),
                     }
                 }
-            })
+            }))
         };
         let started = std::time::Instant::now();
         let outcome = process(doc, &store, &embedder, &index, &settings, &sandbox).await;
-        renewal.abort();
+        drop(renewal);
         match outcome {
             Ok(chunks) => tracing::info!(
                 document_id = %id,
@@ -116,11 +118,9 @@ async fn process(
     settings: &RagSettings,
     sandbox: &Sandbox,
 ) -> Result<usize, String> {
-    let id = job.id;
-    let owner = job.owner;
     let progress = |status, done, total| {
         let store = Arc::clone(store);
-        let id = id.clone();
+        let id = job.id.clone();
         async move {
             store
                 .set_document_progress(&id, status, done, total, None, now_ms())
@@ -129,22 +129,7 @@ async fn process(
         }
     };
     progress(DocumentStatus::Extracting, 0, 0).await?;
-    let counter = Arc::clone(embedder);
-    let sizes = ChunkSizes {
-        size: settings.chunk_tokens as usize,
-        overlap: settings.chunk_overlap as usize,
-        limit: embedder.max_tokens(),
-    };
-    let kind = Kind::detect(&job.file_name, &job.upload)?;
-    // In a child process with its own limits: this process never parses the file.
-    let extracted = sandbox.extract(kind, job.upload).await?;
-    let chunks =
-        tokio::task::spawn_blocking(move || chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
-            .await
-            .map_err(|e| format!("the text could not be split: {e}"))?;
-    if chunks.is_empty() {
-        return Err("no text could be extracted from the file".into());
-    }
+    let chunks = read_chunks(&job.file_name, job.upload, embedder, settings, sandbox).await?;
     let total = chunks.len() as u32;
     progress(DocumentStatus::Embedding, 0, total).await?;
     let mut vectors = Vec::with_capacity(chunks.len());
@@ -157,6 +142,56 @@ async fn process(
         vectors.extend(embedded.vectors);
         progress(DocumentStatus::Embedding, vectors.len() as u32, total).await?;
     }
+    save(
+        &job.id,
+        job.owner,
+        job.collection_id,
+        chunks,
+        vectors,
+        store,
+        index,
+    )
+    .await
+}
+
+/// The file's text, read in a child process with its own limits (this process never
+/// parses the file), split into chunks on a blocking thread.
+async fn read_chunks(
+    file_name: &str,
+    upload: Vec<u8>,
+    embedder: &Arc<dyn Embedder>,
+    settings: &RagSettings,
+    sandbox: &Sandbox,
+) -> Result<Vec<Chunk>, String> {
+    let counter = Arc::clone(embedder);
+    let sizes = ChunkSizes {
+        size: settings.chunk_tokens as usize,
+        overlap: settings.chunk_overlap as usize,
+        limit: embedder.max_tokens(),
+    };
+    let kind = Kind::detect(file_name, &upload)?;
+    let extracted = sandbox.extract(kind, upload).await?;
+    let chunks =
+        tokio::task::spawn_blocking(move || chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
+            .await
+            .map_err(|e| format!("the text could not be split: {e}"))?;
+    if chunks.is_empty() {
+        return Err("no text could be extracted from the file".into());
+    }
+    Ok(chunks)
+}
+
+/// Stores the chunks with their vectors and adds the vectors to the index; the number
+/// stored (0 when the document was deleted meanwhile).
+async fn save(
+    id: &str,
+    owner: i64,
+    collection_id: Option<String>,
+    chunks: Vec<Chunk>,
+    vectors: Vec<Vec<f32>>,
+    store: &Arc<dyn DocumentStore>,
+    index: &Arc<dyn VectorSearch>,
+) -> Result<usize, String> {
     let new_chunks: Vec<NewChunk> = chunks
         .into_iter()
         .zip(vectors)
@@ -172,25 +207,23 @@ async fn process(
         })
         .collect();
     let for_index: Vec<Vec<f32>> = new_chunks.iter().map(|c| c.embedding.clone()).collect();
-    let ids = match store.store_chunks(&id, new_chunks, now_ms()).await {
+    let ids = match store.store_chunks(id, new_chunks, now_ms()).await {
         Ok(ids) => ids,
         Err(StoreError::NotFound) => return Ok(0), // deleted meanwhile
         Err(e) => return Err(e.to_string()),
     };
     let n = ids.len();
-    index
-        .add_vectors(
-            ids.into_iter()
-                .zip(for_index)
-                .map(|(chunk_id, vector)| ChunkVector {
-                    chunk_id,
-                    owner,
-                    document_id: id.clone(),
-                    collection_id: job.collection_id.clone(),
-                    vector,
-                })
-                .collect(),
-        )
-        .await;
+    let vectors = ids
+        .into_iter()
+        .zip(for_index)
+        .map(|(chunk_id, vector)| ChunkVector {
+            chunk_id,
+            owner,
+            document_id: id.to_owned(),
+            collection_id: collection_id.clone(),
+            vector,
+        })
+        .collect();
+    index.add_vectors(vectors).await;
     Ok(n)
 }

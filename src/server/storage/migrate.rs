@@ -115,6 +115,50 @@ fn push_row(
     Ok(())
 }
 
+/// `ON CONFLICT` for a table with primary key `keys`: rerunning the copy updates what an
+/// earlier run copied instead of failing on it.
+fn upsert_clause(names: &[&str], keys: &[String]) -> String {
+    let updates: Vec<String> = names
+        .iter()
+        .filter(|n| !keys.iter().any(|k| k == *n))
+        .map(|n| format!("{n} = EXCLUDED.{n}"))
+        .collect();
+    match (keys.is_empty(), updates.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
+        (false, false) => format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            keys.join(", "),
+            updates.join(", ")
+        ),
+    }
+}
+
+/// Writes one batch of SQLite rows into PostgreSQL as one multi-row insert.
+async fn insert_batch(
+    to: &PgStore,
+    table: &str,
+    list: &str,
+    rows: &[SqliteRow],
+    columns: &[Target],
+    on_conflict: &str,
+) -> Result<(), StoreError> {
+    let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO {table} ({list}) VALUES "));
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            insert.push(", ");
+        }
+        insert.push("(");
+        push_row(&mut insert.separated(", "), row, columns)?;
+        insert.push(")");
+    }
+    insert.push(on_conflict);
+    let mut tx = to.pool().begin().await?;
+    insert.build().execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 async fn copy_table(
     from: &SqliteStore,
     to: &PgStore,
@@ -136,20 +180,7 @@ async fn copy_table(
     let source: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(from.pool())
         .await?;
-    let updates: Vec<String> = names
-        .iter()
-        .filter(|n| !keys.iter().any(|k| k == *n))
-        .map(|n| format!("{n} = EXCLUDED.{n}"))
-        .collect();
-    let on_conflict = match (keys.is_empty(), updates.is_empty()) {
-        (true, _) => String::new(),
-        (false, true) => format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
-        (false, false) => format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            keys.join(", "),
-            updates.join(", ")
-        ),
-    };
+    let on_conflict = upsert_clause(&names, &keys);
     let mut offset = 0i64;
     loop {
         let rows = sqlx::query(&format!(
@@ -162,29 +193,7 @@ async fn copy_table(
         if rows.is_empty() {
             break;
         }
-        let mut insert = QueryBuilder::<Postgres>::new(format!("INSERT INTO {table} ({list}) VALUES "));
-        let mut failed = None;
-        let mut first = true;
-        for row in &rows {
-            if !first {
-                insert.push(", ");
-            }
-            first = false;
-            insert.push("(");
-            let mut values = insert.separated(", ");
-            if let Err(e) = push_row(&mut values, row, &columns) {
-                failed = Some(e);
-                break;
-            }
-            insert.push(")");
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        insert.push(on_conflict.as_str());
-        let mut tx = to.pool().begin().await?;
-        insert.build().execute(&mut *tx).await?;
-        tx.commit().await?;
+        insert_batch(to, table, &list, &rows, &columns, &on_conflict).await?;
         offset += rows.len() as i64;
     }
     // Identity columns go on after the largest id copied.
