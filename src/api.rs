@@ -14,6 +14,7 @@ pub mod events;
 pub mod export;
 pub mod generate;
 pub mod session;
+pub mod trace;
 pub mod types;
 pub mod validation;
 

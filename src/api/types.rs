@@ -185,6 +185,9 @@ pub struct MessageView {
     #[serde(default)]
     pub citations: Vec<super::documents::Citation>,
     pub usage: Option<Usage>,
+    /// How the answer was made (assistant messages).
+    #[serde(default)]
+    pub trace: Option<Box<super::trace::AnswerTrace>>,
     /// Unix milliseconds.
     pub created_at: i64,
 }

@@ -43,6 +43,11 @@ pub enum Rule {
         min: usize,
         max: usize,
     },
+    /// A list of up to `max_items` texts of 1 to `max_chars` characters each.
+    TextItems {
+        max_items: usize,
+        max_chars: usize,
+    },
 }
 
 pub const MESSAGE: Rule = Rule::Text {
@@ -69,6 +74,12 @@ pub const MAX_TOKENS: Rule = Rule::Integer {
     min: 1,
     max: MAX_TOKENS_LIMIT,
 };
+/// Nucleus sampling (`/v1`'s `top_p`).
+pub const TOP_P: Rule = Rule::Number { min: 0.0, max: 1.0 };
+/// `/v1`'s `presence_penalty` and `frequency_penalty`.
+pub const PENALTY: Rule = Rule::Number { min: -2.0, max: 2.0 };
+/// `/v1`'s `top_logprobs`.
+pub const TOP_LOGPROBS: Rule = Rule::Integer { min: 0, max: 20 };
 
 /// Where each rule applies, as `(schema, property, rule)` of the OpenAPI document.
 pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
@@ -88,6 +99,42 @@ pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
     ("ChatCompletionRequest", "temperature", TEMPERATURE),
     ("ChatCompletionRequest", "max_tokens", MAX_TOKENS),
     ("ChatCompletionRequest", "max_completion_tokens", MAX_TOKENS),
+    ("ChatCompletionRequest", "top_p", TOP_P),
+    ("ChatCompletionRequest", "presence_penalty", PENALTY),
+    ("ChatCompletionRequest", "frequency_penalty", PENALTY),
+    ("ChatCompletionRequest", "top_logprobs", TOP_LOGPROBS),
+    (
+        "DocumentMetadata",
+        "title",
+        Rule::Text {
+            max_chars: super::documents::MAX_DOCUMENT_TITLE_CHARS,
+            non_blank: false,
+        },
+    ),
+    (
+        "DocumentMetadata",
+        "source",
+        Rule::Text {
+            max_chars: super::documents::MAX_SOURCE_CHARS,
+            non_blank: false,
+        },
+    ),
+    (
+        "DocumentMetadata",
+        "collection",
+        Rule::Text {
+            max_chars: super::documents::MAX_COLLECTION_NAME_CHARS,
+            non_blank: true,
+        },
+    ),
+    (
+        "DocumentMetadata",
+        "tags",
+        Rule::TextItems {
+            max_items: super::documents::MAX_TAGS,
+            max_chars: super::documents::MAX_TAG_CHARS,
+        },
+    ),
     ("PassageQuery", "query", MESSAGE),
     (
         "PassageQuery",
@@ -135,6 +182,15 @@ pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
 ];
 
 impl Rule {
+    /// A number rule's bounds (`(min, max)`); the whole range of `f32` for other rules.
+    pub fn range(self) -> (f32, f32) {
+        match self {
+            Rule::Number { min, max } => (min, max),
+            Rule::Integer { min, max } => (min as f32, max as f32),
+            _ => (f32::MIN, f32::MAX),
+        }
+    }
+
     /// Checks `text` against a text rule; `what` names it in the message.
     pub fn check_text(self, field: &'static str, what: &str, text: &str) -> Result<(), FieldError> {
         let Rule::Text { max_chars, non_blank } = self else {

@@ -93,6 +93,7 @@ mod tests {
             notice: None,
             citations: Vec::new(),
             usage: Default::default(),
+            trace: None,
             temperature: None,
             max_tokens: None,
             created_at: at,

@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{structured::Expected, views};
 use crate::{
-    api::{events::ChatEvent, types::MessageStatus},
+    api::{
+        events::ChatEvent,
+        trace::{AnswerTrace, TraceStep},
+        types::MessageStatus,
+    },
     server::{
         auth::UserId,
         llm::{
@@ -182,6 +186,9 @@ pub struct Generation {
     pub primed: Option<Primed>,
     /// What the user should know before the answer (history trimmed, no relevant passage).
     pub notice: Option<String>,
+    /// The steps that came before generation (searching the documents); the generation's
+    /// own are added when the answer ends.
+    pub trace: AnswerTrace,
     pub events: mpsc::Sender<ChatEvent>,
     /// Keep writing when the listener goes away (the chat page: a reload re-attaches);
     /// otherwise a listener that leaves stops the answer (APIs).
@@ -212,6 +219,8 @@ struct Answer {
     model: String,
     prompt_tokens: u32,
     notice: Option<String>,
+    /// A grammar shaped the answer (a JSON Schema, on the embedded model).
+    grammar: bool,
 }
 
 /// Text and timings received so far.
@@ -274,6 +283,7 @@ impl Generation {
                     model: o.target.model.id.clone(),
                     prompt_tokens: o.prompt_tokens,
                     notice: join_notices(self.notice.take(), o.notice),
+                    grammar: Expected::of(&self.request.options).is_some() && o.target.provider().is_local(),
                 };
                 self.tell(ChatEvent::Answering {
                     provider: answer.provider.clone(),
@@ -291,6 +301,7 @@ impl Generation {
                     model: primary.model.id.clone(),
                     prompt_tokens: 0,
                     notice: self.notice.take(),
+                    grammar: false,
                 };
                 (answer, outcome)
             }
@@ -352,7 +363,7 @@ impl Generation {
     }
 
     /// Stores the final text, status, usage and timings, and tells the listener.
-    async fn finish(self, answer: Answer, outcome: Outcome, p: Progress, started: Instant) {
+    async fn finish(mut self, answer: Answer, outcome: Outcome, p: Progress, started: Instant) {
         let (status, error, prompt_tokens, completion_tokens) = match outcome {
             Outcome::Complete {
                 prompt_tokens,
@@ -390,11 +401,27 @@ impl Generation {
             let secs = p.last_token.duration_since(first).as_secs_f32();
             (completion_tokens > 1 && secs > 0.0).then(|| (completion_tokens - 1) as f32 / secs)
         });
+        let ms = |d: Duration| d.as_millis() as u64;
+        let mut trace = std::mem::take(&mut self.trace);
+        trace.grammar = answer.grammar;
+        if let Some(ttft) = ttft {
+            trace
+                .steps
+                .push(TraceStep::new("first_token", ms(ttft)).counts(Some(prompt_tokens), None));
+            trace.steps.push(
+                TraceStep::new(
+                    "generate",
+                    ms(p.last_token.duration_since(started).saturating_sub(ttft)),
+                )
+                .counts(None, Some(completion_tokens)),
+            );
+        }
         let finish = MessageFinish {
             content: p.content,
             status,
             error,
             notice: answer.notice,
+            trace: Some(trace),
             usage: UsageRecord {
                 provider: Some(answer.provider),
                 model: Some(answer.model),

@@ -153,6 +153,7 @@ mod tests {
             notice: None,
             citations: Vec::new(),
             usage: UsageRecord::default(),
+            trace: None,
             temperature: None,
             max_tokens: None,
             created_at: 0,

@@ -11,9 +11,10 @@ use super::{
 };
 use crate::{
     api::{
-        ApiError, ErrorCode,
+        ApiError,
         documents::{Citation, PassageQuery, RankedPassage},
         events::ChatEvent,
+        trace::{AnswerTrace, TraceStep},
         types::{ChatRequest, GenerationParams, MessageStatus, ModelList, RegenerateRequest, Role},
         validation::MAX_TITLE_CHARS,
     },
@@ -82,19 +83,13 @@ impl ChatService {
     ) -> Result<Vec<RankedPassage>, ChatError> {
         q.check().map_err(ChatError::Invalid)?;
         let Some(rag) = &self.rag else {
-            return Err(ChatError::Invalid(ApiError::new(
-                ErrorCode::Unavailable,
-                "documents need the embedding model, which is disabled ([embedding] enabled = false)",
-            )));
+            return Err(ChatError::DocumentsDisabled);
         };
         let limit = q.limit.unwrap_or(10) as usize;
-        rag.retriever
+        Ok(rag
+            .retriever
             .ranked_passages(owner, &q.query, q.collection_ids.as_deref(), limit)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "retrieval failed");
-                ChatError::Invalid(ApiError::internal())
-            })
+            .await?)
     }
 
     /// Passages of the conversation's documents for `question`, and the system prompt
@@ -110,14 +105,16 @@ impl ChatService {
         };
         let scope = rag.documents.conversation_collections(conversation_id).await?;
         let scope = (!scope.is_empty()).then_some(scope.as_slice());
-        let retrieval = rag
-            .retriever
-            .retrieve(owner, question, scope)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "retrieval failed");
-                ChatError::Invalid(ApiError::internal())
-            })?;
+        let started = std::time::Instant::now();
+        let retrieval = rag.retriever.retrieve(owner, question, scope).await?;
+        let steps = retrieval
+            .searched
+            .then(|| {
+                TraceStep::new("retrieve", started.elapsed().as_millis() as u64)
+                    .counts(None, Some(retrieval.citations.len() as u32))
+            })
+            .into_iter()
+            .collect();
         let notice = (retrieval.searched && retrieval.citations.is_empty()).then(|| {
             format!(
                 "no passage of your documents is relevant to this question (best similarity {:.2}, needed {:.2})",
@@ -129,6 +126,7 @@ impl ChatService {
             context: context_prompt(&retrieval),
             citations: retrieval.citations,
             notice,
+            steps,
         })
     }
 
@@ -149,10 +147,8 @@ impl ChatService {
             .or(remembered)
             .map(str::to_owned)
             .or_else(|| self.router.default_id())
-            .ok_or_else(|| ChatError::Invalid(ApiError::invalid("model", "no model is available")))?;
-        self.router.resolve(&id).map_err(|message| {
-            ChatError::Invalid(ApiError::new(ErrorCode::NotFound, message).with_field("model"))
-        })
+            .ok_or(ChatError::NoModel)?;
+        self.router.resolve(&id).map_err(ChatError::UnknownModel)
     }
 
     /// Validates, stores the user message, starts the answer and returns its events:
@@ -249,6 +245,10 @@ impl ChatService {
                 .into_iter()
                 .flatten()
                 .reduce(|a, b| format!("{a}; {b}")),
+            trace: AnswerTrace {
+                steps: grounding.steps,
+                ..AnswerTrace::default()
+            },
         };
         let stored = self
             .record(
@@ -377,6 +377,7 @@ impl ChatService {
             request: pending.request,
             primed: Some(pending.primed),
             notice: pending.notice,
+            trace: pending.trace,
             events,
             shutdown: self.shutdown.clone(),
             persist_every: Duration::from_millis(self.settings.persist_interval_ms),
@@ -539,6 +540,7 @@ struct Pending {
     request: GenerationRequest,
     primed: Primed,
     notice: Option<String>,
+    trace: AnswerTrace,
 }
 
 /// What retrieval adds to an answer.
@@ -547,6 +549,8 @@ struct Grounding {
     context: Option<String>,
     citations: Vec<Citation>,
     notice: Option<String>,
+    /// The retrieval's steps (none when there was nothing to search).
+    steps: Vec<TraceStep>,
 }
 
 pub(super) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {

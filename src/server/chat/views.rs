@@ -47,6 +47,7 @@ pub fn message(m: MessageRecord) -> MessageView {
         notice: m.notice,
         citations,
         usage,
+        trace: m.trace.map(Box::new),
         created_at: m.created_at,
     }
 }

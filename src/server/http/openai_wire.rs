@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    api::{ApiError, ErrorCode},
+    api::{ApiError, ErrorCode, validation},
     server::{
         chat::{completion::Completion, structured::check_schema},
         llm::{
@@ -40,17 +40,14 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// A string or up to 4 strings; the answer ends before the first one.
     pub stop: Option<WireStop>,
-    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
     pub seed: Option<i64>,
-    #[schema(minimum = -2, maximum = 2)]
     pub presence_penalty: Option<f32>,
-    #[schema(minimum = -2, maximum = 2)]
     pub frequency_penalty: Option<f32>,
-    /// Token id → bias from −100 to 100.
+    /// Token id → bias, a whole number from −100 to 100.
+    #[schema(schema_with = logit_bias_schema)]
     pub logit_bias: Option<BTreeMap<String, f32>>,
     pub logprobs: Option<bool>,
-    #[schema(minimum = 0, maximum = 20)]
     pub top_logprobs: Option<u8>,
     pub user: Option<String>,
     pub response_format: Option<WireResponseFormat>,
@@ -329,6 +326,33 @@ fn message(i: usize, m: &WireMessage) -> Result<PromptMessage, ApiError> {
     })
 }
 
+/// A logit bias's bounds.
+const LOGIT_BIAS: (f32, f32) = (-100.0, 100.0);
+
+/// `logit_bias` as OpenAPI states it: token ids (digits) to whole numbers in range.
+fn logit_bias_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{
+        ObjectBuilder, Type,
+        schema::{AdditionalProperties, SchemaType},
+    };
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some("Token id → bias, a whole number from −100 to 100."))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]+$")),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(utoipa::openapi::RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(LOGIT_BIAS.0))
+                .maximum(Some(LOGIT_BIAS.1))
+                .into(),
+        ))))
+        .build()
+}
+
 fn check_range(param: &str, value: Option<f32>, (low, high): (f32, f32)) -> Result<(), ApiError> {
     match value {
         Some(v) if !(low..=high).contains(&v) => Err(ApiError::invalid(
@@ -367,15 +391,24 @@ impl ChatCompletionRequest {
     }
 
     fn options(&self) -> Result<GenerationOptions, ApiError> {
-        check_range("top_p", self.top_p, (0.0, 1.0))?;
-        check_range("presence_penalty", self.presence_penalty, (-2.0, 2.0))?;
-        check_range("frequency_penalty", self.frequency_penalty, (-2.0, 2.0))?;
+        check_range("top_p", self.top_p, validation::TOP_P.range())?;
+        check_range(
+            "presence_penalty",
+            self.presence_penalty,
+            validation::PENALTY.range(),
+        )?;
+        check_range(
+            "frequency_penalty",
+            self.frequency_penalty,
+            validation::PENALTY.range(),
+        )?;
         let logprobs = self.logprobs.unwrap_or(false);
         if let Some(n) = self.top_logprobs {
-            if n > 20 {
+            let (_, max) = validation::TOP_LOGPROBS.range();
+            if f32::from(n) > max {
                 return Err(ApiError::invalid(
                     "top_logprobs",
-                    "top_logprobs must be between 0 and 20",
+                    format!("top_logprobs must be between 0 and {max}"),
                 ));
             }
             if !logprobs {
@@ -439,13 +472,15 @@ impl ChatCompletionRequest {
                         "logit_bias keys are token ids",
                     ));
                 }
-                if !(-100.0..=100.0).contains(b) {
+                // Whole numbers, as OpenAI's API defines them: a fractional bias would be
+                // rounded on the way to the provider, so it is refused instead.
+                if !(LOGIT_BIAS.0..=LOGIT_BIAS.1).contains(b) || b.fract() != 0.0 {
                     return Err(ApiError::invalid(
                         format!("logit_bias.{token}"),
-                        "a bias is between -100 and 100",
+                        "a bias is a whole number between -100 and 100",
                     ));
                 }
-                Ok((token.clone(), b.round() as i8))
+                Ok((token.clone(), *b as i8))
             })
             .collect()
     }
@@ -632,6 +667,25 @@ mod tests {
         assert_eq!(c.messages[0].role, PromptRole::System);
         assert_eq!(c.messages[1].content, "a\nb");
         assert_eq!(c.max_tokens, Some(5));
+    }
+
+    /// `logit_bias` is documented as it is checked, and a fractional bias is refused
+    /// rather than rounded on its way to the provider.
+    #[test]
+    fn logit_bias_is_documented_and_checked_alike() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(ChatCompletionRequest::schema()).unwrap();
+        let bias = &schema["properties"]["logit_bias"];
+        assert_eq!(bias["additionalProperties"]["type"], "integer");
+        assert_eq!(bias["additionalProperties"]["minimum"], f64::from(LOGIT_BIAS.0));
+        assert_eq!(bias["additionalProperties"]["maximum"], f64::from(LOGIT_BIAS.1));
+        assert_eq!(bias["propertyNames"]["pattern"], "^[0-9]+$");
+        let e = parse(
+            json!({"model": "m", "logit_bias": {"7": 1.5}, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("logit_bias.7"));
+        assert!(parse(json!({"model": "m", "logit_bias": {"7": -100}, "messages": [{"role": "user", "content": "x"}]})).is_ok());
     }
 
     #[test]

@@ -393,6 +393,16 @@ fn state_rules(doc: &mut utoipa::openapi::OpenApi) {
             list.max_items = (*max < usize::MAX).then_some(*max);
             continue;
         }
+        if let (Rule::TextItems { max_items, max_chars }, Schema::Array(list)) = (rule, &mut *schema) {
+            list.max_items = Some(*max_items);
+            if let utoipa::openapi::schema::ArrayItems::RefOrSchema(item) = &mut list.items
+                && let RefOr::T(Schema::Object(text)) = item.as_mut()
+            {
+                text.min_length = Some(1);
+                text.max_length = Some(*max_chars);
+            }
+            continue;
+        }
         let Schema::Object(field) = schema else {
             continue;
         };
@@ -413,7 +423,7 @@ fn state_rules(doc: &mut utoipa::openapi::OpenApi) {
                 field.minimum = Some(utoipa::Number::UInt(min as usize));
                 field.maximum = Some(utoipa::Number::UInt(max as usize));
             }
-            Rule::Items { .. } => {}
+            Rule::Items { .. } | Rule::TextItems { .. } => {}
         }
     }
 }

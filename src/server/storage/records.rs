@@ -2,6 +2,7 @@
 
 use crate::api::{
     documents::Citation,
+    trace::AnswerTrace,
     types::{MessageStatus, Role},
 };
 
@@ -48,6 +49,7 @@ pub struct MessageRecord {
     pub notice: Option<String>,
     pub citations: Vec<Citation>,
     pub usage: UsageRecord,
+    pub trace: Option<AnswerTrace>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub created_at: i64,
@@ -91,6 +93,7 @@ pub struct MessageFinish {
     pub error: Option<String>,
     pub notice: Option<String>,
     pub usage: UsageRecord,
+    pub trace: Option<AnswerTrace>,
     pub now_ms: i64,
 }
 

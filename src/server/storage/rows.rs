@@ -51,7 +51,7 @@ fields!(sqlx::postgres::PgRow);
 pub(super) const CONVERSATION_COLUMNS: &str = "id, title, model, active_leaf, system_prompt, temperature, max_tokens, response_schema, created_at, updated_at";
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, content, status, error, notice, citations, provider, model, \
-     prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, temperature, \
+     prompt_tokens, completion_tokens, ttft_ms, tokens_per_second, duration_ms, trace, temperature, \
      max_tokens, created_at, updated_at";
 
 pub(super) const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
@@ -150,6 +150,12 @@ pub(super) fn message_from_row(row: &impl Fields) -> Result<MessageRecord, Store
             ttft_ms: opt_u64(row, "ttft_ms")?,
             tokens_per_second: opt_f32(row, "tokens_per_second")?,
             duration_ms: opt_u64(row, "duration_ms")?,
+        },
+        trace: match row.opt_string("trace")? {
+            Some(json) => {
+                Some(serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("trace: {e}")))?)
+            }
+            None => None,
         },
         temperature: opt_f32(row, "temperature")?,
         max_tokens: opt_u32(row, "max_tokens")?,

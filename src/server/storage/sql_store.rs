@@ -325,8 +325,8 @@ macro_rules! store {
                 let sql = format!(
                     "UPDATE messages SET content = $1, status = $2, error = $3, notice = $4, \
                      provider = COALESCE($5, provider), model = COALESCE($6, model), prompt_tokens = $7, \
-                     completion_tokens = $8, ttft_ms = $9, tokens_per_second = $10, duration_ms = $11, updated_at = $12 \
-                     WHERE id = $13 RETURNING {MESSAGE_COLUMNS}"
+                     completion_tokens = $8, ttft_ms = $9, tokens_per_second = $10, duration_ms = $11, updated_at = $12, \
+                     trace = $14 WHERE id = $13 RETURNING {MESSAGE_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(&f.content)
@@ -342,6 +342,7 @@ macro_rules! store {
                     .bind(f.usage.duration_ms.map(|v| v as i64))
                     .bind(f.now_ms)
                     .bind(id)
+                    .bind(f.trace.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default()))
                     .fetch_optional(self.pool())
                     .await?
                     .ok_or(StoreError::NotFound)?;

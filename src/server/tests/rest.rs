@@ -35,6 +35,10 @@ fn the_openapi_document_states_every_validation_rule() {
                 assert_eq!(field["maximum"], *max, "{schema}.{property}");
             }
             Rule::Items { min, .. } => assert_eq!(field["minItems"], *min, "{schema}.{property}"),
+            Rule::TextItems { max_items, max_chars } => {
+                assert_eq!(field["maxItems"], *max_items, "{schema}.{property}");
+                assert_eq!(field["items"]["maxLength"], *max_chars, "{schema}.{property}");
+            }
         }
     }
 }

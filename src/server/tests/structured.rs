@@ -216,7 +216,7 @@ async fn tool_call_deltas_logprobs_and_refusals_come_back_in_openai_shape() {
         chunk(json!({}), Some("stop")),
     ];
     let logprobs = vec![logprob_chunk, chunk(json!({}), Some("stop"))];
-    let (_double, app) = gateway(vec![
+    let (double, app) = gateway(vec![
         tool_call_script(),
         tool_call_script(),
         logprobs.clone(),
@@ -225,7 +225,7 @@ async fn tool_call_deltas_logprobs_and_refusals_come_back_in_openai_shape() {
     ])
     .await;
     let ask = |stream: bool| {
-        json!({"model": "up/m", "stream": stream, "tools": [weather_tool()], "logprobs": true,
+        json!({"model": "up/m", "stream": stream, "tools": [weather_tool()], "logprobs": true, "top_logprobs": 2,
                "messages": [{"role": "user", "content": "Weather in Paris?"}]})
     };
 
@@ -284,6 +284,49 @@ async fn tool_call_deltas_logprobs_and_refusals_come_back_in_openai_shape() {
         "I can't help with that."
     );
     assert_eq!(whole["choices"][0]["message"]["content"], "");
+
+    // Log probabilities were asked of the upstream exactly as the caller asked for them.
+    for got in double.requests() {
+        assert_eq!(got["logprobs"], true, "{got}");
+        assert_eq!(got["top_logprobs"], 2, "{got}");
+    }
+}
+
+/// The official `openai` Python client (`TEST_PYTHON`, the test virtualenv `make test`
+/// installs) through Stoa to the scripted upstream: the streamed tool call it assembles from
+/// Stoa's deltas is the upstream's, and the round trip (call, tool result, answer) reaches
+/// the upstream intact.
+#[tokio::test]
+async fn the_official_client_relays_a_tool_call_round_trip_through_stoa() {
+    let (double, app) = gateway(vec![tool_call_script(), says("It is sunny in Paris.")]).await;
+    let python = std::env::var("TEST_PYTHON")
+        .expect("TEST_PYTHON names a Python with the `openai` package (make test-rust sets it)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("end2end/clients/openai_relay.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(format!("{}/v1", app.base))
+        .arg("up/m")
+        .output()
+        .await
+        .expect("python runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("ok"), "{log}");
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let messages = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_abc", "{}", requests[1]);
+    assert_eq!(
+        messages[1]["tool_calls"][0]["function"]["arguments"],
+        r#"{"city": "Paris"}"#
+    );
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_call_id"], "call_abc");
+    assert_eq!(messages[2]["content"], "Sunny, 18 C");
 }
 
 fn person_request(stream: bool) -> Value {
@@ -545,8 +588,13 @@ async fn the_embedded_model_honours_stop_seed_and_refuses_what_it_cannot_do() {
         "the answer ends before the stop string"
     );
     assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
+    let tokens = |v: &Value| {
+        v["usage"]["completion_tokens"]
+            .as_u64()
+            .expect("usage counts tokens")
+    };
     assert!(
-        stopped["usage"]["completion_tokens"].as_u64() < free_tokens(&app, &ask(json!({}))).await,
+        tokens(&stopped) < tokens(&ok_json(&app, ask(json!({}))).await),
         "generation ended at the stop string"
     );
 
@@ -555,6 +603,16 @@ async fn the_embedded_model_honours_stop_seed_and_refuses_what_it_cannot_do() {
     let a = ok_json(&app, seeded(42)).await;
     let b = ok_json(&app, seeded(42)).await;
     assert_eq!(content(&a), content(&b));
+    // And the seed is what decides it: other seeds sample other answers (one of four
+    // equal to seed 42's by chance over 30 tokens at this temperature is not plausible).
+    let mut others = Vec::new();
+    for seed in [1, 2, 3, 4] {
+        others.push(content(&ok_json(&app, seeded(seed)).await).to_owned());
+    }
+    assert!(
+        others.iter().any(|o| o != content(&a)),
+        "every seed gave the same answer: {others:?}"
+    );
 
     // What the embedded model cannot do is refused naming the parameter.
     let image = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
@@ -567,10 +625,6 @@ async fn the_embedded_model_honours_stop_seed_and_refuses_what_it_cannot_do() {
         "logit_bias.99999999",
     )
     .await;
-}
-
-async fn free_tokens(app: &App, body: &Value) -> Option<u64> {
-    ok_json(app, body.clone()).await["usage"]["completion_tokens"].as_u64()
 }
 
 #[tokio::test]
