@@ -235,6 +235,27 @@ pub fn validate_message(message: &str) -> Result<(), FieldError> {
     MESSAGE.check_text("message", "message", message)
 }
 
+/// `v` with at most `places` decimals (0 to 3), trailing zeros dropped: `0.7`, `2`, `12.5`.
+/// Written with integer arithmetic because the code that formats floats (`{}` on an `f32`)
+/// adds some 19 KB to the browser's bundle, and these are the only floats it shows.
+pub fn decimal(v: f64, places: u32) -> String {
+    let places = places.min(3);
+    let scale = 10i64.pow(places);
+    let scaled = (v * scale as f64).round() as i64;
+    let sign = if scaled < 0 { "-" } else { "" };
+    let (whole, mut frac) = (scaled.abs() / scale, scaled.abs() % scale);
+    let mut digits = places as usize;
+    while digits > 0 && frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    if digits == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{frac:0digits$}")
+    }
+}
+
 pub fn validate_temperature(t: f32) -> Result<(), FieldError> {
     let Rule::Number { min: lo, max: hi } = TEMPERATURE else {
         unreachable!("TEMPERATURE is a number rule")
@@ -242,7 +263,11 @@ pub fn validate_temperature(t: f32) -> Result<(), FieldError> {
     if !t.is_finite() || !(lo..=hi).contains(&t) {
         return Err(FieldError {
             field: "temperature",
-            message: format!("temperature must be between {lo} and {hi}"),
+            message: format!(
+                "temperature must be between {} and {}",
+                decimal(f64::from(lo), 2),
+                decimal(f64::from(hi), 2)
+            ),
         });
     }
     Ok(())
@@ -359,6 +384,18 @@ impl ChatRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_written_without_float_formatting() {
+        assert_eq!(decimal(0.7, 2), "0.7");
+        assert_eq!(decimal(2.0, 2), "2");
+        assert_eq!(decimal(0.0, 1), "0");
+        assert_eq!(decimal(12.25, 1), "12.3");
+        assert_eq!(decimal(1.05, 2), "1.05");
+        assert_eq!(decimal(-0.5, 2), "-0.5");
+        assert_eq!(decimal(1536.0 / 1024.0, 1), "1.5");
+        assert_eq!(decimal(f64::from(0.7f32), 2), "0.7");
+    }
 
     fn request(message: &str) -> ChatRequest {
         ChatRequest {

@@ -11,7 +11,7 @@ use crate::api::{
     ApiError,
     types::GenerationParams,
     validation::{
-        FieldError, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, validate_max_tokens,
+        FieldError, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, decimal, validate_max_tokens,
         validate_message, validate_temperature,
     },
 };
@@ -131,11 +131,11 @@ pub fn Composer(
 /// conversation's defaults change them.
 fn param_fields(params: RwSignal<GenerationParams>) -> (RwSignal<String>, RwSignal<String>) {
     let initial = params.get_untracked();
-    let temperature = RwSignal::new(initial.temperature.to_string());
+    let temperature = RwSignal::new(decimal(f64::from(initial.temperature), 2));
     let max_tokens = RwSignal::new(initial.max_tokens.to_string());
     Effect::new(move |_| {
         let p = params.get();
-        temperature.set(p.temperature.to_string());
+        temperature.set(decimal(f64::from(p.temperature), 2));
         max_tokens.set(p.max_tokens.to_string());
     });
     (temperature, max_tokens)
@@ -234,8 +234,8 @@ fn ParamsFields(
                     type="number"
                     inputmode="decimal"
                     step="0.1"
-                    min=TEMPERATURE_RANGE.0
-                    max=TEMPERATURE_RANGE.1
+                    min=decimal(f64::from(TEMPERATURE_RANGE.0), 2)
+                    max=decimal(f64::from(TEMPERATURE_RANGE.1), 2)
                     aria-invalid=invalid(errors, "temperature")
                     prop:value=move || temperature.get()
                     on:input=move |e| temperature.set(event_target_value(&e))

@@ -8,7 +8,7 @@ use crate::api::{
     ApiError,
     conversations::{list_models, set_conversation_settings},
     types::{ConversationSettings, MessageStatus, Role},
-    validation::{MAX_SYSTEM_PROMPT_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE},
+    validation::{MAX_SYSTEM_PROMPT_CHARS, MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, decimal},
 };
 
 /// The composer's parameters take the conversation's defaults where it has them.
@@ -47,7 +47,7 @@ impl Fields {
         let shown = |v: Option<String>| RwSignal::new(v.unwrap_or_default());
         Self {
             system_prompt: shown(settings.system_prompt.clone()),
-            temperature: shown(settings.temperature.map(|t| t.to_string())),
+            temperature: shown(settings.temperature.map(|t| decimal(f64::from(t), 2))),
             max_tokens: shown(settings.max_tokens.map(|n| n.to_string())),
             schema: shown(
                 settings
@@ -172,7 +172,11 @@ fn SamplingFields(
     view! {
         <div class="settings-row">
             <label>
-                {format!("Temperature ({t_min}–{t_max}) ")}
+                {format!(
+                    "Temperature ({}–{}) ",
+                    decimal(f64::from(t_min), 2),
+                    decimal(f64::from(t_max), 2)
+                )}
                 <input
                     id="conv-temperature"
                     inputmode="decimal"
@@ -220,7 +224,7 @@ pub fn ContextGauge(messages: RwSignal<Vec<ChatMessage>>, model: RwSignal<Option
         <Transition fallback=|| ()>
             {move || {
                 let (used, window) = (used.get()?, window()?);
-                let percent = (f64::from(used) * 100.0 / f64::from(window.max(1))).round();
+                let percent = u64::from(used) * 100 / u64::from(window.max(1));
                 Some(
                     view! {
                         <div class="context-gauge" title="How full the model's context window is">
@@ -231,8 +235,8 @@ pub fn ContextGauge(messages: RwSignal<Vec<ChatMessage>>, model: RwSignal<Option
                                 id="context-meter"
                                 min="0"
                                 max=window
-                                low=f64::from(window) * 0.7
-                                high=f64::from(window) * 0.9
+                                low=u64::from(window) * 7 / 10
+                                high=u64::from(window) * 9 / 10
                                 optimum="0"
                                 value=used
                             ></meter>

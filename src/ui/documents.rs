@@ -5,6 +5,7 @@ use leptos::{ev, html, prelude::*, task::spawn_local};
 
 use crate::api::{
     ApiError,
+    validation::decimal,
     documents::{
         DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, delete_document, list_documents,
         upload_documents,
@@ -231,7 +232,7 @@ fn DocumentList(list: Vec<DocumentView>, version: RwSignal<u32>) -> impl IntoVie
                             <tr class="document" data-status=d.status.as_str() data-file=d.file_name.clone()>
                                 <td>
                                     <span class="doc-title">{d.title.clone()}</span>
-                                    <span class="muted">{format!(" {} · {:.1} KB", d.file_name, d.size_bytes as f64 / 1024.0)}</span>
+                                    <span class="muted">{format!(" {} · {} KB", d.file_name, decimal(d.size_bytes as f64 / 1024.0, 1))}</span>
                                 </td>
                                 <td>{d.collection.clone().unwrap_or_else(|| "—".into())}</td>
                                 <td class="doc-status">{status}</td>

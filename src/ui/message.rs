@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::markdown::answer_html;
+use crate::api::validation::decimal;
 use crate::api::{
     documents::Citation,
     types::{MessageStatus, MessageView, Role, Usage},
@@ -259,7 +260,7 @@ fn usage_line(u: &Usage) -> String {
         parts.push(format!("first token {ttft} ms"));
     }
     if let Some(tps) = u.tokens_per_second {
-        parts.push(format!("{tps:.1} tok/s"));
+        parts.push(format!("{} tok/s", decimal(f64::from(tps), 1)));
     }
     parts.join(" · ")
 }
