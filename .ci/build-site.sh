@@ -69,9 +69,9 @@ if [ -n "$bindgen_pid" ]; then
   hash -r
 fi
 
-# 2. The site, unless it was made from this very bundle, stylesheet and public/ already.
+# 2. The site, unless it was made from this very bundle, stylesheet, public/ and script already.
 wasm="$target/front/wasm32-unknown-unknown/$front_dir/stoa.wasm"
-inputs=$( { sha256sum "$wasm" style/main.css; find public -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
+inputs=$( { sha256sum "$wasm" style/main.css "$0"; find public -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-64)
 if [ -f "$site/.inputs" ] && [ "$(cat "$site/.inputs")" = "$inputs" ] && [ -f "$site/hash.txt" ]; then
   step "site unchanged ($site)"
 else
@@ -83,7 +83,9 @@ else
   wasm-bindgen --target web --no-typescript --out-dir "$next/pkg" --out-name stoa "$wasm"
   if [ "$mode" = release ]; then
     # rustc's default wasm features (bulk memory, sign extension, non-trapping conversions…).
-    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+    # -Oz twice: the second round finds what the first one's inlining exposed (-3.8 KB gzip
+    # for 8 s more; --converge gains 3.4 KB for 35 s more).
+    wasm-opt -Oz --strip-producers -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
       --enable-mutable-globals --enable-reference-types --enable-multivalue \
       "$next/pkg/stoa_bg.wasm" -o "$next/pkg/stoa_bg.wasm"
   fi

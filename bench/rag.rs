@@ -31,10 +31,14 @@ use stoa::{
         background::Background,
         config::{RagSettings, Settings},
         embed::{Embedder, local::LocalEmbedder},
-        rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
+        rag::{
+            index::VectorIndex,
+            ingest::IngestService,
+            retrieve::{Ask, Retriever},
+        },
         storage::{
             DocumentStore,
-            documents::{ChunkVector, NewChunk, NewDocument, VectorSearch},
+            documents::{ChunkVector, NewChunk, NewDocument, Scope, VectorSearch},
             postgres::PgStore,
             sqlite::SqliteStore,
         },
@@ -275,7 +279,7 @@ async fn retrieval(
     };
     let probe: Vec<f32> = (0..dims).map(|_| rng.unit() / (dims as f32).sqrt()).collect();
     let t = Instant::now();
-    search.nearest(ME, &probe, None, 20).await.unwrap();
+    search.nearest(ME, &probe, Scope::ALL, 20).await.unwrap();
     let first_search_secs = t.elapsed().as_secs_f64();
     let retriever = Retriever::new(
         Arc::clone(&store),
@@ -287,21 +291,27 @@ async fn retrieval(
     for q in 0..220 {
         let question = sentence(&mut rng, &words, 8);
         let t = Instant::now();
-        let _ = retriever.retrieve(ME, &question, None).await.unwrap();
+        let ask = Ask {
+            owner: ME,
+            question: &question,
+            history: &[],
+            scope: Scope::ALL,
+        };
+        let _ = retriever.retrieve(ask, None).await.unwrap();
         let e2e = t.elapsed().as_secs_f64() * 1000.0;
         let mut query: Vec<f32> = (0..dims).map(|_| rng.unit()).collect();
         let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
         query.iter_mut().for_each(|x| *x /= norm);
         let t = Instant::now();
-        let found = search.nearest(ME, &query, None, 20).await.unwrap();
+        let found = search.nearest(ME, &query, Scope::ALL, 20).await.unwrap();
         let v = t.elapsed().as_secs_f64() * 1000.0;
-        let truth = exact.search(ME, &query, None, 20);
+        let truth = exact.search(ME, &query, Scope::ALL, 20);
         let hits = found
             .iter()
             .filter(|(id, _)| truth.iter().any(|(t, _)| t == id))
             .count();
         let t = Instant::now();
-        let _ = store.keyword_search(ME, &question, None, 20).await.unwrap();
+        let _ = store.keyword_search(ME, &question, Scope::ALL, 20).await.unwrap();
         let k = t.elapsed().as_secs_f64() * 1000.0;
         if q >= 20 {
             // the first 20 warm up

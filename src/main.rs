@@ -35,11 +35,19 @@ mod cli {
             /// postgres://USER@HOST/DB
             to: String,
         },
-        /// Print retrieval quality (recall@k, MRR) on the labelled set in bench/rag-eval.
+        /// Print retrieval quality (recall, MRR, abstention, source precision per kind of
+        /// question, against keyword-only and vector-only search) on the labelled set in
+        /// bench/eval (fetch its documents first: bench/eval/fetch.sh).
         EvalRag {
-            /// Passages retrieved per question.
-            #[arg(default_value_t = 4)]
-            k: usize,
+            /// Also write every question's outcome under every set-up here, as JSON lines.
+            #[arg(long)]
+            dump: Option<std::path::PathBuf>,
+            /// Only the set-ups whose name contains this (e.g. `default`).
+            #[arg(long)]
+            only: Option<String>,
+            /// Also the pipeline with each re-ranker that runs here (slow: minutes).
+            #[arg(long)]
+            rerankers: bool,
         },
     }
 }
@@ -69,7 +77,11 @@ fn main() -> std::process::ExitCode {
             Command::Serve => startup::run().await,
             Command::Backup { file } => startup::backup(&file).await,
             Command::MigrateDb { from, to } => startup::migrate_db(&from, &to).await,
-            Command::EvalRag { k } => startup::eval_rag(k).await,
+            Command::EvalRag {
+                dump,
+                only,
+                rerankers,
+            } => startup::eval_rag(dump.as_deref(), only.as_deref(), rerankers).await,
         }
     });
     match result {

@@ -51,7 +51,25 @@ async function run(page: import("@playwright/test").Page, base: string) {
   await expect(chip.locator(".passage-source")).toContainText("handbook · passage");
   await page.screenshot({ path: "test-results/citation.png" });
 
-  // The PDF is searchable too.
+  // How the answer was made: the search, the choice of passages, the model's timing.
+  const how = answer.locator(".answer-trace");
+  await how.locator("summary").click();
+  for (const step of ["search", "select", "first_token", "generate"]) {
+    await expect(how.locator(`tr[data-step="${step}"]`)).toBeVisible();
+  }
+
+  // A follow-up is searched together with the question before it, and says so.
+  await send(page, "Can the unused ones be carried over?", { maxTokens: 30 });
+  // Until its answer begins, the last answer on the page is the first one.
+  await expect(page.locator("article.message-assistant")).toHaveCount(2);
+  const follow = lastAssistant(page);
+  await expect(follow).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await follow.locator(".answer-trace summary").click();
+  await expect(follow.locator(".trace-query")).toContainText("carried over");
+  await expect(follow.locator('tr[data-step="rewrite"]')).toBeVisible();
+
+  // The PDF is searchable too (a new question, in a new conversation).
+  await page.locator(".new-chat").click();
   await send(page, "Where are the replacement bulbs for the lamp kept?", { maxTokens: 40 });
   const second = lastAssistant(page);
   await expect(second).toHaveAttribute("data-status", "complete", { timeout: 45_000 });

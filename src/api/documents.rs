@@ -181,6 +181,72 @@ pub struct Citation {
     pub score: f32,
 }
 
+/// Which of the caller's documents are searched; every field given narrows it (all of
+/// them when empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DocumentFilter {
+    /// Only documents in these collections (ids).
+    #[serde(default)]
+    pub collection_ids: Option<Vec<String>>,
+    /// Only these documents (ids).
+    #[serde(default)]
+    pub document_ids: Option<Vec<String>>,
+    /// Only documents with at least one of these tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Only documents whose source contains this text (case-insensitive).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only documents uploaded at or after this time (Unix milliseconds).
+    #[serde(default)]
+    pub uploaded_after: Option<i64>,
+    /// Only documents uploaded before this time (Unix milliseconds).
+    #[serde(default)]
+    pub uploaded_before: Option<i64>,
+}
+
+/// Most ids or tags a filter may list.
+pub const MAX_FILTER_ITEMS: usize = 1000;
+
+impl DocumentFilter {
+    /// Whether it narrows more than collections do (then it is resolved to documents).
+    pub fn beyond_collections(&self) -> bool {
+        self.document_ids.is_some()
+            || self.tags.is_some()
+            || self.source.is_some()
+            || self.uploaded_after.is_some()
+            || self.uploaded_before.is_some()
+    }
+
+    pub fn check(&self) -> Result<(), ApiError> {
+        for (field, list) in [
+            ("collection_ids", &self.collection_ids),
+            ("document_ids", &self.document_ids),
+            ("tags", &self.tags),
+        ] {
+            if list.as_ref().is_some_and(|l| l.len() > MAX_FILTER_ITEMS) {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("at most {MAX_FILTER_ITEMS} items"),
+                ));
+            }
+        }
+        if self
+            .source
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_SOURCE_CHARS)
+        {
+            return Err(ApiError::invalid(
+                "source",
+                format!("at most {MAX_SOURCE_CHARS} characters"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A retrieval-only search of the caller's documents (`POST /api/v1/search/passages`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -191,6 +257,21 @@ pub struct PassageQuery {
     /// Only these collections (ids); all of the caller's documents when absent.
     #[serde(default)]
     pub collection_ids: Option<Vec<String>>,
+    /// Only these documents (ids).
+    #[serde(default)]
+    pub document_ids: Option<Vec<String>>,
+    /// Only documents with at least one of these tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Only documents whose source contains this text (case-insensitive).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only documents uploaded at or after this time (Unix milliseconds).
+    #[serde(default)]
+    pub uploaded_after: Option<i64>,
+    /// Only documents uploaded before this time (Unix milliseconds).
+    #[serde(default)]
+    pub uploaded_before: Option<i64>,
     /// How many passages (1 to 50, default 10).
     #[serde(default)]
     pub limit: Option<u32>,
@@ -200,6 +281,18 @@ pub struct PassageQuery {
 pub const MAX_PASSAGES: u32 = 50;
 
 impl PassageQuery {
+    /// The documents it searches.
+    pub fn filter(&self) -> DocumentFilter {
+        DocumentFilter {
+            collection_ids: self.collection_ids.clone(),
+            document_ids: self.document_ids.clone(),
+            tags: self.tags.clone(),
+            source: self.source.clone(),
+            uploaded_after: self.uploaded_after,
+            uploaded_before: self.uploaded_before,
+        }
+    }
+
     pub fn check(&self) -> Result<(), ApiError> {
         super::validation::MESSAGE.check_text("query", "query", &self.query)?;
         if self.limit.is_some_and(|n| !(1..=MAX_PASSAGES).contains(&n)) {
@@ -208,7 +301,7 @@ impl PassageQuery {
                 format!("limit must be between 1 and {MAX_PASSAGES}"),
             ));
         }
-        Ok(())
+        self.filter().check()
     }
 }
 
@@ -216,18 +309,36 @@ impl PassageQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RankedPassage {
-    /// The passage as an answer would cite it: `n` is its rank (1 for the best), `score`
-    /// its cosine similarity to the query.
+    /// The passage as an answer would cite it: `n` is its place in the final order (1 for
+    /// the best), `score` the re-ranker's score when one ran, else its cosine similarity to
+    /// the query.
     #[serde(flatten)]
     pub passage: Citation,
-    /// Whether it clears the similarity floor, so an answer would be given it.
-    pub above_floor: bool,
-    /// Its rank in keyword (BM25) search, when that found it.
+    /// Whether an answer would be given it (selected, and the documents cover the query).
+    pub selected: bool,
+    /// Its rank in keyword (BM25) search for the main query, when that found it.
     pub keyword_rank: Option<u32>,
-    /// Its rank in vector search, when that found it.
+    /// Its rank in vector search for the main query, when that found it.
     pub vector_rank: Option<u32>,
-    /// Its rank after reciprocal rank fusion of the two.
+    /// Its rank after reciprocal rank fusion of every search.
     pub fused_rank: u32,
+    /// The re-ranker's calibrated score (0–1), when a re-ranker ran.
+    #[serde(default)]
+    pub rerank_score: Option<f32>,
+}
+
+/// What a retrieval-only search found, and what the pipeline decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PassageSearch {
+    /// The candidates in the pipeline's final order, at most `limit`.
+    pub passages: Vec<RankedPassage>,
+    /// Probability (0–1) that the documents answer the query.
+    pub confidence: f32,
+    /// The documents were taken not to cover the query: an answer would say so.
+    pub declined: bool,
+    /// Each step with its sizes and milliseconds.
+    pub steps: Vec<super::trace::TraceStep>,
 }
 
 /// Uploads files (multipart fields `file`, repeated) with optional `metadata` (JSON).

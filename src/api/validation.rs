@@ -16,6 +16,8 @@ pub const MAX_TOKENS_LIMIT: u32 = 8_192;
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest conversation system prompt, in characters.
 pub const MAX_SYSTEM_PROMPT_CHARS: usize = 8_000;
+/// Texts one `/v1/rerank` request may score.
+pub const MAX_RERANK_TEXTS: usize = 256;
 /// Largest JSON Schema an answer may be asked to follow, as JSON text in bytes.
 pub const MAX_RESPONSE_SCHEMA_BYTES: usize = 64 * 1024;
 
@@ -136,6 +138,23 @@ pub const DOCUMENTED_RULES: &[(&str, &str, Rule)] = &[
         },
     ),
     ("PassageQuery", "query", MESSAGE),
+    ("RerankRequest", "query", MESSAGE),
+    (
+        "RerankRequest",
+        "documents",
+        Rule::Items {
+            min: 1,
+            max: MAX_RERANK_TEXTS,
+        },
+    ),
+    (
+        "RerankRequest",
+        "texts",
+        Rule::Items {
+            min: 1,
+            max: MAX_RERANK_TEXTS,
+        },
+    ),
     (
         "PassageQuery",
         "limit",

@@ -13,6 +13,7 @@ mod prompt;
 mod remote;
 mod service;
 pub mod structured;
+mod task;
 mod views;
 
 pub use error::ChatError;

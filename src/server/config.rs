@@ -264,13 +264,28 @@ pub struct RagSettings {
     pub chunk_tokens: u32,
     /// Tokens repeated from the end of one chunk at the start of the next.
     pub chunk_overlap: u32,
-    /// Candidates taken from each of keyword and vector search.
+    /// Candidates taken from each of keyword and vector search, for each query.
     pub candidates: u32,
-    /// Passages given to the model.
+    /// Passages given to the model, at most.
     pub top_k: u32,
-    /// Cosine similarity a passage needs to be used; below it the answer says the
-    /// documents do not cover the question.
-    pub min_similarity: f32,
+    /// Documents those passages come from, at most.
+    pub max_documents: u32,
+    /// Confidence (0–1, the probability that the documents answer the question, from
+    /// the evidence of the search; see docs/using.md) below which the answer says the
+    /// documents do not cover the question instead of using them.
+    pub min_confidence: f32,
+    /// Replaced by `min_confidence`; read so older config files still start, and ignored.
+    #[serde(skip_serializing)]
+    pub min_similarity: Option<f32>,
+    /// How follow-up questions become search queries: `model` (the task model writes a
+    /// standalone query, searched beside the previous question joined to the follow-up),
+    /// `context` (only the latter), `off`, or `auto`: `model` when `routing.task_model` is
+    /// set, else `context`.
+    pub rewrite: crate::server::rag::rewrite::RewriteMode,
+    /// How long the task model may take to rewrite; then `context` is used.
+    pub rewrite_timeout_ms: u64,
+    /// A second look at the candidates (`[rag.rerank]`).
+    pub rerank: RerankSettings,
     /// Memory the process that reads one uploaded file may use, in megabytes; a file
     /// that needs more fails with that reason.
     pub extract_memory_mb: u32,
@@ -292,7 +307,12 @@ impl Default for RagSettings {
             chunk_overlap: 40,
             candidates: 20,
             top_k: 4,
-            min_similarity: 0.3,
+            max_documents: 2,
+            min_confidence: 0.275,
+            min_similarity: None,
+            rewrite: Default::default(),
+            rewrite_timeout_ms: 2_000,
+            rerank: RerankSettings::default(),
             extract_memory_mb: 1024,
             extract_cpu_secs: 60,
             extract_timeout_secs: 120,
@@ -301,7 +321,58 @@ impl Default for RagSettings {
     }
 }
 
+/// Re-ranking of the fused candidates (`[rag.rerank]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerankSettings {
+    /// `none` (the fused order), `remote` (a `/rerank` endpoint), `llm` (a chat model judges
+    /// the candidates), `embedding` (the embedding model's similarity).
+    pub mode: RerankMode,
+    /// `remote`: the endpoint's full URL, e.g. `http://127.0.0.1:8080/rerank`.
+    pub url: Option<String>,
+    /// `remote`: `cohere` (also Jina, vLLM, llama.cpp's server, Stoa) or `tei`.
+    pub api: crate::server::rag::rerank::RerankApi,
+    /// `remote`: the model name sent; `llm`: `provider/model` (default: the task model).
+    pub model: Option<String>,
+    /// `remote`: name of the environment variable holding a bearer token (never the key
+    /// itself, as for providers).
+    pub api_key_env: Option<String>,
+    /// How long re-ranking may take; then the fused order stands.
+    pub timeout_ms: u64,
+}
+
+impl Default for RerankSettings {
+    fn default() -> Self {
+        Self {
+            mode: RerankMode::None,
+            url: None,
+            api: Default::default(),
+            model: None,
+            api_key_env: None,
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankMode {
+    #[default]
+    None,
+    Remote,
+    Llm,
+    Embedding,
+}
+
 impl RagSettings {
+    /// With `rewrite = "auto"` made definite by whether `routing.task_model` is set.
+    pub fn resolved(&self, routing: &RoutingSettings) -> RagSettings {
+        RagSettings {
+            rewrite: self.rewrite.resolved(routing.task_model.is_some()),
+            ..self.clone()
+        }
+    }
+
     pub fn max_upload_bytes(&self) -> usize {
         self.max_upload_mb as usize * 1_048_576
     }
@@ -409,6 +480,10 @@ pub struct RoutingSettings {
     pub default_model: Option<String>,
     /// Provider that answers when the local model is busy or fails before its first token.
     pub local_fallback: Option<String>,
+    /// Model of small jobs (rewriting follow-up questions before searching documents,
+    /// judging passages with `rag.rerank.mode = "llm"`), as `provider/model`; when unset
+    /// the embedded model, or the default model without one.
+    pub task_model: Option<String>,
     /// Seconds between health checks of remote providers.
     pub probe_interval_secs: u64,
     /// First wait between retries; doubled at each further attempt.
@@ -420,6 +495,7 @@ impl Default for RoutingSettings {
         Self {
             default_model: None,
             local_fallback: None,
+            task_model: None,
             probe_interval_secs: 30,
             retry_backoff_ms: 250,
         }
@@ -553,6 +629,9 @@ impl Settings {
     pub fn redacted(&self) -> String {
         let mut copy = self.clone();
         if let Some(url) = &mut copy.database.url {
+            *url = redact_url(url);
+        }
+        if let Some(url) = &mut copy.rag.rerank.url {
             *url = redact_url(url);
         }
         for p in &mut copy.providers {
@@ -702,6 +781,18 @@ fn check_rag(rag: &RagSettings) -> Result<(), String> {
     }
     if rag.top_k == 0 || rag.top_k > rag.candidates {
         return Err("rag.top_k must be 1 to rag.candidates".into());
+    }
+    if rag.max_documents == 0 {
+        return Err("rag.max_documents must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&rag.min_confidence) {
+        return Err(format!(
+            "rag.min_confidence must be 0 to 1 (got {})",
+            rag.min_confidence
+        ));
+    }
+    if rag.rerank.mode == RerankMode::Remote && rag.rerank.url.is_none() {
+        return Err("rag.rerank.mode = \"remote\" needs rag.rerank.url".into());
     }
     if rag.extract_memory_mb < 64 {
         return Err(format!(

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod openai;
 pub(crate) mod openai_wire;
 pub mod policy;
+pub(crate) mod rerank;
 pub mod resources;
 pub mod rest;
 pub mod security;

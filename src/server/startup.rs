@@ -24,7 +24,12 @@ use super::{
         openai::OpenAiProvider,
         router::{Entry, Router},
     },
-    rag::{index::VectorIndex, ingest::IngestService, retrieve::Retriever},
+    rag::{
+        index::VectorIndex,
+        ingest::IngestService,
+        rerank::{EmbeddingReranker, LlmReranker, RemoteReranker, Reranker},
+        retrieve::Retriever,
+    },
     state::AppState,
     storage::{self, DocumentStore, Store, documents::VectorSearch},
     telemetry,
@@ -147,15 +152,54 @@ pub async fn migrate_db(from: &str, to: &str) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// `stoa eval-rag [k]`: the retrieval evaluation of `bench/rag-eval`, printed.
-pub async fn eval_rag(k: usize) -> Result<(), StartupError> {
+/// `stoa eval-rag [--dump FILE] [--only NAME]`: the retrieval evaluation of `bench/eval`, printed.
+pub async fn eval_rag(
+    dump: Option<&std::path::Path>,
+    only: Option<&str>,
+    rerankers: bool,
+) -> Result<(), StartupError> {
+    use crate::server::rag::eval;
     let settings = Settings::load()?;
+    super::tls::install();
     let dir = settings.embedding_model_dir();
     let embedder: Arc<dyn Embedder> =
         Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??);
-    let report =
-        crate::server::rag::eval::run(std::path::Path::new("bench/rag-eval"), embedder, k, None).await?;
+    let paths = eval::Paths::default_for(std::path::Path::new("."));
+    let indexed = eval::index(&paths, Arc::clone(&embedder), &settings.rag).await?;
+    let background = Background::default();
+    let (models, _) = models(&settings, &background).await?;
+    let chat = ChatService::new(
+        Arc::clone(&indexed.store) as Arc<dyn storage::Store>,
+        models,
+        settings.chat.clone(),
+    )
+    .with_task_model(task_model(&settings));
+    let retriever = Retriever::new(
+        Arc::clone(&indexed.store) as Arc<dyn DocumentStore>,
+        Arc::clone(&embedder),
+        Arc::clone(&indexed.index) as Arc<dyn VectorSearch>,
+        settings.rag.resolved(&settings.routing),
+    )
+    .with_reranker(reranker(&settings.rag.rerank, Arc::clone(&embedder))?);
+    let questions = eval::questions(&paths.questions)?;
+    let rag = settings.rag.resolved(&settings.routing);
+    let mut setups = eval::Setup::all(&rag);
+    if rerankers {
+        setups.extend(eval::Setup::rerankers(&rag, Arc::clone(&embedder)));
+    }
+    if let Some(only) = only {
+        setups.retain(|s| s.name().contains(only));
+    }
+    let (report, outcomes) = eval::evaluate(&indexed, &retriever, Some(&chat), &questions, &setups).await?;
+    background.stop().await;
     print!("{report}");
+    if let Some(file) = dump {
+        let lines: Vec<String> = outcomes
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap_or_default())
+            .collect();
+        std::fs::write(file, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    }
     Ok(())
 }
 
@@ -197,7 +241,8 @@ pub async fn build(
     let background = Background::default();
     let (models, local) = models(&settings, &background).await?;
     let embedder = embedder(&settings).await?;
-    let chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone());
+    let chat = ChatService::new(Arc::clone(&store), models, settings.chat.clone())
+        .with_task_model(task_model(&settings));
     let (chat, ingest) = match &embedder {
         Some(embedder) => {
             with_documents(
@@ -269,12 +314,60 @@ async fn with_documents(
         settings.rag.clone(),
         background,
     )?;
-    let retriever = Retriever::new(Arc::clone(&documents), embedder, index, settings.rag.clone());
+    let retriever = Retriever::new(
+        Arc::clone(&documents),
+        Arc::clone(&embedder),
+        index,
+        settings.rag.resolved(&settings.routing),
+    )
+    .with_reranker(reranker(&settings.rag.rerank, embedder)?);
     let chat = chat.with_rag(Rag {
         documents,
         retriever: Arc::new(retriever),
     });
     Ok((chat, Some(ingest)))
+}
+
+/// `routing.task_model`, else the embedded model, else the default model (`None`).
+fn task_model(settings: &Settings) -> Option<String> {
+    if settings.rag.min_similarity.is_some() {
+        tracing::warn!(
+            "rag.min_similarity is no longer read: rag.min_confidence decides when documents do not cover a question"
+        );
+    }
+    settings
+        .routing
+        .task_model
+        .clone()
+        .or_else(|| settings.local_model.enabled.then(|| "local".to_owned()))
+}
+
+/// The re-ranker `[rag.rerank]` names, if any.
+fn reranker(
+    s: &crate::server::config::RerankSettings,
+    embedder: Arc<dyn Embedder>,
+) -> Result<Option<Arc<dyn Reranker>>, StartupError> {
+    use crate::server::config::RerankMode;
+    Ok(match s.mode {
+        RerankMode::None => None,
+        RerankMode::Embedding => Some(Arc::new(EmbeddingReranker::new(embedder))),
+        RerankMode::Llm => Some(Arc::new(LlmReranker::new(s.model.clone()))),
+        RerankMode::Remote => {
+            let key = s.api_key_env.as_deref().map(|var| {
+                std::env::var(var)
+                    .map_err(|_| format!("rag.rerank.api_key_env names {var}, which is not set"))
+            });
+            let reranker = RemoteReranker::new(
+                s.url.clone().unwrap_or_default(),
+                s.api,
+                s.model.clone(),
+                key.transpose()?,
+                Duration::from_millis(s.timeout_ms),
+            )?;
+            tracing::info!(url = %super::config::redact_url(s.url.as_deref().unwrap_or("")), "re-ranker configured");
+            Some(Arc::new(reranker))
+        }
+    })
 }
 
 /// What the last run left unfinished: documents half-ingested are failed, answers still

@@ -27,6 +27,7 @@ pub use records::{
     ConversationRecord, ConversationSettingsRecord, ImportedConversation, ImportedMessage, MessageFinish,
     MessageRecord, NewMessage, NewTurn, SearchHitRecord,
 };
+pub use rows::keyword_terms;
 pub use store::{ANSWER_LEASE_MS, Store, StoreError};
 
 /// The three stores of one database, chosen by the URL's scheme (`sqlite://…` or `postgres://…`).

@@ -11,5 +11,6 @@ mod operations;
 mod providers;
 mod replicas;
 mod rest;
+mod retrieval;
 mod structured;
 mod support;

@@ -5,11 +5,11 @@ use leptos::{ev, html, prelude::*, task::spawn_local};
 
 use crate::api::{
     ApiError,
-    validation::decimal,
     documents::{
         DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, delete_document, list_documents,
         upload_documents,
     },
+    validation::decimal,
 };
 
 fn status_line(d: &DocumentView) -> String {

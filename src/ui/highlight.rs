@@ -225,7 +225,7 @@ fn lang(name: &str) -> Option<&'static Lang> {
     })
 }
 
-fn escape(out: &mut String, text: &str) {
+pub(crate) fn escape(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

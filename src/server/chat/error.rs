@@ -1,6 +1,10 @@
 use crate::{
     api::{ApiError, ErrorCode},
-    server::{llm::LlmError, rag::retrieve::RetrieveError, storage::StoreError},
+    server::{
+        llm::LlmError,
+        rag::{rerank::RerankError, retrieve::RetrieveError},
+        storage::StoreError,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,8 @@ pub enum ChatError {
     DocumentsDisabled,
     #[error(transparent)]
     Retrieval(#[from] RetrieveError),
+    #[error(transparent)]
+    Rerank(#[from] RerankError),
     #[error(transparent)]
     Llm(#[from] LlmError),
     #[error(transparent)]
@@ -43,6 +49,13 @@ impl From<ChatError> for ApiError {
             }
             e @ ChatError::NoModel => ApiError::invalid("model", e.to_string()),
             e @ ChatError::DocumentsDisabled => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+            ChatError::Rerank(e @ RerankError::Unavailable(_)) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            ChatError::Rerank(e @ RerankError::Malformed(_)) => {
+                tracing::warn!(error = %e, "the re-ranker answered something unusable");
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
             ChatError::Retrieval(e) => {
                 tracing::error!(error = %e, "retrieval failed");
                 ApiError::internal()

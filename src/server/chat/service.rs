@@ -12,9 +12,9 @@ use super::{
 use crate::{
     api::{
         ApiError,
-        documents::{Citation, PassageQuery, RankedPassage},
+        documents::{Citation, PassageQuery, PassageSearch},
         events::ChatEvent,
-        trace::{AnswerTrace, TraceStep},
+        trace::AnswerTrace,
         types::{ChatRequest, GenerationParams, MessageStatus, ModelList, RegenerateRequest, Role},
         validation::MAX_TITLE_CHARS,
     },
@@ -25,10 +25,13 @@ use crate::{
             GenerationOptions, GenerationRequest, OutputFormat,
             router::{Primed, Router, Target},
         },
-        rag::retrieve::{Retriever, context_prompt},
+        rag::{
+            rerank::{EmbeddingReranker, Reranker},
+            retrieve::{Ask, Retriever, context_prompt},
+        },
         storage::{
             ANSWER_LEASE_MS, ConversationRecord, DocumentStore, MessageRecord, NewMessage, NewTurn, Store,
-            StoreError,
+            StoreError, documents::Scope,
         },
     },
 };
@@ -53,6 +56,8 @@ pub struct ChatService {
     pub(super) running: Arc<Running>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// The model for small jobs of the retrieval pipeline (`routing.task_model`).
+    task_model: Option<String>,
 }
 
 impl ChatService {
@@ -65,7 +70,18 @@ impl ChatService {
             running: Arc::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            task_model: None,
         }
+    }
+
+    /// The model the retrieval pipeline's small jobs go to (`provider/model`, or `local`).
+    pub fn with_task_model(mut self, model: Option<String>) -> Self {
+        self.task_model = model;
+        self
+    }
+
+    pub fn task_model(&self) -> Option<&str> {
+        self.task_model.as_deref()
     }
 
     /// Answers draw on the user's documents from now on.
@@ -76,20 +92,62 @@ impl ChatService {
 
     /// Retrieval alone: `owner`'s passages for the query, ranked, with what each step made
     /// of them (for developers and for evaluation).
-    pub async fn search_passages(
-        &self,
-        owner: UserId,
-        q: PassageQuery,
-    ) -> Result<Vec<RankedPassage>, ChatError> {
+    pub async fn search_passages(&self, owner: UserId, q: PassageQuery) -> Result<PassageSearch, ChatError> {
         q.check().map_err(ChatError::Invalid)?;
         let Some(rag) = &self.rag else {
             return Err(ChatError::DocumentsDisabled);
         };
         let limit = q.limit.unwrap_or(10) as usize;
-        Ok(rag
-            .retriever
-            .ranked_passages(owner, &q.query, q.collection_ids.as_deref(), limit)
-            .await?)
+        let filter = q.filter();
+        let documents = rag.retriever.documents_of(owner, &filter).await?;
+        let ask = Ask {
+            owner,
+            question: &q.query,
+            history: &[],
+            scope: Scope {
+                collections: filter.collection_ids.as_deref(),
+                documents: documents.as_deref(),
+            },
+        };
+        let (retrieval, passages) = rag.retriever.ranked_passages(ask, Some(self), limit).await?;
+        Ok(PassageSearch {
+            passages,
+            confidence: retrieval.confidence,
+            declined: retrieval.declined,
+            steps: retrieval.steps,
+        })
+    }
+
+    /// Scores `texts` for `query` with the configured re-ranker, else the embedding model's
+    /// similarity (`/v1/rerank`); returns the re-ranker's name and one 0–1 score per text.
+    pub async fn rerank(&self, query: &str, texts: &[String]) -> Result<(&'static str, Vec<f32>), ChatError> {
+        let Some(rag) = &self.rag else {
+            return Err(ChatError::DocumentsDisabled);
+        };
+        let fallback: Arc<dyn Reranker>;
+        let reranker = match rag.retriever.reranker() {
+            Some(r) => r,
+            None => {
+                fallback = Arc::new(EmbeddingReranker::new(Arc::clone(rag.retriever.embedder())));
+                &fallback
+            }
+        };
+        // A blank text answers nothing: it scores 0 without being sent to the re-ranker
+        // (an embedding model refuses empty input; a remote one may).
+        let (asked, filled): (Vec<usize>, Vec<String>) = texts
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(i, t)| (i, t.clone()))
+            .unzip();
+        let mut scores = vec![0.0; texts.len()];
+        if !filled.is_empty() {
+            let got = reranker.score(query, &filled, Some(self)).await?;
+            for (i, score) in asked.into_iter().zip(got) {
+                scores[i] = score;
+            }
+        }
+        Ok((reranker.name(), scores))
     }
 
     /// Passages of the conversation's documents for `question`, and the system prompt
@@ -99,34 +157,38 @@ impl ChatService {
         owner: UserId,
         conversation_id: &str,
         question: &str,
+        history: &[String],
     ) -> Result<Grounding, ChatError> {
         let Some(rag) = &self.rag else {
             return Ok(Grounding::default());
         };
         let scope = rag.documents.conversation_collections(conversation_id).await?;
         let scope = (!scope.is_empty()).then_some(scope.as_slice());
-        let started = std::time::Instant::now();
-        let retrieval = rag.retriever.retrieve(owner, question, scope).await?;
-        let steps = retrieval
-            .searched
-            .then(|| {
-                TraceStep::new("retrieve", started.elapsed().as_millis() as u64)
-                    .counts(None, Some(retrieval.citations.len() as u32))
-            })
-            .into_iter()
-            .collect();
-        let notice = (retrieval.searched && retrieval.citations.is_empty()).then(|| {
+        let ask = Ask {
+            owner,
+            question,
+            history,
+            scope: match scope {
+                Some(collections) => Scope::collections(collections),
+                None => Scope::ALL,
+            },
+        };
+        let retrieval = rag.retriever.retrieve(ask, Some(self)).await?;
+        let notice = retrieval.declined.then(|| {
             format!(
-                "no passage of your documents is relevant to this question (best similarity {:.2}, needed {:.2})",
-                retrieval.best.unwrap_or(0.0),
-                rag.retriever.min_similarity()
+                "your documents do not seem to cover this question (confidence {:.0} %)",
+                retrieval.confidence * 100.0
             )
         });
         Ok(Grounding {
             context: context_prompt(&retrieval),
+            trace: AnswerTrace {
+                query: retrieval.query.clone(),
+                steps: retrieval.steps.clone(),
+                grammar: false,
+            },
             citations: retrieval.citations,
             notice,
-            steps,
         })
     }
 
@@ -208,7 +270,14 @@ impl ChatService {
         let asking = Asking::of(&conversation, &all, turn.kind)?;
         let history = branches::path_to(&all, asking.parent.as_deref());
         let primary = self.target(turn.model.as_deref(), conversation.model.as_deref())?;
-        let grounding = self.ground(owner, &conversation.id, &asking.question).await?;
+        let asked_before: Vec<String> = history
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .map(|m| m.content.clone())
+            .collect();
+        let grounding = self
+            .ground(owner, &conversation.id, &asking.question, &asked_before)
+            .await?;
         let system = self.system_prompt(&conversation, grounding.context);
         let fitted = prompt::fit(
             Some(system.as_str()),
@@ -245,10 +314,7 @@ impl ChatService {
                 .into_iter()
                 .flatten()
                 .reduce(|a, b| format!("{a}; {b}")),
-            trace: AnswerTrace {
-                steps: grounding.steps,
-                ..AnswerTrace::default()
-            },
+            trace: grounding.trace,
         };
         let stored = self
             .record(
@@ -549,8 +615,8 @@ struct Grounding {
     context: Option<String>,
     citations: Vec<Citation>,
     notice: Option<String>,
-    /// The retrieval's steps (none when there was nothing to search).
-    steps: Vec<TraceStep>,
+    /// The retrieval's steps and the query it searched with.
+    trace: AnswerTrace,
 }
 
 pub(super) fn not_found(what: &'static str) -> impl Fn(StoreError) -> ChatError {

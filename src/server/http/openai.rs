@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/v1/models/{id}/{*rest}", axum::routing::get(model_with_slash))
         .routes(routes!(chat_completions))
         .routes(routes!(super::embeddings::create))
+        .routes(routes!(super::rerank::rerank))
 }
 
 /// A `/v1` handler's failure: the contract's [`ApiError`] in OpenAI's error shape. Every

@@ -204,6 +204,7 @@ static RULES: &[Rule] = &[
     signed_in("/v1/models/*"),
     spends("/v1/chat/completions", Generation),
     spends("/v1/embeddings", Embedding),
+    spends("/v1/rerank", Embedding),
 ];
 
 fn matches(pattern: &str, path: &str) -> bool {

@@ -13,7 +13,7 @@ use crate::server::{
     auth::UserId,
     storage::{
         StoreError,
-        documents::{ChunkVector, VectorSearch},
+        documents::{ChunkVector, Scope, VectorSearch},
     },
 };
 
@@ -177,25 +177,23 @@ impl VectorIndex {
     /// The `k` chunks of `owner` most similar to `query` (cosine, as vectors are unit
     /// length), best first, limited to `collections` when given. Large indexes are scanned
     /// on all cores.
-    pub fn search(
-        &self,
-        owner: UserId,
-        query: &[f32],
-        collections: Option<&[String]>,
-        k: usize,
-    ) -> Vec<(i64, f32)> {
+    pub fn search(&self, owner: UserId, query: &[f32], scope: Scope<'_>, k: usize) -> Vec<(i64, f32)> {
         let inner = self.read();
         if k == 0 || query.len() != inner.dims {
             return Vec::new();
         }
         let owner = owner.get();
+        let documents: Option<std::collections::HashSet<&str>> = scope
+            .documents
+            .map(|ids| ids.iter().map(String::as_str).collect());
         let allowed = |m: &Meta| {
             m.owner == owner
-                && collections.is_none_or(|ids| {
+                && scope.collections.is_none_or(|ids| {
                     m.collection_id
                         .as_deref()
                         .is_some_and(|c| ids.iter().any(|id| id == c))
                 })
+                && documents.as_ref().is_none_or(|ids| ids.contains(&*m.document_id))
         };
         let n = inner.meta.len();
         let parts = if n < PARALLEL_FROM {
@@ -262,15 +260,22 @@ impl VectorSearch for VectorIndex {
         &self,
         owner: UserId,
         query: &[f32],
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         k: usize,
     ) -> Result<Vec<(i64, f32)>, StoreError> {
         let index = self.shared();
         let query = query.to_vec();
-        let collections = collections.map(<[String]>::to_vec);
-        tokio::task::spawn_blocking(move || index.search(owner, &query, collections.as_deref(), k))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("vector search: {e}")))
+        let collections = scope.collections.map(<[String]>::to_vec);
+        let documents = scope.documents.map(<[String]>::to_vec);
+        tokio::task::spawn_blocking(move || {
+            let scope = Scope {
+                collections: collections.as_deref(),
+                documents: documents.as_deref(),
+            };
+            index.search(owner, &query, scope, k)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("vector search: {e}")))
     }
 
     async fn similarities(&self, query: &[f32], chunk_ids: &[i64]) -> Result<Vec<Option<f32>>, StoreError> {
@@ -305,7 +310,7 @@ mod tests {
         let me = UserId::single_user();
         assert_eq!(
             index
-                .search(me, &q, None, 2)
+                .search(me, &q, Scope::ALL, 2)
                 .iter()
                 .map(|h| h.0)
                 .collect::<Vec<_>>(),
@@ -314,13 +319,13 @@ mod tests {
         let only_a = ["a".to_owned()];
         assert_eq!(
             index
-                .search(me, &q, Some(&only_a), 5)
+                .search(me, &q, Scope::collections(&only_a), 5)
                 .iter()
                 .map(|h| h.0)
                 .collect::<Vec<_>>(),
             [1]
         );
-        assert_eq!(index.search(UserId::for_tests(2), &q, None, 5)[0].0, 4);
+        assert_eq!(index.search(UserId::for_tests(2), &q, Scope::ALL, 5)[0].0, 4);
         index.remove_document("d2");
         assert_eq!(index.len(), 3);
         assert_eq!(index.similarity(&q, &[3, 2]), vec![Some(0.8), None]);

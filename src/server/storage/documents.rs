@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::{api::documents::DocumentStatus, server::auth::UserId};
+use crate::{
+    api::documents::{DocumentFilter, DocumentStatus},
+    server::auth::UserId,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionRecord {
@@ -72,6 +75,30 @@ pub struct ChunkHit {
     pub position: u32,
     pub heading: Option<String>,
     pub content: String,
+}
+
+/// Which of an owner's ready documents a search looks in: every part given narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Scope<'a> {
+    /// Only documents in these collections (ids).
+    pub collections: Option<&'a [String]>,
+    /// Only these documents (ids).
+    pub documents: Option<&'a [String]>,
+}
+
+impl Scope<'_> {
+    /// All of the owner's documents.
+    pub const ALL: Scope<'static> = Scope {
+        collections: None,
+        documents: None,
+    };
+
+    pub fn collections(ids: &[String]) -> Scope<'_> {
+        Scope {
+            collections: Some(ids),
+            documents: None,
+        }
+    }
 }
 
 /// A chunk's vector, to build the in-memory index.
@@ -152,20 +179,28 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Vectors of every chunk of ready documents (of every user: the index filters).
     async fn chunk_vectors(&self) -> Result<Vec<ChunkVector>, StoreError>;
 
-    /// Chunk ids matching `query` by BM25 (best first), limited to `collections` when given.
+    /// Chunk ids matching `query` by BM25 (best first), within `scope`.
     async fn keyword_search(
         &self,
         owner: UserId,
         query: &str,
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError>;
 
     /// Chunks by id, with their documents, in the order asked.
     async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError>;
 
-    /// Whether any ready document is in scope (all when `collections` is `None`).
-    async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError>;
+    /// Whether any ready document is in `scope`.
+    async fn has_documents(&self, owner: UserId, scope: Scope<'_>) -> Result<bool, StoreError>;
+
+    /// Ids of `owner`'s ready documents that pass `filter` (tags, source, dates; the
+    /// collections and documents it names), oldest first.
+    async fn filtered_documents(
+        &self,
+        owner: UserId,
+        filter: &DocumentFilter,
+    ) -> Result<Vec<String>, StoreError>;
 
     async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
 
@@ -208,12 +243,12 @@ pub trait VectorSearch: Send + Sync + 'static {
     async fn forget_document(&self, document_id: &str);
 
     /// The `k` chunks of `owner`'s ready documents most similar to `query` (cosine),
-    /// best first, limited to `collections` when given.
+    /// best first, within `scope`.
     async fn nearest(
         &self,
         owner: UserId,
         query: &[f32],
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         k: usize,
     ) -> Result<Vec<(i64, f32)>, StoreError>;
 

@@ -8,7 +8,7 @@ use sqlx::{Row, postgres::PgRow};
 
 use super::{
     StoreError,
-    documents::{ChunkVector, VectorSearch},
+    documents::{ChunkVector, Scope, VectorSearch},
     postgres::PgStore,
     rows::{keyword_terms, selective_terms},
     sql_documents::KeywordSearch,
@@ -113,13 +113,21 @@ impl PgStore {
         items.to_vec()
     }
 
-    /// Whether a document `d` is in scope: `$n` is the collections to search, or NULL for all.
-    pub(super) fn in_collections(n: u8) -> String {
-        format!("(${n}::text[] IS NULL OR d.collection_id = ANY(${n}))")
+    /// Whether a document `d` is in scope: `$n` is the collections to search and `$n+1`
+    /// the documents, each NULL for all (bound by [`Self::scope`]).
+    pub(super) fn in_scope(n: u8) -> String {
+        let m = n + 1;
+        format!(
+            "(${n}::text[] IS NULL OR d.collection_id = ANY(${n})) \
+             AND (${m}::text[] IS NULL OR d.id = ANY(${m}))"
+        )
     }
 
-    pub(super) fn collections(collections: Option<&[String]>) -> Option<Vec<String>> {
-        collections.map(<[String]>::to_vec)
+    pub(super) fn scope(scope: Scope<'_>) -> (Option<Vec<String>>, Option<Vec<String>>) {
+        (
+            scope.collections.map(<[String]>::to_vec),
+            scope.documents.map(<[String]>::to_vec),
+        )
     }
 }
 
@@ -129,7 +137,7 @@ impl KeywordSearch for PgStore {
         &self,
         owner: UserId,
         query: &str,
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError> {
         let lexemes = selective_query(self, query).await?;
@@ -140,13 +148,15 @@ impl KeywordSearch for PgStore {
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id, \
              (VALUES ($1::tsquery)) AS t(q) \
              WHERE c.search @@ q AND d.status = 'ready' AND d.user_id = $2 AND {} \
-             ORDER BY ts_rank(c.search, q, 1) DESC, c.id LIMIT $4",
-            Self::in_collections(3)
+             ORDER BY ts_rank(c.search, q, 1) DESC, c.id LIMIT $5",
+            Self::in_scope(3)
         );
+        let (collections, documents) = Self::scope(scope);
         Ok(sqlx::query_scalar(&sql)
             .bind(expression)
             .bind(owner.get())
             .bind(collections)
+            .bind(documents)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?)
@@ -190,7 +200,7 @@ impl VectorSearch for PgStore {
         &self,
         owner: UserId,
         query: &[f32],
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         k: usize,
     ) -> Result<Vec<(i64, f32)>, StoreError> {
         let dims = query.len();
@@ -211,7 +221,7 @@ impl VectorSearch for PgStore {
                 "SELECT c.id, 1 - ({distance}) AS similarity FROM chunks c JOIN documents d ON d.id = c.document_id \
                  WHERE vector_dims(c.embedding) = {dims} AND d.user_id = $2 AND d.status = 'ready' AND {} \
                  ORDER BY ({distance}) + 0 LIMIT {k}",
-                Self::in_collections(3)
+                Self::in_scope(3)
             )
         } else {
             self.ensure_hnsw(dims).await;
@@ -225,13 +235,15 @@ impl VectorSearch for PgStore {
                  WHERE vector_dims(c.embedding) = {dims} AND c.document_id = ANY(ARRAY( \
                    SELECT d.id FROM documents d WHERE d.user_id = $2 AND d.status = 'ready' AND {})) \
                  ORDER BY {distance} LIMIT {k}",
-                Self::in_collections(3)
+                Self::in_scope(3)
             )
         };
+        let (collections, documents) = Self::scope(scope);
         let rows = sqlx::query(&sql)
             .bind(to_text(query))
             .bind(owner.get())
-            .bind(Self::collections(collections))
+            .bind(collections)
+            .bind(documents)
             .fetch_all(self.pool())
             .await?;
         let mut found: Vec<(i64, f32)> = rows

@@ -257,7 +257,7 @@ const STOPWORDS: &[&str] = &[
 /// The words of a document search, lower-cased: letters and digits only (so no query
 /// syntax can get through), longer than one character, stop words dropped, at most 32.
 /// Any of them may match; chunks with more of them rank higher.
-pub(super) fn keyword_terms(query: &str) -> Vec<String> {
+pub fn keyword_terms(query: &str) -> Vec<String> {
     query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() > 1 && !STOPWORDS.contains(&w.to_lowercase().as_str()))

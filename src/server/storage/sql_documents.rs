@@ -11,7 +11,7 @@ use super::{
     StoreError,
     documents::{
         ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
-        NewDocument,
+        NewDocument, Scope,
     },
     postgres::PgStore,
     rows::{
@@ -20,7 +20,10 @@ use super::{
     },
     sqlite::SqliteStore,
 };
-use crate::{api::documents::DocumentStatus, server::auth::UserId};
+use crate::{
+    api::documents::{DocumentFilter, DocumentStatus},
+    server::auth::UserId,
+};
 
 /// Keyword search, which each backend does with its own full-text index.
 #[async_trait]
@@ -30,7 +33,7 @@ pub(super) trait KeywordSearch {
         &self,
         owner: UserId,
         query: &str,
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError>;
 }
@@ -263,10 +266,10 @@ macro_rules! document_store {
                 &self,
                 owner: UserId,
                 query: &str,
-                collections: Option<&[String]>,
+                scope: Scope<'_>,
                 limit: u32,
             ) -> Result<Vec<i64>, StoreError> {
-                KeywordSearch::keyword_search(self, owner, query, collections, limit).await
+                KeywordSearch::keyword_search(self, owner, query, scope, limit).await
             }
 
             async fn get_chunks(&self, ids: &[i64]) -> Result<Vec<ChunkHit>, StoreError> {
@@ -299,16 +302,54 @@ macro_rules! document_store {
                 Ok(hits)
             }
 
-            async fn has_documents(&self, owner: UserId, collections: Option<&[String]>) -> Result<bool, StoreError> {
+            async fn has_documents(&self, owner: UserId, scope: Scope<'_>) -> Result<bool, StoreError> {
                 let sql = format!(
                     "SELECT EXISTS (SELECT 1 FROM documents d WHERE d.status = 'ready' AND d.user_id = $1 AND {})",
-                    <$store>::in_collections(2)
+                    <$store>::in_scope(2)
                 );
+                let (collections, documents) = <$store>::scope(scope);
                 Ok(sqlx::query_scalar(&sql)
                     .bind(owner.get())
-                    .bind(<$store>::collections(collections))
+                    .bind(collections)
+                    .bind(documents)
                     .fetch_one(self.pool())
                     .await?)
+            }
+
+            async fn filtered_documents(&self, owner: UserId, filter: &DocumentFilter) -> Result<Vec<String>, StoreError> {
+                let scope = Scope {
+                    collections: filter.collection_ids.as_deref(),
+                    documents: filter.document_ids.as_deref(),
+                };
+                let sql = format!(
+                    "SELECT d.id, d.tags FROM documents d WHERE d.status = 'ready' AND d.user_id = $1 AND {} \
+                     AND ($4 IS NULL OR lower(d.source) LIKE '%' || lower($4) || '%') \
+                     AND ($5 IS NULL OR d.created_at >= $5) AND ($6 IS NULL OR d.created_at < $6) \
+                     ORDER BY d.created_at, d.id",
+                    <$store>::in_scope(2)
+                );
+                let (collections, documents) = <$store>::scope(scope);
+                let rows = sqlx::query(&sql)
+                    .bind(owner.get())
+                    .bind(collections)
+                    .bind(documents)
+                    .bind(filter.source.as_deref())
+                    .bind(filter.uploaded_after)
+                    .bind(filter.uploaded_before)
+                    .fetch_all(self.pool())
+                    .await?;
+                let mut ids = Vec::new();
+                for row in &rows {
+                    let tags: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("tags")?)
+                        .map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+                    let wanted = filter.tags.as_ref().is_none_or(|want| {
+                        want.iter().any(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+                    });
+                    if wanted {
+                        ids.push(row.try_get("id")?);
+                    }
+                }
+                Ok(ids)
             }
 
             async fn conversation_collections(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
 
 use super::{
     StoreError,
+    documents::Scope,
     rows::{keyword_terms, selective_terms},
     sql_documents::KeywordSearch,
     sqlite::SqliteStore,
@@ -94,13 +95,18 @@ impl SqliteStore {
         serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
     }
 
-    /// Whether a document `d` is in scope: `$n` is the collections to search, or NULL for all.
-    pub(super) fn in_collections(n: u8) -> String {
-        format!("(${n} IS NULL OR d.collection_id IN (SELECT value FROM json_each(${n})))")
+    /// Whether a document `d` is in scope: `$n` is the collections to search and `$n+1`
+    /// the documents, each NULL for all (bound by [`Self::scope`]).
+    pub(super) fn in_scope(n: u8) -> String {
+        let m = n + 1;
+        format!(
+            "(${n} IS NULL OR d.collection_id IN (SELECT value FROM json_each(${n}))) \
+             AND (${m} IS NULL OR d.id IN (SELECT value FROM json_each(${m})))"
+        )
     }
 
-    pub(super) fn collections(collections: Option<&[String]>) -> Option<String> {
-        collections.map(Self::list)
+    pub(super) fn scope(scope: Scope<'_>) -> (Option<String>, Option<String>) {
+        (scope.collections.map(Self::list), scope.documents.map(Self::list))
     }
 }
 
@@ -110,7 +116,7 @@ impl KeywordSearch for SqliteStore {
         &self,
         owner: UserId,
         query: &str,
-        collections: Option<&[String]>,
+        scope: Scope<'_>,
         limit: u32,
     ) -> Result<Vec<i64>, StoreError> {
         let terms = selective_query(self, query).await?;
@@ -120,13 +126,15 @@ impl KeywordSearch for SqliteStore {
         let sql = format!(
             "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
              JOIN documents d ON d.id = c.document_id WHERE chunks_fts MATCH $1 \
-             AND d.status = 'ready' AND d.user_id = $2 AND {} ORDER BY rank LIMIT $4",
-            Self::in_collections(3)
+             AND d.status = 'ready' AND d.user_id = $2 AND {} ORDER BY rank LIMIT $5",
+            Self::in_scope(3)
         );
+        let (collections, documents) = Self::scope(scope);
         Ok(sqlx::query_scalar(&sql)
             .bind(expression)
             .bind(owner.get())
-            .bind(Self::collections(collections))
+            .bind(collections)
+            .bind(documents)
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?)

@@ -15,10 +15,16 @@ use crate::{
         events::ChatEvent,
         types::{ChatRequest, GenerationParams, MessageView},
     },
-    server::storage::{self, documents::NewDocument, migrate, postgres::PgStore, sqlite::SqliteStore},
+    server::storage::{
+        self,
+        documents::{NewDocument, Scope},
+        migrate,
+        postgres::PgStore,
+        sqlite::SqliteStore,
+    },
 };
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(super) fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/server/tests/fixtures")
         .join(name);
@@ -26,7 +32,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// POSTs files (and metadata) to the upload server function; returns status and body.
-async fn upload(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>) -> (u16, Value) {
+pub(super) async fn upload(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>) -> (u16, Value) {
     let mut form = reqwest::multipart::Form::new();
     if let Some(m) = metadata {
         form = form.text("metadata", m.to_string());
@@ -47,7 +53,11 @@ async fn upload(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>)
     (status, res.json().await.unwrap())
 }
 
-async fn upload_ready(app: &App, files: Vec<(&str, Vec<u8>)>, metadata: Option<Value>) -> Vec<String> {
+pub(super) async fn upload_ready(
+    app: &App,
+    files: Vec<(&str, Vec<u8>)>,
+    metadata: Option<Value>,
+) -> Vec<String> {
     let (status, outcomes) = upload(app, files, metadata).await;
     assert_eq!(status, 200, "{outcomes}");
     let mut ids = Vec::new();
@@ -160,7 +170,7 @@ async fn every_kind_is_ingested_and_the_right_passage_is_cited() {
             .notice
             .as_deref()
             .unwrap()
-            .contains("no passage of your documents")
+            .contains("your documents do not seem to cover this question")
     );
 
     // Citations are stored with the answer.
@@ -282,7 +292,7 @@ async fn duplicates_collections_and_deletion() {
         .unwrap()
         .documents;
     assert!(
-        db.keyword_search(ME, "Europa ocean", None, 10)
+        db.keyword_search(ME, "Europa ocean", Scope::ALL, 10)
             .await
             .unwrap()
             .is_empty()
@@ -305,17 +315,76 @@ async fn duplicates_collections_and_deletion() {
 
 #[tokio::test]
 async fn retrieval_evaluation_stays_above_its_floor() {
+    // It searches its own cached SQLite index whatever the suite's backend: once is enough.
+    if std::env::var("TEST_DATABASE").as_deref() == Ok("postgres") {
+        return;
+    }
+    use crate::server::rag::{
+        eval::{self, Kind, Paths},
+        retrieve::Retriever,
+    };
+    // The real corpus (bench/eval/fetch.sh, which make test-rust runs first), ingested once
+    // into a cached database; the embedded model rewrites follow-ups as in production.
     let app = spawn_app().await;
     let embedder = app.state.embedder.clone().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/rag-eval");
-    let report = crate::server::rag::eval::run(&dir, embedder, 4, Some(super::support::stoa_bin()))
+    let settings = crate::server::config::RagSettings::default();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let paths = Paths {
+        extractor: Some(super::support::stoa_bin()),
+        ..Paths::default_for(repo)
+    };
+    let indexed = eval::index(&paths, std::sync::Arc::clone(&embedder), &settings)
+        .await
+        .unwrap();
+    let retriever = Retriever::new(
+        indexed.store.clone(),
+        embedder,
+        indexed.index.clone(),
+        settings.clone(),
+    );
+    let questions = eval::questions(&paths.questions).unwrap();
+    assert!(questions.len() >= 150, "{} questions", questions.len());
+    let setups = &eval::Setup::all(&settings)[..3];
+    let (report, _) = eval::evaluate(&indexed, &retriever, Some(&*app.state.chat), &questions, setups)
         .await
         .unwrap();
     println!("{report}");
-    assert_eq!(report.cases, 20);
-    assert!(report.recall_at_k >= 0.85, "{report}");
-    assert!(report.mrr >= 0.7, "{report}");
+    let [bm25, _vector, pipeline] = &report.setups[..] else {
+        panic!("three set-ups")
+    };
+    let kind = |k: Kind| &pipeline.by_kind[&k];
+    // Floors a little under what the pipeline measured (bench/results/eval.md), so a
+    // change that makes retrieval worse fails here.
+    assert!(pipeline.answerable.recall_5 >= FLOOR_RECALL_5, "{report}");
+    assert!(
+        pipeline.answerable.recall_5 >= bm25.answerable.recall_5,
+        "{report}"
+    );
+    assert!(
+        kind(Kind::Paraphrase).recall_5 >= FLOOR_PARAPHRASE_RECALL_5,
+        "{report}"
+    );
+    assert!(
+        kind(Kind::Unanswerable).declined.unwrap() >= FLOOR_DECLINED,
+        "{report}"
+    );
+    assert!(
+        pipeline.answerable.declined.unwrap() <= CEILING_WRONGLY_DECLINED,
+        "{report}"
+    );
+    assert!(
+        pipeline.answerable.source_precision.unwrap() >= FLOOR_SOURCE_PRECISION,
+        "{report}"
+    );
 }
+
+// Measured (2026-12-07): R@5 0.94, paraphrase R@5 0.92, unanswerable declined 0.48,
+// answerable wrongly declined 0.02, source precision 0.77.
+const FLOOR_RECALL_5: f32 = 0.90;
+const FLOOR_PARAPHRASE_RECALL_5: f32 = 0.88;
+const FLOOR_DECLINED: f32 = 0.40;
+const CEILING_WRONGLY_DECLINED: f32 = 0.06;
+const FLOOR_SOURCE_PRECISION: f32 = 0.70;
 
 #[tokio::test]
 async fn documents_can_be_embedded_by_a_remote_openai_compatible_endpoint() {
@@ -402,9 +471,9 @@ async fn migrate_db_copies_a_sqlite_instance_into_postgres_and_it_answers_the_sa
     // beyond; on a handful of chunks both find the same neighbours, as the in-memory index does.
     use crate::server::storage::documents::{DocumentStore, VectorSearch};
     let query = target.chunk_vectors().await.unwrap()[0].vector.clone();
-    let exact = target.nearest(ME, &query, None, 5).await.unwrap();
+    let exact = target.nearest(ME, &query, Scope::ALL, 5).await.unwrap();
     target.search_exactly_below(0);
-    let indexed = target.nearest(ME, &query, None, 5).await.unwrap();
+    let indexed = target.nearest(ME, &query, Scope::ALL, 5).await.unwrap();
     let ids = |found: &[(i64, f32)]| found.iter().map(|(id, _)| *id).collect::<Vec<_>>();
     assert_eq!(ids(&exact), ids(&indexed));
     assert!(
@@ -412,7 +481,7 @@ async fn migrate_db_copies_a_sqlite_instance_into_postgres_and_it_answers_the_sa
         "a chunk is its own nearest: {exact:?}"
     );
     let memory = crate::server::rag::index::VectorIndex::new(target.chunk_vectors().await.unwrap());
-    assert_eq!(ids(&memory.search(ME, &query, None, 5)), ids(&exact));
+    assert_eq!(ids(&memory.search(ME, &query, Scope::ALL, 5)), ids(&exact));
 }
 
 #[tokio::test]
@@ -549,16 +618,16 @@ async fn keyword_search_leaves_out_a_word_most_chunks_have_unless_it_is_the_only
     // "harbour" would match every chunk: left out, the one chunk with "zebra" is the answer
     // (stemmed as the index stems it: "zebras" and "zebra" both find it).
     for question in ["harbour zebras", "zebra in the harbour"] {
-        let found = db.keyword_search(ME, question, None, 20).await.unwrap();
+        let found = db.keyword_search(ME, question, Scope::ALL, 20).await.unwrap();
         assert_eq!(found, [ids[1_234]], "{question}");
     }
     // Only common words: the rarest is still searched, so something is found.
-    let found = db.keyword_search(ME, "harbour", None, 20).await.unwrap();
+    let found = db.keyword_search(ME, "harbour", Scope::ALL, 20).await.unwrap();
     assert_eq!(found.len(), 20);
     // Words in fewer chunks are all kept: "tide 17" finds the chunk with both first, then
     // the other tides.
     let small = ready_document_of(&db, "small", 50, |i| format!("tide table {i}")).await;
-    let found = db.keyword_search(ME, "tide 17", None, 20).await.unwrap();
+    let found = db.keyword_search(ME, "tide 17", Scope::ALL, 20).await.unwrap();
     assert_eq!(found[0], small[17]);
     assert_eq!(found.len(), 20);
 }
@@ -589,14 +658,22 @@ async fn passage_search_ranks_with_every_steps_rank_and_narrows_to_collections()
 
     let res = search(json!({"query": "How many days of paid holiday do employees get?", "limit": 5})).await;
     assert_eq!(res.status(), 200);
-    let found: Vec<Value> = res.json().await.unwrap();
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["declined"], false, "{answer}");
+    let steps: Vec<&str> = answer["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["search", "select"], "{answer}");
+    let found: Vec<Value> = answer["passages"].as_array().unwrap().clone();
     assert!(!found.is_empty() && found.len() <= 5, "{found:?}");
     let best = &found[0];
     assert_eq!(best["n"], 1);
-    assert!(best["score"].as_f64().unwrap() >= 0.3, "{best}");
     assert_eq!(best["document_title"], "handbook");
     assert!(best["text"].as_str().unwrap().contains("27 days"), "{best}");
-    assert_eq!(best["above_floor"], true);
+    assert_eq!(best["selected"], true);
     assert!(best["fused_rank"].as_u64().unwrap() >= 1);
     assert!(
         best["keyword_rank"].is_u64() || best["vector_rank"].is_u64(),
@@ -607,8 +684,16 @@ async fn passage_search_ranks_with_every_steps_rank_and_narrows_to_collections()
 
     // An off-topic query finds candidates, none of which would be given to an answer.
     let res = search(json!({"query": "Which team won the 1998 football world cup final?"})).await;
-    let off: Vec<Value> = res.json().await.unwrap();
-    assert!(off.iter().all(|p| p["above_floor"] == false), "{off:?}");
+    let off: Value = res.json().await.unwrap();
+    assert_eq!(off["declined"], true, "{off}");
+    assert!(
+        off["passages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["selected"] == false),
+        "{off}"
+    );
 
     // Only the chosen collection is searched.
     let collections = app.state.ingest().unwrap().collections(ME).await.unwrap();
@@ -617,7 +702,8 @@ async fn passage_search_ranks_with_every_steps_rank_and_narrows_to_collections()
         json!({"query": "How many days of paid holiday do employees get?", "collection_ids": [space]}),
     )
     .await;
-    let narrowed: Vec<Value> = res.json().await.unwrap();
+    let narrowed: Value = res.json().await.unwrap();
+    let narrowed = narrowed["passages"].as_array().unwrap();
     assert!(!narrowed.is_empty());
     assert!(
         narrowed.iter().all(|p| p["document_title"] == "astronomy"),

@@ -10,7 +10,7 @@ use axum::{
 use crate::{
     api::{
         ApiError,
-        documents::{CollectionView, DocumentView, PassageQuery, RankedPassage, UploadOutcome},
+        documents::{CollectionView, DocumentView, PassageQuery, PassageSearch, UploadOutcome},
     },
     server::{
         auth::Principal,
@@ -109,13 +109,13 @@ pub(crate) async fn list_collections(
 
 #[utoipa::path(post, path = "/api/v1/search/passages", tag = "documents", request_body = PassageQuery,
     responses(
-        (status = 200, description = "The passages retrieval finds, best first, with each one's similarity, whether it clears the floor, and its rank in keyword search, vector search and their fusion", body = [RankedPassage]),
+        (status = 200, description = "The passages retrieval finds in its final order, each with its score, whether an answer would be given it, and its rank in keyword search, vector search, their fusion and the re-ranker; the confidence that the documents answer the query, whether an answer would decline, and each step's sizes and time", body = PassageSearch),
         crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooManyRequests, crate::server::http::rest::Unavailable,
     ))]
 pub(crate) async fn search_passages(
     State(state): State<AppState>,
     who: Principal,
     ApiJson(q): ApiJson<PassageQuery>,
-) -> RestResult<Json<Vec<RankedPassage>>> {
+) -> RestResult<Json<PassageSearch>> {
     Ok(Json(state.chat.search_passages(who.user, q).await?))
 }
