@@ -24,7 +24,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-python plots bundle screenshots newcomer clean-data
+.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-python plots bundle screenshots newcomer clean-data
 
 run: setup-run build-release
 	@echo "== Stoa on http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl+C to stop)"
@@ -65,7 +65,7 @@ lint:
 	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings plots
+bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract plots
 
 bench-rag: build-release
 	BENCH_STOA_BIN=$(CARGO_TARGET_DIR)/release/stoa cargo bench --quiet --features ssr --bench rag
@@ -115,6 +115,12 @@ bench-inference:
 	  cargo bench --quiet --features ssr --bench inference; echo; \
 	  cargo bench --quiet --features ssr --bench inference -- raw; } > bench/results/inference.md
 	cat bench/results/inference.md
+
+# Extraction throughput per format: Stoa's sandboxed reader against pandoc / pdftotext on
+# the evaluation corpus' real pages, and Office files pandoc makes from them.
+bench-extract: eval-corpus build-release
+	. .ci/setup-lib.sh && apt_install pandoc poppler-utils
+	python3 bench/extract.py $(CARGO_TARGET_DIR)/release/stoa bench/results/extract.md
 
 # A newcomer's first `make run` timed from a fresh clone with empty caches (~25 min;
 # bench/results/newcomer.md).

@@ -23,15 +23,16 @@ async function run(page: import("@playwright/test").Page, base: string) {
   await page.setInputFiles("#file", [
     file("handbook.md", "text/markdown"),
     file("lighthouse.pdf", "application/pdf"),
-    { name: "minutes.docx", mimeType: "application/octet-stream", buffer: Buffer.from("PK\u0003\u0004") },
+    file("leave-policy.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    { name: "minutes.exe", mimeType: "application/octet-stream", buffer: Buffer.from("MZ") },
   ]);
   await page.getByRole("button", { name: "Upload" }).click();
 
   // Each file has its own outcome: the unsupported one is refused, the others go in.
-  await expect(page.locator('.outcome[data-file="minutes.docx"]')).toHaveClass(/error/);
-  await expect(page.locator('.outcome[data-file="minutes.docx"]')).toContainText(".docx are not supported");
+  await expect(page.locator('.outcome[data-file="minutes.exe"]')).toHaveClass(/error/);
+  await expect(page.locator('.outcome[data-file="minutes.exe"]')).toContainText(".exe are not supported");
   await expect(page.locator('.outcome[data-file="handbook.md"]')).toContainText("accepted");
-  for (const file of ["handbook.md", "lighthouse.pdf"]) {
+  for (const file of ["handbook.md", "lighthouse.pdf", "leave-policy.docx"]) {
     const row = page.locator(`tr.document[data-file="${file}"]`);
     await expect(row).toHaveAttribute("data-status", "ready", { timeout: 60_000 });
     await expect(row.locator(".doc-status")).toContainText("passages");
@@ -67,6 +68,14 @@ async function run(page: import("@playwright/test").Page, base: string) {
   await follow.locator(".answer-trace summary").click();
   await expect(follow.locator(".trace-query")).toContainText("carried over");
   await expect(follow.locator('tr[data-step="rewrite"]')).toBeVisible();
+
+  // A Word document is cited with its heading.
+  await page.locator(".new-chat").click();
+  await send(page, "How many weeks of parental leave do parents get?", { maxTokens: 30 });
+  await expect(page.locator("article.message-assistant")).toHaveCount(1);
+  const leave = lastAssistant(page);
+  await expect(leave).toHaveAttribute("data-status", "complete", { timeout: 45_000 });
+  await expect(leave.locator(".citation summary").first()).toContainText("leave-policy › Parental leave");
 
   // The PDF is searchable too (a new question, in a new conversation).
   await page.locator(".new-chat").click();

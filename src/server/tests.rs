@@ -5,6 +5,7 @@
 mod accounts;
 mod chat_stream;
 mod documents;
+mod formats;
 mod hardening;
 mod http;
 mod operations;

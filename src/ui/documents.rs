@@ -169,7 +169,6 @@ fn UploadFields(file_input: NodeRef<html::Input>, collection: RwSignal<String>) 
                     name="file"
                     type="file"
                     multiple
-                    accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
                     node_ref=file_input
                 />
             </label>

@@ -1,6 +1,15 @@
-//! Text out of uploaded files: plain text, Markdown, HTML and PDF. The result is
+//! Text out of uploaded files: plain text, Markdown, HTML, PDF, Office and OpenDocument
+//! files, EPUB, spreadsheets and CSV, data files, e-mail and source code. The result is
 //! normalised text in which headings are Markdown lines (`# Title`), so chunking can keep
 //! them as context whatever the source format was.
+
+pub(crate) mod container;
+pub(crate) mod office;
+pub(crate) mod tables;
+mod textual;
+mod xml;
+
+pub use textual::{LANGUAGES, Language};
 
 /// A supported kind of file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,35 +18,138 @@ pub enum Kind {
     Markdown,
     Html,
     Pdf,
+    Docx,
+    Pptx,
+    Odt,
+    Odp,
+    Epub,
+    Xlsx,
+    Xls,
+    Ods,
+    Csv,
+    Json,
+    Yaml,
+    Toml,
+    Xml,
+    Email,
+    Code(&'static Language),
 }
 
+/// Kinds without a parameter, with their name (on the extraction process's command line),
+/// media type and file extensions.
+const KINDS: &[(Kind, &str, &str, &[&str])] = &[
+    (
+        Kind::Text,
+        "text",
+        "text/plain",
+        &["txt", "text", "log", "rst", "adoc", "org", "tex"],
+    ),
+    (Kind::Markdown, "markdown", "text/markdown", &["md", "markdown"]),
+    (Kind::Html, "html", "text/html", &["html", "htm", "xhtml"]),
+    (Kind::Pdf, "pdf", "application/pdf", &["pdf"]),
+    (
+        Kind::Docx,
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        &["docx", "docm"],
+    ),
+    (
+        Kind::Pptx,
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        &["pptx", "pptm"],
+    ),
+    (
+        Kind::Odt,
+        "odt",
+        "application/vnd.oasis.opendocument.text",
+        &["odt"],
+    ),
+    (
+        Kind::Odp,
+        "odp",
+        "application/vnd.oasis.opendocument.presentation",
+        &["odp"],
+    ),
+    (Kind::Epub, "epub", "application/epub+zip", &["epub"]),
+    (
+        Kind::Xlsx,
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &["xlsx", "xlsm"],
+    ),
+    (Kind::Xls, "xls", "application/vnd.ms-excel", &["xls"]),
+    (
+        Kind::Ods,
+        "ods",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        &["ods"],
+    ),
+    (Kind::Csv, "csv", "text/csv", &["csv", "tsv"]),
+    (
+        Kind::Json,
+        "json",
+        "application/json",
+        &["json", "jsonl", "geojson"],
+    ),
+    (Kind::Yaml, "yaml", "application/yaml", &["yaml", "yml"]),
+    (
+        Kind::Toml,
+        "toml",
+        "application/toml",
+        &["toml", "ini", "cfg", "conf"],
+    ),
+    (
+        Kind::Xml,
+        "xml",
+        "application/xml",
+        &["xml", "svg", "rss", "atom"],
+    ),
+    (Kind::Email, "email", "message/rfc822", &["eml"]),
+];
+
+/// What the refusal of an unknown extension lists.
+const SUPPORTED: &str = "documents (.pdf, .docx, .odt, .epub, .html, .md, .txt), presentations (.pptx, .odp), \
+    spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml) \
+    and source code (.rs, .py, .js, .ts, .go, .java, .c, .cpp and more)";
+
 impl Kind {
-    /// The kind's name on the extraction process's command line.
-    pub fn name(self) -> &'static str {
+    fn entry(self) -> Option<&'static (Kind, &'static str, &'static str, &'static [&'static str])> {
+        KINDS.iter().find(|(k, ..)| *k == self)
+    }
+
+    /// The kind's name on the extraction process's command line (`code:rust` for code).
+    pub fn name(self) -> String {
         match self {
-            Kind::Text => "text",
-            Kind::Markdown => "markdown",
-            Kind::Html => "html",
-            Kind::Pdf => "pdf",
+            Kind::Code(language) => format!("code:{}", language.name),
+            other => other.entry().map_or("text", |e| e.1).to_owned(),
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Kind::Text, Kind::Markdown, Kind::Html, Kind::Pdf]
-            .into_iter()
-            .find(|k| k.name() == name)
+        if let Some(language) = name.strip_prefix("code:") {
+            return textual::language_by_name(language).map(Kind::Code);
+        }
+        KINDS.iter().find(|(_, n, ..)| *n == name).map(|(k, ..)| *k)
     }
 
     pub fn media_type(self) -> &'static str {
         match self {
-            Kind::Text => "text/plain",
-            Kind::Markdown => "text/markdown",
-            Kind::Html => "text/html",
-            Kind::Pdf => "application/pdf",
+            Kind::Code(language) => language.media_type,
+            other => other.entry().map_or("text/plain", |e| e.2),
         }
     }
 
-    /// From the file name, then the content: a PDF is recognised by its signature.
+    /// Whether the format is a ZIP container.
+    fn zipped(self) -> bool {
+        matches!(
+            self,
+            Kind::Docx | Kind::Pptx | Kind::Odt | Kind::Odp | Kind::Epub | Kind::Xlsx | Kind::Ods
+        )
+    }
+
+    /// From the file name, then the content: a PDF is recognised by its signature, a ZIP
+    /// container must be one (or an encrypted Office file, refused with that reason later).
     pub fn detect(file_name: &str, bytes: &[u8]) -> Result<Self, String> {
         if bytes.starts_with(b"%PDF-") {
             return Ok(Kind::Pdf);
@@ -46,14 +158,26 @@ impl Kind {
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
-        match ext.as_str() {
-            "txt" | "text" | "log" | "csv" => Ok(Kind::Text),
-            "md" | "markdown" => Ok(Kind::Markdown),
-            "html" | "htm" | "xhtml" => Ok(Kind::Html),
-            "pdf" => Err("the file is named .pdf but is not a PDF".into()),
-            "" => Err("the file has no extension; supported: .txt, .md, .html, .pdf".into()),
-            other => Err(format!(
-                "files of type .{other} are not supported; supported: .txt, .md, .html, .pdf"
+        let kind = KINDS
+            .iter()
+            .find(|(.., exts)| exts.contains(&ext.as_str()))
+            .map(|(k, ..)| *k)
+            .or_else(|| textual::language_by_extension(&ext).map(Kind::Code));
+        match kind {
+            Some(Kind::Pdf) => Err("the file is named .pdf but is not a PDF".into()),
+            Some(k)
+                if k.zipped()
+                    && !bytes.starts_with(b"PK\x03\x04")
+                    && !bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) =>
+            {
+                Err(format!(
+                    "the file is named .{ext} but is not one (it is not a ZIP container)"
+                ))
+            }
+            Some(k) => Ok(k),
+            None if ext.is_empty() => Err(format!("the file has no extension; supported: {SUPPORTED}")),
+            None => Err(format!(
+                "files of type .{ext} are not supported; supported: {SUPPORTED}"
             )),
         }
     }
@@ -65,6 +189,9 @@ pub struct Extracted {
     pub text: String,
     pub title: Option<String>,
 }
+
+/// Most text one file may give (the chunks of more would not be searched well anyway).
+pub const MAX_TEXT_BYTES: usize = 128 << 20;
 
 /// Extracts and normalises. Errors are messages for the user.
 pub fn extract(kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
@@ -81,7 +208,27 @@ pub fn extract(kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
         }
         Kind::Html => html(&decode(bytes)),
         Kind::Pdf => pdf(bytes)?,
+        Kind::Docx => office::docx(bytes)?,
+        Kind::Pptx => office::pptx(bytes)?,
+        Kind::Odt => office::odf(bytes, "OpenDocument text")?,
+        Kind::Odp => office::odf(bytes, "OpenDocument presentation")?,
+        Kind::Epub => office::epub(bytes)?,
+        Kind::Xlsx => tables::workbook(bytes, tables::Book::Xlsx)?,
+        Kind::Xls => tables::workbook(bytes, tables::Book::Xls)?,
+        Kind::Ods => tables::workbook(bytes, tables::Book::Ods)?,
+        Kind::Csv => tables::csv(&decode(bytes))?,
+        Kind::Json => textual::data(&decode(bytes), true),
+        Kind::Yaml | Kind::Toml | Kind::Xml => textual::data(&decode(bytes), false),
+        Kind::Email => textual::email(bytes)?,
+        Kind::Code(language) => textual::code(&decode(bytes), language),
     };
+    if extracted.text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "the file holds {} MB of text; the limit is {} MB",
+            extracted.text.len() >> 20,
+            MAX_TEXT_BYTES >> 20
+        ));
+    }
     let text = normalise(&extracted.text);
     if text.trim().is_empty() {
         return Err("no text could be extracted from the file".into());
@@ -135,7 +282,7 @@ pub fn normalise(text: &str) -> String {
 /// searches the stack of open elements at every tag: a page of `<div>`s nested 100,000
 /// deep keeps it busy for minutes.) Headings become Markdown lines, list items `- `,
 /// blocks paragraphs; scripts, styles and the head are left out; `<title>` is the title.
-fn html(source: &str) -> Extracted {
+pub(crate) fn html(source: &str) -> Extracted {
     use html5ever::TokenizerResult;
     use html5ever::tendril::StrTendril;
     use html5ever::tokenizer::{BufferQueue, Tokenizer, TokenizerOpts};
@@ -371,7 +518,30 @@ mod tests {
                 .unwrap_err()
                 .contains("not a PDF")
         );
-        assert!(Kind::detect("report.docx", b"PK").unwrap_err().contains(".docx"));
+        assert!(
+            Kind::detect("report.docx", b"hello")
+                .unwrap_err()
+                .contains("not a ZIP container")
+        );
+        assert_eq!(Kind::detect("report.docx", b"PK\x03\x04"), Ok(Kind::Docx));
+        assert_eq!(
+            Kind::detect("main.RS", b"fn main() {}").map(|k| k.name()),
+            Ok("code:rust".to_owned())
+        );
+        assert!(
+            Kind::detect("tool.exe", b"MZ")
+                .unwrap_err()
+                .contains("spreadsheets")
+        );
+        for (kind, ..) in KINDS {
+            assert_eq!(Kind::from_name(&kind.name()), Some(*kind));
+        }
+        for language in LANGUAGES {
+            assert_eq!(
+                Kind::from_name(&Kind::Code(language).name()),
+                Some(Kind::Code(language))
+            );
+        }
     }
 
     #[test]

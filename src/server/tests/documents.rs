@@ -191,7 +191,8 @@ async fn bad_files_are_refused_one_by_one_and_the_rest_go_in() {
         vec![
             ("empty.txt", Vec::new()),
             ("big.txt", vec![b'a'; 1_100_000]),
-            ("report.docx", b"PK\x03\x04".to_vec()),
+            ("report.docx", b"hello".to_vec()),
+            ("tool.exe", b"MZ".to_vec()),
             ("fake.pdf", b"not a pdf".to_vec()),
             ("astronomy.txt", fixture("astronomy.txt")),
         ],
@@ -213,9 +214,10 @@ async fn bad_files_are_refused_one_by_one_and_the_rest_go_in() {
     assert_eq!(errors[0], ("invalid_input".into(), "empty.txt is empty".into()));
     assert_eq!(errors[1].0, "payload_too_large");
     assert!(errors[1].1.contains("limit is 1 MB"), "{errors:?}");
-    assert!(errors[2].1.contains(".docx are not supported"), "{errors:?}");
-    assert!(errors[3].1.contains("not a PDF"), "{errors:?}");
-    assert_eq!(errors[4].0, "-", "the good file went in");
+    assert!(errors[2].1.contains("not a ZIP container"), "{errors:?}");
+    assert!(errors[3].1.contains(".exe are not supported"), "{errors:?}");
+    assert!(errors[4].1.contains("not a PDF"), "{errors:?}");
+    assert_eq!(errors[5].0, "-", "the good file went in");
     assert!(outcomes[0]["error"]["field"] == "file");
 
     // Invalid metadata refuses the whole upload, naming the field.

@@ -1,0 +1,183 @@
+//! Every format a user brings, uploaded over HTTP and searched: the passage that answers
+//! is found with its section (a Word heading, a slide, a sheet's rows, a code definition),
+//! and hostile containers fail alone with their reason while what was stored stays.
+
+use serde_json::{Value, json};
+
+use super::{
+    documents::{fixture, upload, upload_ready},
+    support::{App, post_json, spawn_app},
+};
+use crate::server::rag::extract::{container::tests::archive, office, tables};
+
+async fn best(app: &App, query: &str) -> Value {
+    let res = post_json(
+        &format!("{}/api/v1/search/passages", app.base),
+        &json!({"query": query, "limit": 3}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let found: Value = res.json().await.unwrap();
+    found["passages"][0].clone()
+}
+
+const EMAIL: &str = "From: Facilities <facilities@example.org>\r\nTo: staff@example.org\r\n\
+    Subject: Bicycle shed moves\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\r\n\
+    From Monday the bicycle shed is behind the north car park, next to the bins.\r\n";
+
+const CODE: &str = "//! Invoice tools.\n\nuse std::fmt;\n\n\
+    /// Adds value-added tax at the standard rate of nineteen percent.\n\
+    pub fn with_vat(net_cents: u64) -> u64 {\n    net_cents * 119 / 100\n}\n\n\
+    pub struct Invoice {\n    pub number: u32,\n}\n";
+
+#[tokio::test]
+async fn office_files_sheets_mail_and_code_are_cited_with_their_section() {
+    let app = spawn_app().await;
+    let mut csv = String::from("Station,Line,Step-free access\n");
+    for (station, line, access) in [
+        ("Alder Road", "Green", "yes"),
+        ("Birch Hill", "Green", "no"),
+        ("Quarry Gate", "Blue", "lift under repair until March"),
+    ] {
+        csv.push_str(&format!("{station},{line},{access}\n"));
+    }
+    upload_ready(
+        &app,
+        vec![
+            ("leave-policy.docx", fixture("leave-policy.docx")),
+            ("budget.xlsx", tables::tests::xlsx_fixture()),
+            ("stations.csv", csv.into_bytes()),
+            ("shed.eml", EMAIL.as_bytes().to_vec()),
+            ("invoice.rs", CODE.as_bytes().to_vec()),
+            ("roadmap.pptx", office::tests::pptx_fixture()),
+            ("grades.odt", office::tests::odt_fixture()),
+            ("book.epub", office::tests::epub_fixture()),
+        ],
+        None,
+    )
+    .await;
+    for (query, title, heading, text) in [
+        (
+            "How many weeks of parental leave do parents get?",
+            "leave-policy",
+            "Parental leave",
+            "sixteen weeks",
+        ),
+        (
+            "How much budget does the lighthouse crew have?",
+            "budget",
+            "Budget > Rows 2–3",
+            "Lighthouse crew | 48000",
+        ),
+        (
+            "Is Quarry Gate station step-free?",
+            "stations",
+            "Rows 2–4",
+            "Station | Line | Step-free access",
+        ),
+        (
+            "Where is the bicycle shed now?",
+            "shed",
+            "Bicycle shed moves",
+            "north car park",
+        ),
+        (
+            "How is VAT added to an invoice amount?",
+            "invoice",
+            "pub fn with_vat(net_cents: u64) -> u64",
+            "nineteen percent",
+        ),
+    ] {
+        let p = best(&app, query).await;
+        assert_eq!(p["document_title"], title, "{query}: {p}");
+        assert_eq!(p["heading"], heading, "{query}: {p}");
+        assert!(p["text"].as_str().unwrap().contains(text), "{query}: {p}");
+    }
+    // The table's header row travels with its rows; the code's language is recorded.
+    let docs: Value = reqwest::get(format!("{}/api/v1/documents", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media = |name: &str| {
+        docs.as_array()
+            .or_else(|| docs["documents"].as_array())
+            .unwrap()
+            .iter()
+            .find(|d| d["file_name"] == name)
+            .map(|d| d["media_type"].clone())
+            .unwrap_or_else(|| panic!("{name} in {docs}"))
+    };
+    assert_eq!(media("invoice.rs"), "text/x-rust");
+    assert_eq!(media("shed.eml"), "message/rfc822");
+}
+
+#[tokio::test]
+async fn hostile_containers_fail_alone_with_their_reason() {
+    let app = spawn_app().await;
+    upload_ready(
+        &app,
+        vec![("leave-policy.docx", fixture("leave-policy.docx"))],
+        None,
+    )
+    .await;
+    let zeros = vec![0u8; 64 << 20];
+    let deep = format!(
+        "<w:document xmlns:w=\"w\"><w:body>{}<w:p><w:r><w:t>deep text</w:t></w:r></w:p>{}</w:body></w:document>",
+        "<w:sdt>".repeat(200_000),
+        "</w:sdt>".repeat(200_000)
+    );
+    let many: Vec<(String, Vec<u8>)> = (0..20_001).map(|i| (format!("f{i}.xml"), Vec::new())).collect();
+    let many: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let (status, outcomes) = upload(
+        &app,
+        vec![
+            ("bomb.docx", archive(&[("word/document.xml", &zeros)])),
+            ("deep.docx", archive(&[("word/document.xml", deep.as_bytes())])),
+            ("many.xlsx", archive(&many)),
+            ("locked.xlsx", [&[0xD0, 0xCF, 0x11, 0xE0][..], &[0; 508]].concat()),
+            ("broken.pptx", archive(&[("ppt/slides/slide1.xml", b"<p:sld>")])),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{outcomes}");
+    let ingest = app.state.ingest().unwrap();
+    let mut reasons = Vec::new();
+    for o in outcomes.as_array().unwrap() {
+        let id = o["document"]["id"].as_str().unwrap_or_else(|| panic!("{o}"));
+        let doc = ingest
+            .wait(super::support::ME, id, std::time::Duration::from_secs(120))
+            .await
+            .unwrap();
+        reasons.push((
+            doc.file_name.clone(),
+            format!("{:?}", doc.status),
+            doc.error.clone().unwrap_or_default(),
+        ));
+    }
+    let reason = |name: &str| reasons.iter().find(|r| r.0 == name).unwrap().clone();
+    assert!(
+        reason("bomb.docx").2.contains("decompression bomb"),
+        "{reasons:?}"
+    );
+    assert_eq!(reason("deep.docx").1, "Ready", "{reasons:?}");
+    assert!(
+        reason("many.xlsx").2.contains("the limit is 20000"),
+        "{reasons:?}"
+    );
+    assert!(reason("locked.xlsx").2.contains("encrypted"), "{reasons:?}");
+    assert!(
+        reason("broken.pptx").2.contains("not a PowerPoint presentation"),
+        "{reasons:?}"
+    );
+    // What was stored before is still found.
+    assert!(
+        best(&app, "parental leave weeks").await["text"]
+            .as_str()
+            .unwrap()
+            .contains("sixteen weeks")
+    );
+}
