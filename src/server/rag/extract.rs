@@ -493,16 +493,34 @@ fn push_text(out: &mut String, t: &str, pre: bool) {
     }
 }
 
+/// A PDF, page by page: each page with text is a section `p. N`, so a passage never spans
+/// two pages and its citation names its page ("manual › p. 12").
 fn pdf(bytes: &[u8]) -> Result<Extracted, String> {
     // The PDF parser may panic on malformed files; a bad upload must not take the server
     // down, so a panic is caught and reported as a broken file.
     let owned = bytes.to_vec();
-    let result = std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem(&owned));
+    let result = std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem_by_pages(&owned));
     match result {
-        Ok(Ok(text)) => Ok(Extracted { text, title: None }),
+        Ok(Ok(pages)) => Ok(Extracted {
+            text: paged(&pages),
+            title: None,
+        }),
         Ok(Err(e)) => Err(format!("the PDF could not be read: {e}")),
         Err(_) => Err("the PDF could not be read: the file is malformed".into()),
     }
+}
+
+/// Pages as sections `# p. N` (pages without text are left out, their numbers kept).
+fn paged(pages: &[String]) -> String {
+    let mut text = String::new();
+    for (i, page) in pages.iter().enumerate() {
+        if page.trim().is_empty() {
+            continue;
+        }
+        text.push_str(&format!("\n\n# p. {}\n\n", i + 1));
+        text.push_str(&office::escape_heading(page));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ async fn office_files_sheets_mail_and_code_are_cited_with_their_section() {
             ("roadmap.pptx", office::tests::pptx_fixture()),
             ("grades.odt", office::tests::odt_fixture()),
             ("book.epub", office::tests::epub_fixture()),
+            ("ferry.pdf", fixture("ferry.pdf")),
         ],
         None,
     )
@@ -180,4 +181,62 @@ async fn hostile_containers_fail_alone_with_their_reason() {
             .unwrap()
             .contains("sixteen weeks")
     );
+}
+
+/// Words of three letters or more, lower-cased.
+fn words(text: &str) -> std::collections::HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3 && w.starts_with(char::is_alphabetic))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Real manuals (R's, from Debian's r-doc-pdf, fetched for the retrieval evaluation): every
+/// one is read, its words agree with poppler's `pdftotext`, and its pages come in order.
+#[test]
+fn real_pdfs_read_like_pdftotext_with_their_pages_in_order() {
+    use crate::server::rag::extract::{Kind, extract};
+    let paths =
+        crate::server::rag::eval::Paths::default_for(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+    let dir = paths.corpus.join("r-doc-pdf");
+    let mut pdfs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{} (make eval-corpus fetches it): {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .collect();
+    pdfs.sort();
+    assert!(pdfs.len() >= 5, "{pdfs:?}");
+    for pdf in pdfs {
+        let reference = std::process::Command::new("pdftotext")
+            .args(["-q", pdf.to_str().unwrap(), "-"])
+            .output()
+            .expect("pdftotext (poppler-utils, installed by make test's setup)");
+        let reference = words(&String::from_utf8_lossy(&reference.stdout));
+        let e = extract(Kind::Pdf, &std::fs::read(&pdf).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", pdf.display()));
+        let ours = words(&e.text);
+        let found = reference.intersection(&ours).count() as f64 / reference.len() as f64;
+        let extra = ours.difference(&reference).count() as f64 / ours.len() as f64;
+        assert!(
+            found >= 0.95,
+            "{}: only {found:.3} of pdftotext's words",
+            pdf.display()
+        );
+        assert!(
+            extra <= 0.05,
+            "{}: {extra:.3} of the words are not pdftotext's",
+            pdf.display()
+        );
+        let pages: Vec<u32> = e
+            .text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# p. ")?.parse().ok())
+            .collect();
+        assert!(pages.len() > 10, "{}: {pages:?}", pdf.display());
+        assert!(
+            pages.windows(2).all(|w| w[0] < w[1]),
+            "{}: {pages:?}",
+            pdf.display()
+        );
+    }
 }
