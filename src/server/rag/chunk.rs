@@ -40,6 +40,12 @@ struct Unit {
     end: usize,
 }
 
+/// The level of a Markdown heading line (`## Setup` is 2): one to six `#` and a space.
+pub fn heading_level(line: &str) -> Option<usize> {
+    let level = line.chars().take_while(|c| *c == '#').count();
+    ((1..=6).contains(&level) && line[level..].starts_with(' ')).then_some(level)
+}
+
 /// Sections: the heading path and the byte range of the body under it.
 fn sections(text: &str) -> Vec<(Option<String>, usize, usize)> {
     let mut out = Vec::new();
@@ -48,9 +54,7 @@ fn sections(text: &str) -> Vec<(Option<String>, usize, usize)> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_end();
-        let level = trimmed.chars().take_while(|c| *c == '#').count();
-        let is_heading = (1..=6).contains(&level) && trimmed[level..].starts_with(' ');
-        if is_heading {
+        if let Some(level) = heading_level(trimmed) {
             out.push((join(&path), body_start, offset));
             let title = trimmed[level..].trim().to_owned();
             path.retain(|(l, _)| *l < level);

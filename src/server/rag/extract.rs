@@ -168,7 +168,7 @@ impl Kind {
             Some(k)
                 if k.zipped()
                     && !bytes.starts_with(b"PK\x03\x04")
-                    && !bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) =>
+                    && !bytes.starts_with(&container::CFB_MAGIC) =>
             {
                 Err(format!(
                     "the file is named .{ext} but is not one (it is not a ZIP container)"

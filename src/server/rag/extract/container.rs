@@ -15,6 +15,9 @@ pub const MAX_TOTAL_BYTES: u64 = 1 << 30;
 /// Most an entry may inflate to per compressed byte (past 1 MB; XML inflates 5 to 50 times).
 pub const MAX_RATIO: u64 = 1_000;
 
+/// The signature of a Compound File (old binary Office files, and encrypted new ones).
+pub const CFB_MAGIC: [u8; 4] = [0xD0, 0xCF, 0x11, 0xE0];
+
 pub struct Container<'a> {
     zip: ZipArchive<Cursor<&'a [u8]>>,
 }
@@ -22,7 +25,7 @@ pub struct Container<'a> {
 impl<'a> Container<'a> {
     /// Opens `bytes` as a ZIP archive; `what` names the format in messages ("Word document").
     pub fn open(bytes: &'a [u8], what: &str) -> Result<Self, String> {
-        if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        if bytes.starts_with(&CFB_MAGIC) {
             return Err(format!(
                 "the {what} is encrypted (password-protected) or in an old binary format; save it without a password in the current format"
             ));

@@ -72,6 +72,70 @@ pub fn table_line(row: &[String]) -> String {
     cells[..used].join(" | ")
 }
 
+/// A table being read (Word's `w:tbl`, OpenDocument's `table:table`): rows of cells, each
+/// cell the paragraphs inside it joined; a table nested in a cell is read into that cell.
+#[derive(Default)]
+struct Table {
+    /// Open tables.
+    depth: usize,
+    rows: Vec<Vec<String>>,
+    row: Vec<String>,
+    cell: String,
+}
+
+impl Table {
+    fn open(&mut self) {
+        self.depth += 1;
+        if self.depth == 1 {
+            self.rows.clear();
+        }
+    }
+
+    fn start_row(&mut self) {
+        if self.depth == 1 {
+            self.row.clear();
+        }
+    }
+
+    fn start_cell(&mut self) {
+        if self.depth == 1 {
+            self.cell.clear();
+        }
+    }
+
+    /// A paragraph inside the table goes into the current cell; `false` outside any table.
+    fn paragraph(&mut self, text: &str) -> bool {
+        if self.depth == 0 {
+            return false;
+        }
+        if !self.cell.is_empty() {
+            self.cell.push(' ');
+        }
+        self.cell.push_str(text.trim());
+        true
+    }
+
+    fn end_cell(&mut self) {
+        if self.depth == 1 {
+            self.row.push(std::mem::take(&mut self.cell));
+        }
+    }
+
+    fn end_row(&mut self) {
+        if self.depth == 1 {
+            self.rows.push(std::mem::take(&mut self.row));
+        }
+    }
+
+    /// Closes a table; the outermost one is written as rows.
+    fn close(&mut self, w: &mut Writer) {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0 {
+            w.rows(&std::mem::take(&mut self.rows));
+        }
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -81,8 +145,7 @@ fn one_line(text: &str) -> String {
 pub fn escape_heading(text: &str) -> String {
     text.lines()
         .map(|line| {
-            let hashes = line.chars().take_while(|c| *c == '#').count();
-            if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            if crate::server::rag::chunk::heading_level(line).is_some() {
                 format!(" {line}")
             } else {
                 line.to_owned()
@@ -138,11 +201,7 @@ struct WordState {
     level: Option<usize>,
     list: bool,
     in_text: bool,
-    /// Open tables (nested ones are read into the outer table's cell).
-    tables: usize,
-    rows: Vec<Vec<String>>,
-    row: Vec<String>,
-    cell: String,
+    table: Table,
 }
 
 impl WordState {
@@ -174,14 +233,9 @@ impl WordState {
                 "t" => self.in_text = true,
                 "tab" => self.para.push(' '),
                 "br" | "cr" => self.para.push('\n'),
-                "tbl" => {
-                    self.tables += 1;
-                    if self.tables == 1 {
-                        self.rows.clear();
-                    }
-                }
-                "tr" if self.tables == 1 => self.row.clear(),
-                "tc" if self.tables == 1 => self.cell.clear(),
+                "tbl" => self.table.open(),
+                "tr" => self.table.start_row(),
+                "tc" => self.table.start_cell(),
                 _ => {}
             },
             Node::Text(t) if self.in_text => self.para.push_str(&t),
@@ -189,12 +243,10 @@ impl WordState {
                 "t" => self.in_text = false,
                 "p" => {
                     let para = std::mem::take(&mut self.para);
-                    if self.tables > 0 {
-                        if !self.cell.is_empty() {
-                            self.cell.push(' ');
-                        }
-                        self.cell.push_str(para.trim());
-                    } else if let Some(level) = self.level {
+                    if self.table.paragraph(&para) {
+                        return;
+                    }
+                    if let Some(level) = self.level {
                         w.heading(level.min(6), &para);
                     } else if self.list {
                         w.item(&para);
@@ -202,14 +254,9 @@ impl WordState {
                         w.paragraph(&para);
                     }
                 }
-                "tc" if self.tables == 1 => self.row.push(std::mem::take(&mut self.cell)),
-                "tr" if self.tables == 1 => self.rows.push(std::mem::take(&mut self.row)),
-                "tbl" => {
-                    self.tables = self.tables.saturating_sub(1);
-                    if self.tables == 0 {
-                        w.rows(&std::mem::take(&mut self.rows));
-                    }
-                }
+                "tc" => self.table.end_cell(),
+                "tr" => self.table.end_row(),
+                "tbl" => self.table.close(w),
                 _ => {}
             },
             Node::Text(_) => {}
@@ -217,14 +264,19 @@ impl WordState {
     }
 }
 
+/// An Office file's title, from its core properties.
+fn core_title(zip: &mut Container<'_>) -> Result<Option<String>, String> {
+    Ok(zip
+        .text("docProps/core.xml")?
+        .and_then(|core| first_text(&core, "title")))
+}
+
 pub fn docx(bytes: &[u8]) -> Result<Extracted, String> {
     let what = "Word document";
     let mut zip = Container::open(bytes, what)?;
     let document = zip.required("word/document.xml", what)?;
     let styles = zip.text("word/styles.xml")?.unwrap_or_default();
-    let title = zip
-        .text("docProps/core.xml")?
-        .and_then(|core| first_text(&core, "title"));
+    let title = core_title(&mut zip)?;
     let mut state = WordState {
         styles: word_heading_styles(&styles),
         ..WordState::default()
@@ -298,9 +350,7 @@ pub fn pptx(bytes: &[u8]) -> Result<Extracted, String> {
             "the {what} has no ppt/presentation.xml; it is not a {what}"
         ));
     }
-    let title = zip
-        .text("docProps/core.xml")?
-        .and_then(|core| first_text(&core, "title"));
+    let title = core_title(&mut zip)?;
     let mut w = Writer::default();
     for (i, name) in slide_names(&zip).iter().enumerate() {
         let xml = zip.required(name, what)?;
@@ -323,10 +373,7 @@ struct OdfState {
     /// Open `text:p` / `text:h`: the heading level (0 for a paragraph) and the text so far.
     para: Option<(usize, String)>,
     lists: usize,
-    tables: usize,
-    rows: Vec<Vec<String>>,
-    row: Vec<String>,
-    cell: String,
+    table: Table,
     pages: usize,
 }
 
@@ -351,14 +398,9 @@ impl OdfState {
                 "tab" => self.push(" "),
                 "line-break" => self.push("\n"),
                 "list" => self.lists += 1,
-                "table" => {
-                    self.tables += 1;
-                    if self.tables == 1 {
-                        self.rows.clear();
-                    }
-                }
-                "table-row" if self.tables == 1 => self.row.clear(),
-                "table-cell" if self.tables == 1 => self.cell.clear(),
+                "table" => self.table.open(),
+                "table-row" => self.table.start_row(),
+                "table-cell" => self.table.start_cell(),
                 "page" => {
                     self.pages += 1;
                     let name = attrs.get("name").filter(|n| !n.starts_with("page"));
@@ -375,12 +417,10 @@ impl OdfState {
                     let Some((level, text)) = self.para.take() else {
                         return;
                     };
-                    if self.tables > 0 {
-                        if !self.cell.is_empty() {
-                            self.cell.push(' ');
-                        }
-                        self.cell.push_str(text.trim());
-                    } else if level > 0 {
+                    if self.table.paragraph(&text) {
+                        return;
+                    }
+                    if level > 0 {
                         w.heading(level, &text);
                     } else if self.lists > 0 {
                         w.item(&text);
@@ -389,14 +429,9 @@ impl OdfState {
                     }
                 }
                 "list" => self.lists = self.lists.saturating_sub(1),
-                "table-cell" if self.tables == 1 => self.row.push(std::mem::take(&mut self.cell)),
-                "table-row" if self.tables == 1 => self.rows.push(std::mem::take(&mut self.row)),
-                "table" => {
-                    self.tables = self.tables.saturating_sub(1);
-                    if self.tables == 0 {
-                        w.rows(&std::mem::take(&mut self.rows));
-                    }
-                }
+                "table-cell" => self.table.end_cell(),
+                "table-row" => self.table.end_row(),
+                "table" => self.table.close(w),
                 _ => {}
             },
         }
