@@ -9,6 +9,7 @@
 pub mod chunk;
 pub mod eval;
 pub mod extract;
+pub mod fetch;
 pub mod fetch_guard;
 pub mod index;
 pub mod ingest;
