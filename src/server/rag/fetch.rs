@@ -314,3 +314,28 @@ mod tests {
         assert!(e.contains("larger than 1 MB"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod name_tests {
+    use crate::server::rag::ingest::file_name_for;
+
+    #[test]
+    fn fetched_files_are_named_from_the_address_or_the_media_type() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            file_name_for(&u("https://example.org/docs/guide.pdf"), None),
+            "guide.pdf"
+        );
+        assert_eq!(
+            file_name_for(
+                &u("https://example.org/docs/intro"),
+                Some("text/html; charset=utf-8")
+            ),
+            "intro.html"
+        );
+        assert_eq!(
+            file_name_for(&u("https://example.org/"), Some("application/pdf")),
+            "example.org.pdf"
+        );
+    }
+}

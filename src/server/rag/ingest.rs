@@ -267,6 +267,26 @@ impl IngestService {
         Ok((self.get(owner, &record.id).await?, false))
     }
 
+    /// Fetches a web page (or any file) by address and queues it like an upload: the
+    /// address is its source unless the metadata names one, its name comes from the
+    /// address's last path segment or, without an extension, from its media type.
+    pub async fn submit_url(
+        &self,
+        owner: UserId,
+        fetcher: &super::fetch::Fetcher,
+        url: &str,
+        metadata: &DocumentMetadata,
+    ) -> Result<(DocumentView, bool), IngestError> {
+        let fetched = fetcher
+            .fetch(url)
+            .await
+            .map_err(|m| IngestError::invalid("url", format!("{url}: {m}")))?;
+        let file_name = file_name_for(&fetched.url, fetched.content_type.as_deref());
+        let mut metadata = metadata.clone();
+        metadata.source.get_or_insert_with(|| fetched.url.to_string());
+        self.submit(owner, &file_name, fetched.bytes, &metadata).await
+    }
+
     /// Waits until the document is ready or failed (for tests and the API).
     pub async fn wait(&self, owner: UserId, id: &str, limit: Duration) -> Result<DocumentView, IngestError> {
         let deadline = tokio::time::Instant::now() + limit;
@@ -278,4 +298,38 @@ impl IngestService {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A file name for a fetched address: its last path segment when that has an extension,
+/// else the host (and segment) with the extension of the media type.
+pub fn file_name_for(url: &url::Url, content_type: Option<&str>) -> String {
+    let segment = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control() && *c != '/')
+                .take(120)
+                .collect::<String>()
+        });
+    if let Some(segment) = &segment
+        && segment.contains('.')
+    {
+        return segment.clone();
+    }
+    let media = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let ext = match media.as_str() {
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        "application/json" => "json",
+        "text/csv" => "csv",
+        _ => "html",
+    };
+    let stem = segment.unwrap_or_else(|| url.host_str().unwrap_or("page").to_owned());
+    format!("{stem}.{ext}")
 }
