@@ -26,6 +26,8 @@ test("schemathesis finds no server error and no response that breaks the spec", 
     STOA_LIMITS__SEARCHES_PER_IP: "100000",
     STOA_LIMITS__EMBEDDINGS_PER_USER: "100000",
     STOA_LIMITS__EMBEDDINGS_PER_IP: "100000",
+    // Generated addresses must never be resolved or dialled (tests reach loopback only).
+    STOA_RAG__FETCH_BY_ADDRESS: "false",
   });
   const base = server.url;
   const config = join(__dirname, "..", "schemathesis.toml");

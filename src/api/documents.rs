@@ -55,6 +55,19 @@ pub struct DocumentView {
     pub created_at: i64,
 }
 
+/// A document to fetch by address (`POST /api/v1/documents` with a JSON body): a web page
+/// or any supported file, fetched by the server (only public addresses unless an admin
+/// allows a network), read like an upload, the address kept as its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddUrl {
+    /// An `http` or `https` address.
+    pub url: String,
+    #[serde(default)]
+    pub metadata: Option<DocumentMetadata>,
+}
+
 /// Optional facts about uploaded files, sent as the multipart field `metadata` (JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

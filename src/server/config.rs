@@ -293,6 +293,14 @@ pub struct RagSettings {
     pub extract_cpu_secs: u32,
     /// Wall-clock time reading one file may take, in seconds.
     pub extract_timeout_secs: u32,
+    /// Whether documents may be added by address (the server fetches them).
+    pub fetch_by_address: bool,
+    /// Networks a fetch by address (a web page added by URL) may reach although they are
+    /// private, loopback or link-local (CIDR, e.g. `"10.1.0.0/16"`); none by default.
+    pub fetch_allow_networks: Vec<String>,
+    /// Time one fetch by address may take, in seconds (its size is bounded by
+    /// `max_upload_mb`).
+    pub fetch_timeout_secs: u32,
     /// Not a setting: the `stoa` binary that reads uploads, for tests and benchmarks
     /// whose own executable is not Stoa. Stoa itself runs its own executable.
     #[serde(skip)]
@@ -316,6 +324,9 @@ impl Default for RagSettings {
             extract_memory_mb: 1024,
             extract_cpu_secs: 60,
             extract_timeout_secs: 120,
+            fetch_by_address: true,
+            fetch_allow_networks: Vec::new(),
+            fetch_timeout_secs: 30,
             extractor: None,
         }
     }

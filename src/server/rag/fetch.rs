@@ -67,6 +67,27 @@ impl Fetcher {
         }
     }
 
+    /// From `rag.fetch_allow_networks`, `rag.fetch_timeout_secs` and `rag.max_upload_mb`.
+    pub fn from_settings(settings: &crate::server::config::RagSettings) -> Result<Self, String> {
+        let allowed = settings
+            .fetch_allow_networks
+            .iter()
+            .map(|n| {
+                n.parse::<IpNet>()
+                    .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|e| format!("rag.fetch_allow_networks: {n} is not a network: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(
+            allowed,
+            Limits {
+                max_bytes: settings.max_upload_bytes(),
+                timeout: Duration::from_secs(u64::from(settings.fetch_timeout_secs)),
+                max_redirects: 5,
+            },
+        ))
+    }
+
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = resolver;
         self

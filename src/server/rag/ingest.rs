@@ -34,6 +34,8 @@ pub struct IngestService {
     /// Tells the worker a document was queued (it also polls, for other processes' uploads).
     queued: Arc<Notify>,
     collections: tokio::sync::Mutex<()>,
+    /// Fetches documents added by address.
+    fetcher: super::fetch::Fetcher,
 }
 
 /// What can go wrong with documents; mapped to the contract's [`ApiError`] once, below.
@@ -135,6 +137,7 @@ impl IngestService {
         background: &Background,
     ) -> Result<Arc<Self>, String> {
         let sandbox = super::sandbox::Sandbox::from_settings(&settings)?;
+        let fetcher = super::fetch::Fetcher::from_settings(&settings)?;
         let queued = Arc::new(Notify::new());
         let service = Arc::new(Self {
             store: Arc::clone(&store),
@@ -142,6 +145,7 @@ impl IngestService {
             settings: settings.clone(),
             queued: Arc::clone(&queued),
             collections: tokio::sync::Mutex::new(()),
+            fetcher,
         });
         background.run(
             "ingestion worker",
@@ -273,11 +277,17 @@ impl IngestService {
     pub async fn submit_url(
         &self,
         owner: UserId,
-        fetcher: &super::fetch::Fetcher,
         url: &str,
         metadata: &DocumentMetadata,
     ) -> Result<(DocumentView, bool), IngestError> {
-        let fetched = fetcher
+        if !self.settings.fetch_by_address {
+            return Err(IngestError::invalid(
+                "url",
+                "adding documents by address is turned off on this server (rag.fetch_by_address)",
+            ));
+        }
+        let fetched = self
+            .fetcher
             .fetch(url)
             .await
             .map_err(|m| IngestError::invalid("url", format!("{url}: {m}")))?;

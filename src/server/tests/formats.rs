@@ -240,3 +240,72 @@ fn real_pdfs_read_like_pdftotext_with_their_pages_in_order() {
         );
     }
 }
+
+/// A page server on loopback counting its requests.
+async fn page_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/timetable",
+            axum::routing::get(|| async {
+                axum::response::Html(
+                    "<html><head><title>Timetable</title></head><body><h1>Night ferries</h1>\
+                     <p>The last ferry to the island leaves at twenty past eleven.</p></body></html>",
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn(
+            move |req, next: axum::middleware::Next| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { next.run(req).await }
+            },
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn a_web_page_is_added_by_address_and_a_private_one_is_refused() {
+    use std::sync::atomic::Ordering;
+    let (base, hits) = page_server().await;
+    let url = format!("{base}/timetable");
+    // Without the allow setting, loopback is refused before any connection.
+    let closed = spawn_app().await;
+    let res = post_json(&format!("{}/api/v1/documents", closed.base), &json!({"url": url})).await;
+    assert_eq!(res.status(), 200);
+    let outcome: Value = res.json().await.unwrap();
+    let message = outcome[0]["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("loopback"), "{outcome}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // Allowed by the admin: fetched, read as HTML, the address kept as its source.
+    let open =
+        super::support::spawn_app_with(|s| s.rag.fetch_allow_networks = vec!["127.0.0.0/8".into()]).await;
+    let res = post_json(&format!("{}/api/v1/documents", open.base), &json!({"url": url})).await;
+    let outcome: Value = res.json().await.unwrap();
+    let id = outcome[0]["document"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{outcome}"));
+    let doc = open
+        .state
+        .ingest()
+        .unwrap()
+        .wait(super::support::ME, id, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(doc.source.as_deref(), Some(url.as_str()), "{doc:?}");
+    assert_eq!(doc.file_name, "timetable.html");
+    let p = best(&open, "When does the last ferry leave at night?").await;
+    assert_eq!(p["heading"], "Night ferries", "{p}");
+    assert!(p["text"].as_str().unwrap().contains("twenty past eleven"), "{p}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}

@@ -44,8 +44,12 @@ pub(crate) struct UploadForm {
 }
 
 #[utoipa::path(post, path = "/api/v1/documents", tag = "documents",
-    request_body(content = UploadForm, content_type = "multipart/form-data", description = "`file` fields (repeated; txt, md, html, pdf) \
-        and an optional `metadata` field: JSON with title, source, tags and collection"),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        (crate::api::documents::AddUrl = "application/json"),
+    ), description = "Files: `file` fields (repeated; any supported format) and an optional `metadata` field, JSON with title, \
+        source, tags and collection. Or a JSON body `{url, metadata}`: the server fetches the address (public networks only unless \
+        `rag.fetch_allow_networks` allows one; redirects checked; size and time limits) and reads it like an upload"),
     responses(
         (status = 200, description = "One outcome per file: its document (processed in the background; poll its status) or why it was refused", body = [UploadOutcome]),
         crate::server::http::rest::BadRequest, crate::server::http::rest::Unauthorized, crate::server::http::rest::TooLarge, crate::server::http::rest::TooManyRequests, crate::server::http::rest::Unavailable,
@@ -56,6 +60,13 @@ pub(crate) async fn upload_documents(
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> RestResult<Json<Vec<UploadOutcome>>> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        return Ok(Json(vec![add_url(&state, who.user, body).await?]));
+    }
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -118,4 +129,40 @@ pub(crate) async fn search_passages(
     ApiJson(q): ApiJson<PassageQuery>,
 ) -> RestResult<Json<PassageSearch>> {
     Ok(Json(state.chat.search_passages(who.user, q).await?))
+}
+
+/// A document fetched by address: one outcome, like one file of an upload.
+async fn add_url(
+    state: &AppState,
+    owner: crate::server::auth::UserId,
+    body: Body,
+) -> Result<UploadOutcome, ApiError> {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::invalid("url", "the request body is larger than 64 KB"))?;
+    let req: crate::api::documents::AddUrl =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("url", format!("invalid JSON: {e}")))?;
+    if req.url.chars().count() > crate::api::documents::MAX_SOURCE_CHARS {
+        return Err(ApiError::invalid(
+            "url",
+            format!("at most {} characters", crate::api::documents::MAX_SOURCE_CHARS),
+        ));
+    }
+    let metadata = req.metadata.unwrap_or_default();
+    Ok(
+        match state.ingest()?.submit_url(owner, &req.url, &metadata).await {
+            Ok((document, duplicate)) => UploadOutcome {
+                file_name: document.file_name.clone(),
+                document: Some(document),
+                duplicate,
+                error: None,
+            },
+            Err(error) => UploadOutcome {
+                file_name: req.url,
+                document: None,
+                duplicate: false,
+                error: Some(error.into()),
+            },
+        },
+    )
 }
