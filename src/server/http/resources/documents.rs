@@ -148,7 +148,12 @@ async fn add_url(
             format!("at most {} characters", crate::api::documents::MAX_SOURCE_CHARS),
         ));
     }
+    // A broken contract is the request's 400, as for a multipart upload's metadata.
     let metadata = req.metadata.unwrap_or_default();
+    metadata.check()?;
+    if req.url.trim().is_empty() {
+        return Err(ApiError::invalid("url", "the address must not be empty"));
+    }
     Ok(
         match state.ingest()?.submit_url(owner, &req.url, &metadata).await {
             Ok((document, duplicate)) => UploadOutcome {
