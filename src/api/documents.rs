@@ -52,6 +52,12 @@ pub struct DocumentView {
     pub error: Option<String>,
     pub chunk_count: u32,
     pub size_bytes: u64,
+    /// 1 for a first upload; one more each time a file of the same name (or the same
+    /// address) came again with other content.
+    pub version: u32,
+    /// The earlier version this one replaces, with its passages, once it is ready (until
+    /// then the earlier one answers).
+    pub replaces: Option<String>,
     pub created_at: i64,
 }
 
@@ -66,6 +72,23 @@ pub struct AddUrl {
     pub url: String,
     #[serde(default)]
     pub metadata: Option<DocumentMetadata>,
+}
+
+impl AddUrl {
+    /// The first broken rule: an empty or overlong address, or bad metadata.
+    pub fn check(&self) -> Result<(), ApiError> {
+        let n = self.url.chars().count();
+        if self.url.trim().is_empty() {
+            return Err(ApiError::invalid("url", "the address must not be empty"));
+        }
+        if n > MAX_SOURCE_CHARS {
+            return Err(ApiError::invalid(
+                "url",
+                format!("the address is {n} characters long; the limit is {MAX_SOURCE_CHARS}"),
+            ));
+        }
+        self.metadata.as_ref().map_or(Ok(()), DocumentMetadata::check)
+    }
 }
 
 /// Optional facts about uploaded files, sent as the multipart field `metadata` (JSON).
@@ -363,6 +386,21 @@ pub async fn upload_documents(data: MultipartData) -> Result<Vec<UploadOutcome>,
         .into_inner()
         .ok_or_else(|| ApiError::invalid("file", "the request is not multipart/form-data"))?;
     Ok(state()?.ingest()?.upload(principal()?.user, multipart).await?)
+}
+
+/// Adds a document by address: the server fetches it (public networks only unless an
+/// admin allows one) and reads it like an upload.
+#[server(endpoint = "documents/add_url", input = Json, client = super::csrf::CsrfClient)]
+pub async fn add_document_url(request: AddUrl) -> Result<UploadOutcome, ApiError> {
+    use crate::server::state::{principal, state};
+    state()?.ingest()?.add_url(principal()?.user, request).await
+}
+
+/// Stops a document still being processed (it becomes failed, "cancelled").
+#[server(endpoint = "documents/cancel", input = Json, client = super::csrf::CsrfClient)]
+pub async fn cancel_document(id: String) -> Result<DocumentView, ApiError> {
+    use crate::server::state::{principal, state};
+    Ok(state()?.ingest()?.cancel(principal()?.user, &id).await?)
 }
 
 /// Every document, newest first, with its progress.

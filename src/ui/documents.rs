@@ -6,19 +6,24 @@ use leptos::{ev, html, prelude::*, task::spawn_local};
 use crate::api::{
     ApiError,
     documents::{
-        DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, delete_document, list_documents,
-        upload_documents,
+        AddUrl, DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, add_document_url, cancel_document,
+        delete_document, list_documents, upload_documents,
     },
     validation::decimal,
 };
 
 fn status_line(d: &DocumentView) -> String {
-    match d.status {
+    let line = match d.status {
+        DocumentStatus::Failed if d.error.as_deref() == Some("cancelled") => "cancelled".into(),
         DocumentStatus::Queued => "queued".into(),
         DocumentStatus::Extracting => "extracting text…".into(),
         DocumentStatus::Embedding => format!("embedding {}/{}", d.progress_done, d.progress_total),
         DocumentStatus::Ready => format!("ready · {} passages", d.chunk_count),
         DocumentStatus::Failed => format!("failed: {}", d.error.clone().unwrap_or_default()),
+    };
+    match (&d.replaces, d.status.is_final()) {
+        (Some(_), false) => format!("{line} · replaces version {} when ready", d.version - 1),
+        _ => line,
     }
 }
 
@@ -46,9 +51,10 @@ pub fn DocumentsPage() -> impl IntoView {
         <section class="documents">
             <h1>"Documents"</h1>
             <p class="muted">
-                "Upload text, Markdown, HTML or PDF files. Answers in every chat then draw on them and cite them."
+                "Upload documents (PDF, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
             </p>
             <UploadForm outcomes version />
+            <AddUrlForm outcomes version />
             <UploadOutcomes outcomes />
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
@@ -185,6 +191,59 @@ fn UploadFields(file_input: NodeRef<html::Input>, collection: RwSignal<String>) 
     }
 }
 
+/// A web page (or any supported file) by its address, fetched by the server.
+#[component]
+fn AddUrlForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) -> impl IntoView {
+    let url = RwSignal::new(String::new());
+    let adding = RwSignal::new(false);
+    let form_error = RwSignal::new(None::<ApiError>);
+    let submit = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        let request = AddUrl {
+            url: url.get_untracked().trim().to_owned(),
+            metadata: None,
+        };
+        if let Err(e) = request.check() {
+            return form_error.set(Some(e));
+        }
+        adding.set(true);
+        form_error.set(None);
+        spawn_local(async move {
+            match add_document_url(request).await {
+                Ok(outcome) => {
+                    if outcome.error.is_none() {
+                        url.set(String::new());
+                    }
+                    outcomes.set(vec![outcome]);
+                }
+                Err(e) => form_error.set(Some(e)),
+            }
+            adding.set(false);
+            version.update(|v| *v += 1);
+        });
+    };
+    view! {
+        <form class="add-url" on:submit=submit>
+            <label for="url">"Add from URL "</label>
+            <input
+                id="url"
+                name="url"
+                type="url"
+                required
+                placeholder="https://example.org/handbook.html"
+                prop:value=move || url.get()
+                on:input=move |e| url.set(event_target_value(&e))
+            />
+            <button type="submit" class="send" disabled=move || adding.get()>
+                {move || if adding.get() { "Fetching…" } else { "Add" }}
+            </button>
+            {move || {
+                form_error.get().map(|e| view! { <p class="field-error" role="alert" data-field-error=e.field.clone().unwrap_or_default()>{e.message}</p> })
+            }}
+        </form>
+    }
+}
+
 /// What became of each file of the last upload.
 #[component]
 fn UploadOutcomes(outcomes: RwSignal<Vec<UploadOutcome>>) -> impl IntoView {
@@ -192,7 +251,10 @@ fn UploadOutcomes(outcomes: RwSignal<Vec<UploadOutcome>>) -> impl IntoView {
         let (class, text) = match (&o.error, o.duplicate) {
             (Some(e), _) => ("outcome error", e.message.clone()),
             (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
-            (None, false) => ("outcome", "accepted".to_owned()),
+            (None, false) => match o.document.as_ref().map_or(1, |d| d.version) {
+                1 => ("outcome", "accepted".to_owned()),
+                n => ("outcome", format!("accepted as version {n}; it replaces the earlier one once it is read")),
+            },
         };
         view! {
             <li class=class data-file=o.file_name.clone()>
@@ -226,16 +288,42 @@ fn DocumentList(list: Vec<DocumentView>, version: RwSignal<u32>) -> impl IntoVie
                     .into_iter()
                     .map(|d| {
                         let id = d.id.clone();
+                        let cancel_id = d.id.clone();
                         let status = status_line(&d);
+                        let unfinished = !d.status.is_final();
+                        let version_label = (d.version > 1).then(|| format!(" · version {}", d.version));
                         view! {
                             <tr class="document" data-status=d.status.as_str() data-file=d.file_name.clone()>
                                 <td>
                                     <span class="doc-title">{d.title.clone()}</span>
-                                    <span class="muted">{format!(" {} · {} KB", d.file_name, decimal(d.size_bytes as f64 / 1024.0, 1))}</span>
+                                    <span class="muted">
+                                        {format!(" {} · {} KB", d.file_name, decimal(d.size_bytes as f64 / 1024.0, 1))}
+                                        {version_label}
+                                    </span>
                                 </td>
                                 <td>{d.collection.clone().unwrap_or_else(|| "—".into())}</td>
                                 <td class="doc-status">{status}</td>
                                 <td>
+                                    {unfinished
+                                        .then(|| {
+                                            let title = d.title.clone();
+                                            view! {
+                                                <button
+                                                    type="button"
+                                                    class="cancel"
+                                                    aria-label=format!("Cancel {title}")
+                                                    on:click=move |_| {
+                                                        let id = cancel_id.clone();
+                                                        spawn_local(async move {
+                                                            let _ = cancel_document(id).await;
+                                                            version.update(|v| *v += 1);
+                                                        });
+                                                    }
+                                                >
+                                                    "Cancel"
+                                                </button>
+                                            }
+                                        })}
                                     <button
                                         type="button"
                                         class="delete"

@@ -142,6 +142,13 @@ static RULES: &[Rule] = &[
     signed_in("/api/conversations/restore"),
     spends("/api/conversations/search", Search),
     signed_in("/api/conversations/settings"),
+    rule(
+        "/api/documents/add_url",
+        Access::SignedIn,
+        Spends::OnWrites(Class::Upload),
+        BodyLimit::Default,
+    ),
+    signed_in("/api/documents/cancel"),
     signed_in("/api/documents/delete"),
     signed_in("/api/documents/list"),
     rule(
@@ -175,6 +182,7 @@ static RULES: &[Rule] = &[
         BodyLimit::Upload,
     ),
     signed_in("/api/v1/documents/{id}"),
+    signed_in("/api/v1/documents/{id}/cancel"),
     signed_in("/api/v1/export"),
     spends("/api/v1/generate", Generation),
     rule(

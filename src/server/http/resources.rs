@@ -57,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfer::search))
         .routes(routes!(documents::list_documents, documents::upload_documents))
         .routes(routes!(documents::get_document, documents::delete_document))
+        .routes(routes!(documents::cancel_document))
         .routes(routes!(documents::list_collections))
         .routes(routes!(documents::search_passages))
         .routes(routes!(list_models))

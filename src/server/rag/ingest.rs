@@ -12,7 +12,7 @@ use super::extract::Kind;
 use crate::{
     api::{
         ApiError, ErrorCode,
-        documents::{CollectionView, DocumentMetadata, DocumentView},
+        documents::{AddUrl, CollectionView, DocumentMetadata, DocumentView, UploadOutcome},
     },
     server::{
         auth::UserId,
@@ -122,7 +122,27 @@ fn view(d: DocumentRecord, collections: &[CollectionView]) -> DocumentView {
         error: d.error,
         chunk_count: d.chunk_count,
         size_bytes: d.size_bytes,
+        version: d.version,
+        replaces: d.replaces,
         created_at: d.created_at,
+    }
+}
+
+/// What became of one file (or address) of a request: its document, or why it was refused.
+pub(super) fn outcome(file_name: String, result: Result<(DocumentView, bool), IngestError>) -> UploadOutcome {
+    match result {
+        Ok((document, duplicate)) => UploadOutcome {
+            file_name,
+            document: Some(document),
+            duplicate,
+            error: None,
+        },
+        Err(error) => UploadOutcome {
+            file_name,
+            document: None,
+            duplicate: false,
+            error: Some(error.into()),
+        },
     }
 }
 
@@ -196,14 +216,37 @@ impl IngestService {
         }
     }
 
-    /// Validates one file and queues it. Returns the document, and whether it was a
-    /// duplicate of one already stored.
+    /// Stops an unfinished document at once (failed, "cancelled"); a finished one is
+    /// returned as it is.
+    pub async fn cancel(&self, owner: UserId, id: &str) -> Result<DocumentView, IngestError> {
+        let collections = self.collections(owner).await?;
+        let d = self.store.cancel_document(owner, id, now_ms()).await?;
+        Ok(view(d, &collections))
+    }
+
+    /// Validates one uploaded file and queues it. Returns the document, and whether it
+    /// was a duplicate of one already stored. A file with the name (and source) of one
+    /// already stored but other content is its next version: it replaces that one when
+    /// it is ready, and until then the earlier one answers.
     pub async fn submit(
         &self,
         owner: UserId,
         file_name: &str,
         bytes: Vec<u8>,
         metadata: &DocumentMetadata,
+    ) -> Result<(DocumentView, bool), IngestError> {
+        self.queue(owner, file_name, bytes, metadata, false).await
+    }
+
+    /// [`Self::submit`] for a file fetched from `metadata.source` when `fetched`: its
+    /// earlier version is the one fetched from the same address.
+    async fn queue(
+        &self,
+        owner: UserId,
+        file_name: &str,
+        bytes: Vec<u8>,
+        metadata: &DocumentMetadata,
+        fetched: bool,
     ) -> Result<(DocumentView, bool), IngestError> {
         let limit = self.settings.max_upload_bytes();
         if bytes.is_empty() {
@@ -250,6 +293,16 @@ impl IngestService {
                     .map_or(file_name, |(stem, _)| stem)
                     .to_owned()
             });
+        let previous = self
+            .store
+            .previous_version(
+                owner,
+                collection_id.as_deref(),
+                file_name,
+                metadata.source.as_deref(),
+                fetched,
+            )
+            .await?;
         let record = self
             .store
             .insert_document(NewDocument {
@@ -264,6 +317,8 @@ impl IngestService {
                 content_hash: hash,
                 size_bytes: bytes.len() as u64,
                 upload: Some(bytes),
+                version: previous.as_ref().map_or(1, |p| p.version + 1),
+                replaces: previous.map(|p| p.id),
                 now_ms: now_ms(),
             })
             .await?;
@@ -293,8 +348,28 @@ impl IngestService {
             .map_err(|m| IngestError::invalid("url", format!("{url}: {m}")))?;
         let file_name = file_name_for(&fetched.url, fetched.content_type.as_deref());
         let mut metadata = metadata.clone();
-        metadata.source.get_or_insert_with(|| fetched.url.to_string());
-        self.submit(owner, &file_name, fetched.bytes, &metadata).await
+        // The address asked for, so that fetching it again finds this document even when
+        // it redirects elsewhere.
+        let by_address = metadata.source.is_none();
+        metadata.source.get_or_insert_with(|| {
+            url::Url::parse(url.trim()).map_or_else(|_| url.trim().to_owned(), String::from)
+        });
+        self.queue(owner, &file_name, fetched.bytes, &metadata, by_address)
+            .await
+    }
+
+    /// A document by address, checked against the contract first; its outcome like one
+    /// file of an upload (refusals of the address itself are the outcome's error).
+    pub async fn add_url(&self, owner: UserId, request: AddUrl) -> Result<UploadOutcome, ApiError> {
+        request.check()?;
+        let metadata = request.metadata.clone().unwrap_or_default();
+        let result = self.submit_url(owner, &request.url, &metadata).await;
+        Ok(outcome(
+            result
+                .as_ref()
+                .map_or_else(|_| request.url.clone(), |(d, _)| d.file_name.clone()),
+            result,
+        ))
     }
 
     /// Waits until the document is ready or failed (for tests and the API).

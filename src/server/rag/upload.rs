@@ -39,20 +39,7 @@ impl IngestService {
                             limit,
                         }),
                     };
-                    outcomes.push(match outcome {
-                        Ok((document, duplicate)) => UploadOutcome {
-                            file_name,
-                            document: Some(document),
-                            duplicate,
-                            error: None,
-                        },
-                        Err(error) => UploadOutcome {
-                            file_name,
-                            document: None,
-                            duplicate: false,
-                            error: Some(error.into()),
-                        },
-                    });
+                    outcomes.push(super::ingest::outcome(file_name, outcome));
                 }
                 other => {
                     return Err(IngestError::invalid(

@@ -7,7 +7,6 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
-use tokio_util::task::AbortOnDropHandle;
 
 use super::{
     chunk::{Chunk, ChunkSizes, chunk},
@@ -30,8 +29,10 @@ use crate::{
 /// Chunks embedded per step (and per progress update).
 const EMBED_STEP: usize = 16;
 /// How long a claimed document stays its worker's without a sign of life; the worker
-/// renews it every third of that.
+/// renews it every [`CANCEL_CHECK`].
 const LEASE: Duration = Duration::from_secs(30);
+/// How often a working worker renews its lease, and so how soon it sees a cancel.
+const CANCEL_CHECK: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for documents another process queued.
 const POLL: Duration = Duration::from_secs(2);
 /// Times a document may be taken before it is given up (a file that kills its worker).
@@ -57,7 +58,7 @@ pub(super) async fn run(
                 None
             }
         };
-        let Some(doc) = claimed else {
+        let Some(mut doc) = claimed else {
             let _ = tokio::time::timeout(POLL, queued.notified()).await;
             continue;
         };
@@ -76,31 +77,31 @@ pub(super) async fn run(
         if doc.attempts > 1 {
             tracing::warn!(document_id = %id, attempt = doc.attempts, "taking over a document whose worker stopped");
         }
-        // Aborted when processing ends, or when the worker itself is stopped mid-document.
-        let renewal = {
-            let (store, id) = (Arc::clone(&store), id.clone());
-            AbortOnDropHandle::new(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(LEASE / 3).await;
-                    match store.renew_lease(&id, now_ms() + lease_ms).await {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => tracing::warn!(document_id = %id, error = %e, "lease not renewed"),
-                    }
-                }
-            }))
-        };
         let started = std::time::Instant::now();
-        let outcome = process(doc, &store, &embedder, &index, &settings, &sandbox).await;
-        drop(renewal);
+        // Reading and embedding stop as soon as the document is cancelled or deleted (its
+        // lease can no longer be renewed), which also kills the extraction process.
+        let prepared = tokio::select! {
+            prepared = prepare(&mut doc, &store, &embedder, &settings, &sandbox) => Some(prepared),
+            () = keep_lease(&store, &id, lease_ms) => None,
+        };
+        let outcome = match prepared {
+            None => Err(Stop::Cancelled),
+            Some(Err(stop)) => Err(stop),
+            Some(Ok((chunks, vectors))) => {
+                save(&id, doc.owner, doc.collection_id.clone(), chunks, vectors, &store, &index).await
+            }
+        };
         match outcome {
+            Ok(0) | Err(Stop::Cancelled) => {
+                tracing::info!(document_id = %id, "document cancelled or deleted while it was processed; stopped")
+            }
             Ok(chunks) => tracing::info!(
                 document_id = %id,
                 chunks,
                 ms = started.elapsed().as_millis() as u64,
                 "document ready"
             ),
-            Err(reason) => {
+            Err(Stop::Failed(reason)) => {
                 tracing::warn!(document_id = %id, %reason, "document failed");
                 let _ = store
                     .set_document_progress(&id, DocumentStatus::Failed, 0, 0, Some(&reason), now_ms())
@@ -110,26 +111,55 @@ pub(super) async fn run(
     }
 }
 
-async fn process(
-    job: ClaimedDocument,
+/// Why processing stopped before the document was ready.
+enum Stop {
+    /// The file could not be read or embedded (the document's error).
+    Failed(String),
+    /// The document was cancelled or deleted meanwhile.
+    Cancelled,
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Stop::Failed(reason)
+    }
+}
+
+/// Renews the document's lease while its worker is at it, and returns when it cannot:
+/// the document was cancelled, deleted or taken over. Checks every second, so a cancel
+/// stops the work at once; a database hiccup only logs.
+async fn keep_lease(store: &Arc<dyn DocumentStore>, id: &str, lease_ms: i64) {
+    loop {
+        tokio::time::sleep(CANCEL_CHECK).await;
+        match store.renew_lease(id, now_ms() + lease_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(document_id = %id, error = %e, "lease not renewed"),
+        }
+    }
+}
+
+/// The document's chunks and their vectors, with its progress recorded on the way.
+async fn prepare(
+    job: &mut ClaimedDocument,
     store: &Arc<dyn DocumentStore>,
     embedder: &Arc<dyn Embedder>,
-    index: &Arc<dyn VectorSearch>,
     settings: &RagSettings,
     sandbox: &Sandbox,
-) -> Result<usize, String> {
+) -> Result<(Vec<Chunk>, Vec<Vec<f32>>), Stop> {
     let progress = |status, done, total| {
         let store = Arc::clone(store);
         let id = job.id.clone();
         async move {
-            store
-                .set_document_progress(&id, status, done, total, None, now_ms())
-                .await
-                .map_err(|e| e.to_string())
+            match store.set_document_progress(&id, status, done, total, None, now_ms()).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Stop::Cancelled),
+                Err(e) => Err(Stop::Failed(e.to_string())),
+            }
         }
     };
     progress(DocumentStatus::Extracting, 0, 0).await?;
-    let chunks = read_chunks(&job.file_name, job.upload, embedder, settings, sandbox).await?;
+    let chunks = read_chunks(&job.file_name, std::mem::take(&mut job.upload), embedder, settings, sandbox).await?;
     let total = chunks.len() as u32;
     progress(DocumentStatus::Embedding, 0, total).await?;
     let mut vectors = Vec::with_capacity(chunks.len());
@@ -142,16 +172,7 @@ async fn process(
         vectors.extend(embedded.vectors);
         progress(DocumentStatus::Embedding, vectors.len() as u32, total).await?;
     }
-    save(
-        &job.id,
-        job.owner,
-        job.collection_id,
-        chunks,
-        vectors,
-        store,
-        index,
-    )
-    .await
+    Ok((chunks, vectors))
 }
 
 /// The file's text, read in a child process with its own limits (this process never
@@ -181,8 +202,9 @@ async fn read_chunks(
     Ok(chunks)
 }
 
-/// Stores the chunks with their vectors and adds the vectors to the index; the number
-/// stored (0 when the document was deleted meanwhile).
+/// Stores the chunks with their vectors and adds the vectors to the index (dropping the
+/// version it replaced); the number stored (0 when the document was deleted or
+/// cancelled meanwhile).
 async fn save(
     id: &str,
     owner: i64,
@@ -191,7 +213,7 @@ async fn save(
     vectors: Vec<Vec<f32>>,
     store: &Arc<dyn DocumentStore>,
     index: &Arc<dyn VectorSearch>,
-) -> Result<usize, String> {
+) -> Result<usize, Stop> {
     let new_chunks: Vec<NewChunk> = chunks
         .into_iter()
         .zip(vectors)
@@ -207,11 +229,16 @@ async fn save(
         })
         .collect();
     let for_index: Vec<Vec<f32>> = new_chunks.iter().map(|c| c.embedding.clone()).collect();
-    let ids = match store.store_chunks(id, new_chunks, now_ms()).await {
-        Ok(ids) => ids,
-        Err(StoreError::NotFound) => return Ok(0), // deleted meanwhile
-        Err(e) => return Err(e.to_string()),
+    let stored = match store.store_chunks(id, new_chunks, now_ms()).await {
+        Ok(stored) => stored,
+        Err(StoreError::NotFound) => return Ok(0), // deleted or cancelled meanwhile
+        Err(e) => return Err(Stop::Failed(e.to_string())),
     };
+    if let Some(old) = &stored.replaced {
+        index.forget_document(old).await;
+        tracing::info!(document_id = %id, replaced = %old, "new version ready; the one before is removed");
+    }
+    let ids = stored.ids;
     let n = ids.len();
     let vectors = ids
         .into_iter()

@@ -33,6 +33,10 @@ pub struct DocumentRecord {
     pub progress_total: u32,
     pub error: Option<String>,
     pub chunk_count: u32,
+    /// 1 for a first upload; one more for each upload that replaced the one before.
+    pub version: u32,
+    /// The document this one replaces once it is ready.
+    pub replaces: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -52,6 +56,9 @@ pub struct NewDocument {
     pub tags: Vec<String>,
     pub content_hash: String,
     pub size_bytes: u64,
+    /// The earlier version this one replaces once it is ready, and its own number.
+    pub replaces: Option<String>,
+    pub version: u32,
     pub now_ms: i64,
 }
 
@@ -101,6 +108,17 @@ impl Scope<'_> {
     }
 }
 
+/// What [`DocumentStore::store_chunks`] stored: the chunk ids in order, and the earlier
+/// version it removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChunks {
+    pub ids: Vec<i64>,
+    pub replaced: Option<String>,
+}
+
+/// Why a cancelled document stopped (its `error`).
+pub const CANCELLED: &str = "cancelled";
+
 /// A chunk's vector, to build the in-memory index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkVector {
@@ -146,6 +164,18 @@ pub trait DocumentStore: Send + Sync + 'static {
         collection_id: Option<&str>,
     ) -> Result<Option<DocumentRecord>, StoreError>;
 
+    /// The newest document of `owner` in this collection that a new upload of this file
+    /// replaces: the one fetched from the same address when `source` is one fetched,
+    /// else the one with the same file name and source; failed ones aside.
+    async fn previous_version(
+        &self,
+        owner: UserId,
+        collection_id: Option<&str>,
+        file_name: &str,
+        source: Option<&str>,
+        by_source: bool,
+    ) -> Result<Option<DocumentRecord>, StoreError>;
+
     /// Stores a document in status `queued`.
     async fn insert_document(&self, document: NewDocument) -> Result<DocumentRecord, StoreError>;
 
@@ -154,6 +184,8 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Newest first.
     async fn list_documents(&self, owner: UserId) -> Result<Vec<DocumentRecord>, StoreError>;
 
+    /// Records a document's progress while it is unfinished; false when it is not (it
+    /// was cancelled, deleted or finished meanwhile: the worker stops).
     async fn set_document_progress(
         &self,
         id: &str,
@@ -162,16 +194,21 @@ pub trait DocumentStore: Send + Sync + 'static {
         total: u32,
         error: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Stores every chunk and marks the document `ready`, in one transaction. Returns the
-    /// chunk ids in order.
+    /// Stores every chunk and marks the document `ready`, and removes the version it
+    /// replaces with its chunks, in one transaction. Not found when the document was
+    /// deleted or cancelled meanwhile.
     async fn store_chunks(
         &self,
         document_id: &str,
         chunks: Vec<NewChunk>,
         now_ms: i64,
-    ) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<StoredChunks, StoreError>;
+
+    /// Stops an unfinished document: failed with the reason "cancelled", its upload
+    /// dropped; a worker reading it stops at its next step. A finished one is left as is.
+    async fn cancel_document(&self, owner: UserId, id: &str, now_ms: i64) -> Result<DocumentRecord, StoreError>;
 
     /// Removes the document, its chunks, vectors and index entries.
     async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError>;

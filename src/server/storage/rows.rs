@@ -55,7 +55,7 @@ pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, parent_id, role, 
      max_tokens, created_at, updated_at";
 
 pub(super) const DOCUMENT_COLUMNS: &str = "id, collection_id, title, file_name, media_type, source, tags, content_hash, \
-     size_bytes, status, progress_done, progress_total, error, chunk_count, created_at, updated_at";
+     size_bytes, status, progress_done, progress_total, error, chunk_count, version, replaces, created_at, updated_at";
 
 /// A collection `c` with the number of its documents (column `n`).
 pub(super) const COLLECTION_COLUMNS: &str =
@@ -74,6 +74,9 @@ pub(super) const INTERRUPTED: &str =
     "status = 'interrupted', error = 'the server stopped while this answer was being written'";
 
 /// A document some worker is processing.
+/// A document not yet ready nor failed (queued, or being read by a worker).
+pub(super) const UNFINISHED: &str = "status NOT IN ('ready', 'failed')";
+
 pub(super) const HELD: &str = "upload IS NOT NULL AND status IN ('extracting', 'embedding')";
 
 pub(super) const CLAIMED_COLUMNS: &str = "id, user_id, collection_id, file_name, upload, attempts";
@@ -181,6 +184,8 @@ pub(super) fn document_from_row(row: &impl Fields) -> Result<DocumentRecord, Sto
         progress_total: count(row, "progress_total")?,
         error: row.opt_string("error")?,
         chunk_count: count(row, "chunk_count")?,
+        version: count(row, "version")?,
+        replaces: row.opt_string("replaces")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })

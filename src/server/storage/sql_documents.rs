@@ -10,12 +10,12 @@ use sqlx::Row;
 use super::{
     StoreError,
     documents::{
-        ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore, NewChunk,
-        NewDocument, Scope,
+        CANCELLED, ChunkHit, ChunkVector, ClaimedDocument, CollectionRecord, DocumentRecord, DocumentStore,
+        NewChunk, NewDocument, Scope, StoredChunks,
     },
     postgres::PgStore,
     rows::{
-        CLAIMED_COLUMNS, COLLECTION_COLUMNS, DOCUMENT_COLUMNS, HELD, affected, claimable, claimed_from_row,
+        CLAIMED_COLUMNS, COLLECTION_COLUMNS, DOCUMENT_COLUMNS, HELD, UNFINISHED, affected, claimable, claimed_from_row,
         collection_from_row, document_from_row,
     },
     sqlite::SqliteStore,
@@ -97,6 +97,31 @@ macro_rules! document_store {
                 row.as_ref().map(document_from_row).transpose()
             }
 
+            async fn previous_version(
+                &self,
+                owner: UserId,
+                collection_id: Option<&str>,
+                file_name: &str,
+                source: Option<&str>,
+                by_source: bool,
+            ) -> Result<Option<DocumentRecord>, StoreError> {
+                let same = if by_source {
+                    "source = $3"
+                } else {
+                    "file_name = $4 AND coalesce(source, '') = coalesce($3, '')"
+                };
+                let sql = format!(
+                    "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = $1 \
+                     AND coalesce(collection_id, '') = coalesce($2, '') AND status <> 'failed' AND {same} \
+                     ORDER BY version DESC, created_at DESC, id DESC LIMIT 1"
+                );
+                let query = sqlx::query(&sql).bind(owner.get()).bind(collection_id).bind(source);
+                // PostgreSQL refuses a parameter the statement does not use.
+                let query = if by_source { query } else { query.bind(file_name) };
+                let row = query.fetch_optional(self.pool()).await?;
+                row.as_ref().map(document_from_row).transpose()
+            }
+
             async fn insert_document(&self, d: NewDocument) -> Result<DocumentRecord, StoreError> {
                 let mut tx = self.write_tx().await?;
                 // A failed earlier upload of the same content gives way to the new one.
@@ -111,8 +136,9 @@ macro_rules! document_store {
                 .await?;
                 let sql = format!(
                     "INSERT INTO documents (id, user_id, collection_id, title, file_name, media_type, source, tags, \
-                     content_hash, size_bytes, status, created_at, updated_at, upload) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11, $12) RETURNING {DOCUMENT_COLUMNS}"
+                     content_hash, size_bytes, status, created_at, updated_at, upload, replaces, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $11, $12, $13, $14) \
+                     RETURNING {DOCUMENT_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(&d.id)
@@ -127,6 +153,8 @@ macro_rules! document_store {
                     .bind(d.size_bytes as i64)
                     .bind(d.now_ms)
                     .bind(&d.upload)
+                    .bind(&d.replaces)
+                    .bind(i64::from(d.version))
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -160,11 +188,12 @@ macro_rules! document_store {
                 total: u32,
                 error: Option<&str>,
                 now_ms: i64,
-            ) -> Result<(), StoreError> {
-                sqlx::query(
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(&format!(
                     "UPDATE documents SET status = $1, progress_done = $2, progress_total = $3, error = $4, \
-                     updated_at = $5, upload = CASE WHEN $1 IN ('ready', 'failed') THEN NULL ELSE upload END WHERE id = $6",
-                )
+                     updated_at = $5, upload = CASE WHEN $1 IN ('ready', 'failed') THEN NULL ELSE upload END \
+                     WHERE id = $6 AND {UNFINISHED}",
+                ))
                 .bind(status.as_str())
                 .bind(i64::from(done))
                 .bind(i64::from(total))
@@ -173,7 +202,7 @@ macro_rules! document_store {
                 .bind(id)
                 .execute(self.pool())
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
             }
 
             async fn store_chunks(
@@ -181,7 +210,7 @@ macro_rules! document_store {
                 document_id: &str,
                 chunks: Vec<NewChunk>,
                 now_ms: i64,
-            ) -> Result<Vec<i64>, StoreError> {
+            ) -> Result<StoredChunks, StoreError> {
                 let mut tx = self.write_tx().await?;
                 let mut ids = Vec::with_capacity(chunks.len());
                 for c in &chunks {
@@ -204,19 +233,52 @@ macro_rules! document_store {
                     ids.push(id);
                 }
                 let n = chunks.len() as i64;
-                let done = sqlx::query(
+                let replaced: Option<Option<String>> = sqlx::query_scalar(&format!(
                     "UPDATE documents SET status = 'ready', chunk_count = $1, progress_done = $1, progress_total = $1, \
-                     error = NULL, updated_at = $2, upload = NULL, lease_until = NULL WHERE id = $3 AND status <> 'ready'",
-                )
+                     error = NULL, updated_at = $2, upload = NULL, lease_until = NULL WHERE id = $3 AND {UNFINISHED} \
+                     RETURNING replaces"
+                ))
                 .bind(n)
                 .bind(now_ms)
                 .bind(document_id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                // Deleted while it was being embedded: keep nothing (the transaction rolls back).
-                affected(done.rows_affected())?;
+                // Deleted or cancelled while it was being embedded: keep nothing (the
+                // transaction rolls back).
+                let replaced = replaced.ok_or(StoreError::NotFound)?;
+                // The version it replaces goes in the same transaction: a search sees one or
+                // the other, never both or neither.
+                if let Some(old) = &replaced {
+                    sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM documents WHERE id = $1")
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
-                Ok(ids)
+                Ok(StoredChunks { ids, replaced })
+            }
+
+            async fn cancel_document(
+                &self,
+                owner: UserId,
+                id: &str,
+                now_ms: i64,
+            ) -> Result<DocumentRecord, StoreError> {
+                sqlx::query(&format!(
+                    "UPDATE documents SET status = 'failed', error = $1, upload = NULL, lease_until = NULL, \
+                     updated_at = $2 WHERE id = $3 AND user_id = $4 AND {UNFINISHED}"
+                ))
+                .bind(CANCELLED)
+                .bind(now_ms)
+                .bind(id)
+                .bind(owner.get())
+                .execute(self.pool())
+                .await?;
+                self.get_document(owner, id).await
             }
 
             async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError> {

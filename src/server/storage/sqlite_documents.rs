@@ -183,6 +183,8 @@ mod tests {
                 content_hash: "h".into(),
                 size_bytes: 0,
                 upload: None,
+                replaces: None,
+                version: 1,
                 now_ms: 0,
             })
             .await

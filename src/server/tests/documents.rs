@@ -80,6 +80,11 @@ pub(super) async fn upload_ready(
 
 /// Asks in a new conversation (optionally limited to collections); returns the answer.
 async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
+    ask_in_new(app, question, collections).await.1
+}
+
+/// [`ask`], with the new conversation's id.
+async fn ask_in_new(app: &App, question: &str, collections: &[String]) -> (String, MessageView) {
     let conv = app.state.chat.create_conversation(ME).await.unwrap();
     app.state
         .chat
@@ -87,7 +92,7 @@ async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
         .await
         .unwrap();
     let req = ChatRequest {
-        conversation_id: conv.id,
+        conversation_id: conv.id.clone(),
         message: question.into(),
         params: GenerationParams {
             temperature: 0.0,
@@ -99,7 +104,7 @@ async fn ask(app: &App, question: &str, collections: &[String]) -> MessageView {
     };
     let events = collect(app.state.chat.send(ME, req).await.unwrap()).await;
     match events.last() {
-        Some(ChatEvent::Done { message }) => message.clone(),
+        Some(ChatEvent::Done { message }) => (conv.id, message.clone()),
         other => panic!("{other:?}"),
     }
 }
@@ -510,6 +515,8 @@ async fn a_document_left_by_a_dead_worker_is_taken_over_and_one_held_by_a_live_w
                 content_hash: id,
                 size_bytes: 0,
                 upload: Some(fixture("handbook.md")),
+                replaces: None,
+                version: 1,
                 now_ms: 0,
             })
             .await
@@ -574,6 +581,8 @@ async fn ready_document_of(
         content_hash: id.into(),
         size_bytes: 0,
         upload: None,
+        replaces: None,
+        version: 1,
         now_ms: 0,
     })
     .await
@@ -591,11 +600,7 @@ async fn ready_document_of(
             embedding: unit.clone(),
         })
         .collect();
-    let ids = db.store_chunks(id, chunks, 0).await.unwrap();
-    db.set_document_progress(id, DocumentStatus::Ready, 1, 1, None, 0)
-        .await
-        .unwrap();
-    ids
+    db.store_chunks(id, chunks, 0).await.unwrap().ids
 }
 
 #[tokio::test]
@@ -723,4 +728,100 @@ async fn passage_search_ranks_with_every_steps_rank_and_narrows_to_collections()
         let problem: Value = res.json().await.unwrap();
         assert_eq!(problem["field"], field, "{problem}");
     }
+}
+
+/// The best passage for `query` over REST.
+pub(super) async fn best(app: &App, query: &str) -> Value {
+    let res = super::support::post_json(
+        &format!("{}/api/v1/search/passages", app.base),
+        &json!({"query": query, "limit": 3}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let found: Value = res.json().await.unwrap();
+    found["passages"][0].clone()
+}
+
+#[tokio::test]
+async fn a_file_uploaded_again_with_other_content_replaces_the_earlier_version_once_read() {
+    let app = spawn_app().await;
+    let ingest = app.state.ingest().unwrap();
+    let first = b"# Rota\n\nThe kitchen is cleaned by the blue team on Fridays.\n".to_vec();
+    let second = b"# Rota\n\nThe kitchen is cleaned by the green team on Fridays.\n".to_vec();
+    let v1 = upload_ready(&app, vec![("rota.md", first.clone())], None).await.remove(0);
+    let (conversation, answer) = ask_in_new(&app, "Who cleans the kitchen on Fridays?", &[]).await;
+    assert!(top(&answer).text.contains("blue team"), "{answer:?}");
+
+    // The same content again is a duplicate; other content under the name is version 2.
+    let (_, again) = upload(&app, vec![("rota.md", first)], None).await;
+    assert_eq!(again[0]["duplicate"], true, "{again}");
+    let (status, outcomes) = upload(&app, vec![("rota.md", second)], None).await;
+    assert_eq!(status, 200, "{outcomes}");
+    let doc = &outcomes[0]["document"];
+    assert_eq!(doc["version"], 2, "{outcomes}");
+    assert_eq!(doc["replaces"], v1.as_str(), "{outcomes}");
+    let v2 = doc["id"].as_str().unwrap().to_owned();
+    let ready = ingest.wait(ME, &v2, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(ready.status, DocumentStatus::Ready, "{ready:?}");
+
+    // One document of that name is left, the new one; the earlier one went with its
+    // passages, in the same transaction.
+    let list = ingest.list(ME).await.unwrap();
+    let rota: Vec<_> = list.iter().filter(|d| d.file_name == "rota.md").collect();
+    assert_eq!(rota.len(), 1, "{list:?}");
+    assert_eq!((rota[0].id.as_str(), rota[0].version), (v2.as_str(), 2));
+    assert!(ingest.get(ME, &v1).await.is_err());
+    let p = best(&app, "Who cleans the kitchen on Fridays?").await;
+    assert!(p["text"].as_str().unwrap().contains("green team"), "{p}");
+
+    // The earlier answer still shows what it was given.
+    let conv = app.state.chat.get_conversation(ME, &conversation).await.unwrap();
+    let earlier = conv.messages.last().unwrap();
+    assert!(top(earlier).text.contains("blue team"), "{earlier:?}");
+    assert_eq!(top(earlier).document_id, v1);
+}
+
+#[tokio::test]
+async fn a_document_is_cancelled_at_once_and_a_cancelled_new_version_leaves_the_old_one() {
+    let app = spawn_app().await;
+    let ingest = app.state.ingest().unwrap();
+    let v1 = upload_ready(&app, vec![("manual.txt", b"The boiler is serviced every October.".to_vec())], None)
+        .await
+        .remove(0);
+    // A long file: thousands of passages to embed, far more than the test waits for.
+    let long: String = (0..15_000)
+        .map(|i| format!("Paragraph {i} says the boiler pressure should read {} bar.\n\n", i % 3))
+        .collect();
+    let (_, outcomes) = upload(&app, vec![("manual.txt", long.into_bytes())], None).await;
+    let v2 = outcomes[0]["document"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(outcomes[0]["document"]["version"], 2, "{outcomes}");
+    // Wait until the worker is at it, then cancel over REST.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while ingest.get(ME, &v2).await.unwrap().status == DocumentStatus::Queued {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/documents/{v2}/cancel", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cancelled: Value = res.json().await.unwrap();
+    assert_eq!(cancelled["status"], "failed", "{cancelled}");
+    assert_eq!(cancelled["error"], "cancelled", "{cancelled}");
+    // The worker stops and takes the next document; the cancelled one stays cancelled
+    // and the first version still answers.
+    let next = upload_ready(&app, vec![("note.txt", b"The attic key hangs in the hall.".to_vec())], None)
+        .await
+        .remove(0);
+    let after = ingest.get(ME, &v2).await.unwrap();
+    assert_eq!((after.status, after.error.as_deref()), (DocumentStatus::Failed, Some("cancelled")));
+    assert_eq!(ingest.get(ME, &v1).await.unwrap().status, DocumentStatus::Ready);
+    let p = best(&app, "When is the boiler serviced?").await;
+    assert_eq!(p["document_id"], v1.as_str(), "{p}");
+    // Cancelling a finished document changes nothing.
+    let same = ingest.cancel(ME, &next).await.unwrap();
+    assert_eq!(same.status, DocumentStatus::Ready);
+    assert!(ingest.cancel(ME, "no-such-document").await.is_err());
 }

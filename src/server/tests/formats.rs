@@ -5,21 +5,10 @@
 use serde_json::{Value, json};
 
 use super::{
-    documents::{fixture, upload, upload_ready},
+    documents::{best, fixture, upload, upload_ready},
     support::{App, post_json, spawn_app},
 };
 use crate::server::rag::extract::{container::tests::archive, office, tables};
-
-async fn best(app: &App, query: &str) -> Value {
-    let res = post_json(
-        &format!("{}/api/v1/search/passages", app.base),
-        &json!({"query": query, "limit": 3}),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    let found: Value = res.json().await.unwrap();
-    found["passages"][0].clone()
-}
 
 const EMAIL: &str = "From: Facilities <facilities@example.org>\r\nTo: staff@example.org\r\n\
     Subject: Bicycle shed moves\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n\
@@ -241,7 +230,8 @@ fn real_pdfs_read_like_pdftotext_with_their_pages_in_order() {
     }
 }
 
-/// A page server on loopback counting its requests.
+/// A page server on loopback counting its requests; the timetable changes after the
+/// first request.
 async fn page_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::{
         Arc,
@@ -249,16 +239,23 @@ async fn page_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize
     };
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&hits);
+    let seen = Arc::clone(&hits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new()
         .route(
             "/timetable",
-            axum::routing::get(|| async {
-                axum::response::Html(
-                    "<html><head><title>Timetable</title></head><body><h1>Night ferries</h1>\
-                     <p>The last ferry to the island leaves at twenty past eleven.</p></body></html>",
-                )
+            axum::routing::get(move || {
+                let time = match seen.load(Ordering::SeqCst) {
+                    1 => "twenty past eleven",
+                    _ => "a quarter to midnight",
+                };
+                async move {
+                    axum::response::Html(format!(
+                        "<html><head><title>Timetable</title></head><body><h1>Night ferries</h1>\
+                         <p>The last ferry to the island leaves at {time}.</p></body></html>"
+                    ))
+                }
             }),
         )
         .layer(axum::middleware::from_fn(
@@ -308,4 +305,21 @@ async fn a_web_page_is_added_by_address_and_a_private_one_is_refused() {
     assert_eq!(p["heading"], "Night ferries", "{p}");
     assert!(p["text"].as_str().unwrap().contains("twenty past eleven"), "{p}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // Fetched again after the page changed: version 2, which replaces the first once read.
+    let res = post_json(&format!("{}/api/v1/documents", open.base), &json!({"url": url})).await;
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(outcome[0]["document"]["version"], 2, "{outcome}");
+    assert_eq!(outcome[0]["document"]["replaces"], id, "{outcome}");
+    let v2 = outcome[0]["document"]["id"].as_str().unwrap();
+    let ingest = open.state.ingest().unwrap();
+    ingest
+        .wait(super::support::ME, v2, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let list = ingest.list(super::support::ME).await.unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0].id.as_str(), list[0].version), (v2, 2));
+    let p = best(&open, "When does the last ferry leave at night?").await;
+    assert!(p["text"].as_str().unwrap().contains("a quarter to midnight"), "{p}");
 }

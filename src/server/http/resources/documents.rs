@@ -106,6 +106,20 @@ pub(crate) async fn delete_document(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/documents/{id}/cancel", tag = "documents",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The document: failed with the error `cancelled` when it was still being processed (its worker stops at once; an earlier version it was to replace stays), unchanged when it was already ready or failed", body = DocumentView),
+        crate::server::http::rest::Unauthorized, crate::server::http::rest::NotFound, crate::server::http::rest::Unavailable,
+    ))]
+pub(crate) async fn cancel_document(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> RestResult<Json<DocumentView>> {
+    Ok(Json(state.ingest()?.cancel(who.user, &id).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
     responses(
         (status = 200, description = "The caller's collections", body = [CollectionView]),
@@ -140,34 +154,7 @@ async fn add_url(
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map_err(|_| ApiError::invalid("url", "the request body is larger than 64 KB"))?;
-    let req: crate::api::documents::AddUrl =
+    let request: crate::api::documents::AddUrl =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("url", format!("invalid JSON: {e}")))?;
-    if req.url.chars().count() > crate::api::documents::MAX_SOURCE_CHARS {
-        return Err(ApiError::invalid(
-            "url",
-            format!("at most {} characters", crate::api::documents::MAX_SOURCE_CHARS),
-        ));
-    }
-    // A broken contract is the request's 400, as for a multipart upload's metadata.
-    let metadata = req.metadata.unwrap_or_default();
-    metadata.check()?;
-    if req.url.trim().is_empty() {
-        return Err(ApiError::invalid("url", "the address must not be empty"));
-    }
-    Ok(
-        match state.ingest()?.submit_url(owner, &req.url, &metadata).await {
-            Ok((document, duplicate)) => UploadOutcome {
-                file_name: document.file_name.clone(),
-                document: Some(document),
-                duplicate,
-                error: None,
-            },
-            Err(error) => UploadOutcome {
-                file_name: req.url,
-                document: None,
-                duplicate: false,
-                error: Some(error.into()),
-            },
-        },
-    )
+    state.ingest()?.add_url(owner, request).await
 }
