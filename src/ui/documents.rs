@@ -6,8 +6,8 @@ use leptos::{ev, html, prelude::*, task::spawn_local};
 use crate::api::{
     ApiError,
     documents::{
-        AddUrl, DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, add_document_url, cancel_document,
-        delete_document, list_documents, upload_documents,
+        AddUrl, DocumentMetadata, DocumentStatus, DocumentView, UploadOutcome, add_document_url,
+        cancel_document, delete_document, list_documents, upload_documents,
     },
     validation::decimal,
 };
@@ -253,7 +253,10 @@ fn UploadOutcomes(outcomes: RwSignal<Vec<UploadOutcome>>) -> impl IntoView {
             (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
             (None, false) => match o.document.as_ref().map_or(1, |d| d.version) {
                 1 => ("outcome", "accepted".to_owned()),
-                n => ("outcome", format!("accepted as version {n}; it replaces the earlier one once it is read")),
+                n => (
+                    "outcome",
+                    format!("accepted as version {n}; it replaces the earlier one once it is read"),
+                ),
             },
         };
         view! {

@@ -88,7 +88,16 @@ pub(super) async fn run(
             None => Err(Stop::Cancelled),
             Some(Err(stop)) => Err(stop),
             Some(Ok((chunks, vectors))) => {
-                save(&id, doc.owner, doc.collection_id.clone(), chunks, vectors, &store, &index).await
+                save(
+                    &id,
+                    doc.owner,
+                    doc.collection_id.clone(),
+                    chunks,
+                    vectors,
+                    &store,
+                    &index,
+                )
+                .await
             }
         };
         match outcome {
@@ -151,7 +160,10 @@ async fn prepare(
         let store = Arc::clone(store);
         let id = job.id.clone();
         async move {
-            match store.set_document_progress(&id, status, done, total, None, now_ms()).await {
+            match store
+                .set_document_progress(&id, status, done, total, None, now_ms())
+                .await
+            {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Stop::Cancelled),
                 Err(e) => Err(Stop::Failed(e.to_string())),
@@ -159,7 +171,14 @@ async fn prepare(
         }
     };
     progress(DocumentStatus::Extracting, 0, 0).await?;
-    let chunks = read_chunks(&job.file_name, std::mem::take(&mut job.upload), embedder, settings, sandbox).await?;
+    let chunks = read_chunks(
+        &job.file_name,
+        std::mem::take(&mut job.upload),
+        embedder,
+        settings,
+        sandbox,
+    )
+    .await?;
     let total = chunks.len() as u32;
     progress(DocumentStatus::Embedding, 0, total).await?;
     let mut vectors = Vec::with_capacity(chunks.len());

@@ -208,7 +208,12 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Stops an unfinished document: failed with the reason "cancelled", its upload
     /// dropped; a worker reading it stops at its next step. A finished one is left as is.
-    async fn cancel_document(&self, owner: UserId, id: &str, now_ms: i64) -> Result<DocumentRecord, StoreError>;
+    async fn cancel_document(
+        &self,
+        owner: UserId,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<DocumentRecord, StoreError>;
 
     /// Removes the document, its chunks, vectors and index entries.
     async fn delete_document(&self, owner: UserId, id: &str) -> Result<(), StoreError>;

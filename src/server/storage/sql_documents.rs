@@ -15,8 +15,8 @@ use super::{
     },
     postgres::PgStore,
     rows::{
-        CLAIMED_COLUMNS, COLLECTION_COLUMNS, DOCUMENT_COLUMNS, HELD, UNFINISHED, affected, claimable, claimed_from_row,
-        collection_from_row, document_from_row,
+        CLAIMED_COLUMNS, COLLECTION_COLUMNS, DOCUMENT_COLUMNS, HELD, UNFINISHED, affected, claimable,
+        claimed_from_row, collection_from_row, document_from_row,
     },
     sqlite::SqliteStore,
 };

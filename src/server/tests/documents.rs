@@ -748,7 +748,9 @@ async fn a_file_uploaded_again_with_other_content_replaces_the_earlier_version_o
     let ingest = app.state.ingest().unwrap();
     let first = b"# Rota\n\nThe kitchen is cleaned by the blue team on Fridays.\n".to_vec();
     let second = b"# Rota\n\nThe kitchen is cleaned by the green team on Fridays.\n".to_vec();
-    let v1 = upload_ready(&app, vec![("rota.md", first.clone())], None).await.remove(0);
+    let v1 = upload_ready(&app, vec![("rota.md", first.clone())], None)
+        .await
+        .remove(0);
     let (conversation, answer) = ask_in_new(&app, "Who cleans the kitchen on Fridays?", &[]).await;
     assert!(top(&answer).text.contains("blue team"), "{answer:?}");
 
@@ -785,12 +787,21 @@ async fn a_file_uploaded_again_with_other_content_replaces_the_earlier_version_o
 async fn a_document_is_cancelled_at_once_and_a_cancelled_new_version_leaves_the_old_one() {
     let app = spawn_app().await;
     let ingest = app.state.ingest().unwrap();
-    let v1 = upload_ready(&app, vec![("manual.txt", b"The boiler is serviced every October.".to_vec())], None)
-        .await
-        .remove(0);
+    let v1 = upload_ready(
+        &app,
+        vec![("manual.txt", b"The boiler is serviced every October.".to_vec())],
+        None,
+    )
+    .await
+    .remove(0);
     // A long file: thousands of passages to embed, far more than the test waits for.
     let long: String = (0..15_000)
-        .map(|i| format!("Paragraph {i} says the boiler pressure should read {} bar.\n\n", i % 3))
+        .map(|i| {
+            format!(
+                "Paragraph {i} says the boiler pressure should read {} bar.\n\n",
+                i % 3
+            )
+        })
         .collect();
     let (_, outcomes) = upload(&app, vec![("manual.txt", long.into_bytes())], None).await;
     let v2 = outcomes[0]["document"]["id"].as_str().unwrap().to_owned();
@@ -812,11 +823,18 @@ async fn a_document_is_cancelled_at_once_and_a_cancelled_new_version_leaves_the_
     assert_eq!(cancelled["error"], "cancelled", "{cancelled}");
     // The worker stops and takes the next document; the cancelled one stays cancelled
     // and the first version still answers.
-    let next = upload_ready(&app, vec![("note.txt", b"The attic key hangs in the hall.".to_vec())], None)
-        .await
-        .remove(0);
+    let next = upload_ready(
+        &app,
+        vec![("note.txt", b"The attic key hangs in the hall.".to_vec())],
+        None,
+    )
+    .await
+    .remove(0);
     let after = ingest.get(ME, &v2).await.unwrap();
-    assert_eq!((after.status, after.error.as_deref()), (DocumentStatus::Failed, Some("cancelled")));
+    assert_eq!(
+        (after.status, after.error.as_deref()),
+        (DocumentStatus::Failed, Some("cancelled"))
+    );
     assert_eq!(ingest.get(ME, &v1).await.unwrap().status, DocumentStatus::Ready);
     let p = best(&app, "When is the boiler serviced?").await;
     assert_eq!(p["document_id"], v1.as_str(), "{p}");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{
     documents::{best, fixture, upload, upload_ready},
-    support::{App, post_json, spawn_app},
+    support::{post_json, spawn_app},
 };
 use crate::server::rag::extract::{container::tests::archive, office, tables};
 
@@ -321,5 +321,8 @@ async fn a_web_page_is_added_by_address_and_a_private_one_is_refused() {
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!((list[0].id.as_str(), list[0].version), (v2, 2));
     let p = best(&open, "When does the last ferry leave at night?").await;
-    assert!(p["text"].as_str().unwrap().contains("a quarter to midnight"), "{p}");
+    assert!(
+        p["text"].as_str().unwrap().contains("a quarter to midnight"),
+        "{p}"
+    );
 }
