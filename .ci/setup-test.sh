@@ -9,9 +9,9 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 .ci/setup-run.sh
 . .ci/setup-lib.sh
 
-# 1. Debian packages: chromium (Playwright), prometheus (promtool), nginx, poppler-utils (pdftotext,
-#    the reference the real PDFs are read against).
-apt_install chromium prometheus nginx poppler-utils
+# 1. Debian packages: chromium (Playwright), prometheus (promtool), nginx. (poppler-utils and
+#    Tesseract, which the PDF and OCR tests use, are running needs: setup-run.sh.)
+apt_install chromium prometheus nginx
 
 # 2. Playwright test runner (uses Debian's /usr/bin/chromium; never downloads a browser).
 # Again whenever the lock file changed since the last install (a pulled dependency).

@@ -293,6 +293,9 @@ pub struct RagSettings {
     pub extract_cpu_secs: u32,
     /// Wall-clock time reading one file may take, in seconds.
     pub extract_timeout_secs: u32,
+    /// Languages Tesseract reads scanned pages and images in (`eng`, `deu+eng`: its
+    /// language packs, Debian `tesseract-ocr-LANG`); empty turns OCR off.
+    pub ocr_languages: String,
     /// Whether documents may be added by address (the server fetches them).
     pub fetch_by_address: bool,
     /// Networks a fetch by address (a web page added by URL) may reach although they are
@@ -324,6 +327,7 @@ impl Default for RagSettings {
             extract_memory_mb: 1024,
             extract_cpu_secs: 60,
             extract_timeout_secs: 120,
+            ocr_languages: "eng".into(),
             fetch_by_address: true,
             fetch_allow_networks: Vec::new(),
             fetch_timeout_secs: 30,
@@ -813,6 +817,13 @@ fn check_rag(rag: &RagSettings) -> Result<(), String> {
     }
     if rag.extract_cpu_secs == 0 || rag.extract_timeout_secs == 0 {
         return Err("rag.extract_cpu_secs and rag.extract_timeout_secs must be at least 1".into());
+    }
+    let language = |l: &str| !l.is_empty() && l.len() <= 32 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !rag.ocr_languages.is_empty() && !rag.ocr_languages.split('+').all(language) {
+        return Err(format!(
+            "rag.ocr_languages must be Tesseract language names joined by '+', e.g. \"deu+eng\" (got {:?})",
+            rag.ocr_languages
+        ));
     }
     Ok(())
 }

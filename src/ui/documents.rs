@@ -16,6 +16,10 @@ fn status_line(d: &DocumentView) -> String {
     let line = match d.status {
         DocumentStatus::Failed if d.error.as_deref() == Some("cancelled") => "cancelled".into(),
         DocumentStatus::Queued => "queued".into(),
+        DocumentStatus::Extracting if d.progress_total > 0 => {
+            let page = (d.progress_done + 1).min(d.progress_total);
+            format!("extracting text… OCR page {page}/{}", d.progress_total)
+        }
         DocumentStatus::Extracting => "extracting text…".into(),
         DocumentStatus::Embedding => format!("embedding {}/{}", d.progress_done, d.progress_total),
         DocumentStatus::Ready => format!("ready · {} passages", d.chunk_count),

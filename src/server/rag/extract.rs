@@ -1,14 +1,17 @@
-//! Text out of uploaded files: plain text, Markdown, HTML, PDF, Office and OpenDocument
-//! files, EPUB, spreadsheets and CSV, data files, e-mail and source code. The result is
+//! Text out of uploaded files: plain text, Markdown, HTML, PDF (scanned pages by OCR),
+//! images (by OCR), Office and OpenDocument files, EPUB, spreadsheets and CSV, data files,
+//! e-mail and source code. The result is
 //! normalised text in which headings are Markdown lines (`# Title`), so chunking can keep
 //! them as context whatever the source format was.
 
 pub(crate) mod container;
+pub(crate) mod ocr;
 pub(crate) mod office;
 pub(crate) mod tables;
 mod textual;
 mod xml;
 
+pub use ocr::Ocr;
 pub use textual::{LANGUAGES, Language};
 
 /// A supported kind of file.
@@ -32,6 +35,10 @@ pub enum Kind {
     Toml,
     Xml,
     Email,
+    /// Read by OCR.
+    Png,
+    Jpeg,
+    Tiff,
     Code(&'static Language),
 }
 
@@ -106,12 +113,15 @@ const KINDS: &[(Kind, &str, &str, &[&str])] = &[
         &["xml", "svg", "rss", "atom"],
     ),
     (Kind::Email, "email", "message/rfc822", &["eml"]),
+    (Kind::Png, "png", "image/png", &["png"]),
+    (Kind::Jpeg, "jpeg", "image/jpeg", &["jpg", "jpeg"]),
+    (Kind::Tiff, "tiff", "image/tiff", &["tif", "tiff"]),
 ];
 
 /// What the refusal of an unknown extension lists.
 const SUPPORTED: &str = "documents (.pdf, .docx, .odt, .epub, .html, .md, .txt), presentations (.pptx, .odp), \
-    spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml) \
-    and source code (.rs, .py, .js, .ts, .go, .java, .c, .cpp and more)";
+    spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml), \
+    images of text (.png, .jpg, .tiff) and source code (.rs, .py, .js, .ts, .go, .java, .c, .cpp and more)";
 
 impl Kind {
     fn entry(self) -> Option<&'static (Kind, &'static str, &'static str, &'static [&'static str])> {
@@ -140,6 +150,16 @@ impl Kind {
         }
     }
 
+    /// Whether an image starts with its format's signature.
+    fn signed(self, bytes: &[u8]) -> bool {
+        match self {
+            Kind::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            Kind::Jpeg => bytes.starts_with(&[0xff, 0xd8, 0xff]),
+            Kind::Tiff => bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*"),
+            _ => true,
+        }
+    }
+
     /// Whether the format is a ZIP container.
     fn zipped(self) -> bool {
         matches!(
@@ -165,6 +185,10 @@ impl Kind {
             .or_else(|| textual::language_by_extension(&ext).map(Kind::Code));
         match kind {
             Some(Kind::Pdf) => Err("the file is named .pdf but is not a PDF".into()),
+            Some(k @ (Kind::Png | Kind::Jpeg | Kind::Tiff)) if !k.signed(bytes) => Err(format!(
+                "the file is named .{ext} but is not a {} image",
+                k.name().to_uppercase()
+            )),
             Some(k)
                 if k.zipped()
                     && !bytes.starts_with(b"PK\x03\x04")
@@ -193,8 +217,14 @@ pub struct Extracted {
 /// Most text one file may give (the chunks of more would not be searched well anyway).
 pub const MAX_TEXT_BYTES: usize = 128 << 20;
 
-/// Extracts and normalises. Errors are messages for the user.
+/// Extracts and normalises, with English OCR and no progress reports. Errors are
+/// messages for the user.
 pub fn extract(kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
+    extract_with(kind, bytes, &Ocr::DEFAULT)
+}
+
+/// [`extract`] with OCR as the settings ask (languages, progress reports).
+pub fn extract_with(kind: Kind, bytes: &[u8], ocr: &Ocr) -> Result<Extracted, String> {
     let extracted = match kind {
         Kind::Text | Kind::Markdown => {
             let text = decode(bytes);
@@ -207,7 +237,11 @@ pub fn extract(kind: Kind, bytes: &[u8]) -> Result<Extracted, String> {
             Extracted { text, title }
         }
         Kind::Html => html(&decode(bytes)),
-        Kind::Pdf => pdf(bytes)?,
+        Kind::Pdf => pdf(bytes, ocr)?,
+        Kind::Png | Kind::Jpeg | Kind::Tiff => Extracted {
+            text: ocr::image_text(bytes, ocr)?,
+            title: None,
+        },
         Kind::Docx => office::docx(bytes)?,
         Kind::Pptx => office::pptx(bytes)?,
         Kind::Odt => office::odf(bytes, "OpenDocument text")?,
@@ -494,17 +528,33 @@ fn push_text(out: &mut String, t: &str, pre: bool) {
 }
 
 /// A PDF, page by page: each page with text is a section `p. N`, so a passage never spans
-/// two pages and its citation names its page ("manual › p. 12").
-fn pdf(bytes: &[u8]) -> Result<Extracted, String> {
+/// two pages and its citation names its page ("manual › p. 12"). The text layer is read by
+/// poppler (by `pdf-extract` when poppler is not installed); pages without one by OCR.
+fn pdf(bytes: &[u8], ocr: &Ocr) -> Result<Extracted, String> {
+    let mut pages = match ocr::pdf_pages(bytes) {
+        Some(Ok(pages)) => pages,
+        // Poppler refused the file: the other reader may still open it.
+        Some(Err(poppler)) => pdf_extract_pages(bytes).map_err(|e| format!("{e} ({poppler})"))?,
+        None => pdf_extract_pages(bytes)?,
+    };
+    let note = ocr::read_scanned_pages(bytes, &mut pages, ocr)?;
+    if let Some(note) = note {
+        (ocr.note)(&note);
+    }
+    Ok(Extracted {
+        text: paged(&pages),
+        title: None,
+    })
+}
+
+/// The pages' text by `pdf-extract`.
+pub(crate) fn pdf_extract_pages(bytes: &[u8]) -> Result<Vec<String>, String> {
     // The PDF parser may panic on malformed files; a bad upload must not take the server
     // down, so a panic is caught and reported as a broken file.
     let owned = bytes.to_vec();
     let result = std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem_by_pages(&owned));
     match result {
-        Ok(Ok(pages)) => Ok(Extracted {
-            text: paged(&pages),
-            title: None,
-        }),
+        Ok(Ok(pages)) => Ok(pages),
         Ok(Err(e)) => Err(format!("the PDF could not be read: {e}")),
         Err(_) => Err("the PDF could not be read: the file is malformed".into()),
     }

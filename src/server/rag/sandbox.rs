@@ -2,8 +2,10 @@
 //! recurse until the stack overflows, a PDF may inflate a few kilobytes into gigabytes, a
 //! page may take minutes. So the server never parses them itself: it runs its own binary
 //! as `stoa extract KIND` with the file on stdin, under an address-space cap
-//! (`RLIMIT_DATA`), a processor-time limit (`RLIMIT_CPU`) and no files to write, and
-//! kills it after a wall-clock timeout. Whatever the child does, the server keeps its
+//! (`RLIMIT_DATA`), a processor-time limit (`RLIMIT_CPU`) and no files to write, in a
+//! process group of its own (with the programs it runs: poppler, Tesseract, which inherit
+//! its limits), and kills the group after a wall-clock timeout without a sign of progress,
+//! or when the document is cancelled. Whatever the child does, the server keeps its
 //! memory and keeps serving; the document fails with a reason a person can act on.
 //!
 //! Every format plugs in here: the child calls [`super::extract::extract`].
@@ -16,9 +18,9 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use super::extract::{Extracted, Kind, extract};
+use super::extract::{Extracted, Kind, Ocr, extract_with};
 
 /// The subcommand the child runs.
 pub const SUBCOMMAND: &str = "extract";
@@ -37,6 +39,24 @@ pub struct Sandbox {
     pub timeout_secs: u32,
     /// Most text (as JSON) the child may hand back, in bytes.
     pub max_output_bytes: usize,
+    /// Tesseract's languages (`eng`, `deu+eng`); empty: no OCR.
+    pub ocr_languages: String,
+}
+
+/// A child reading a file for longer than this many times its timeout is stopped even
+/// while it reports progress (an OCR of hundreds of pages).
+const MAX_TIMEOUTS: u32 = 30;
+
+/// Kills the child's process group (it and the programs it started) unless disarmed: on a
+/// timeout, and when the document is cancelled and the reading dropped.
+struct GroupKill(Option<i32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// What the child writes on stdout: one JSON object.
@@ -62,28 +82,41 @@ impl Sandbox {
             timeout_secs: settings.extract_timeout_secs,
             // Room for the text of a whole upload several times over, as JSON.
             max_output_bytes: settings.max_upload_bytes().saturating_mul(4).max(16 * 1_048_576),
+            ocr_languages: settings.ocr_languages.clone(),
         })
     }
 
     /// Extracts `bytes` in a child process. Errors are reasons for the user, e.g. "the
-    /// file needs more than 1024 MB to read".
-    pub async fn extract(&self, kind: Kind, bytes: Vec<u8>) -> Result<Extracted, String> {
-        let mut child = tokio::process::Command::new(&self.program)
+    /// file needs more than 1024 MB to read". `progress` hears (pages read, pages to read)
+    /// while scanned pages are read by OCR.
+    pub async fn extract(
+        &self,
+        kind: Kind,
+        bytes: Vec<u8>,
+        progress: &(dyn Fn(u32, u32) + Send + Sync),
+    ) -> Result<Extracted, String> {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
             .arg(SUBCOMMAND)
             .arg(kind.name())
             .arg(self.memory_mb.to_string())
             .arg(self.cpu_secs.to_string())
+            .arg(&self.ocr_languages)
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                tracing::error!(program = %self.program.display(), error = %e, "cannot start the extraction process");
-                "the file could not be read: the server could not start its reader".to_owned()
-            })?;
+            .kill_on_drop(true);
+        // Where the child finds poppler and Tesseract.
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        let mut child = command.spawn().map_err(|e| {
+            tracing::error!(program = %self.program.display(), error = %e, "cannot start the extraction process");
+            "the file could not be read: the server could not start its reader".to_owned()
+        })?;
+        let mut group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -101,17 +134,57 @@ impl Sandbox {
             let _ = stdout.take(limit + 1).read_to_end(&mut out).await;
             out
         };
-        let read_err = async move {
-            let mut err = Vec::new();
-            let _ = stderr.take(16 * 1024).read_to_end(&mut err).await;
+        let started = tokio::time::Instant::now();
+        // Milliseconds from `started` to the child's last progress report.
+        let last_progress = std::sync::atomic::AtomicU64::new(0);
+        let read_err = async {
+            let mut err = String::new();
+            let mut lines = tokio::io::BufReader::new(stderr.take(16 << 20)).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(report) = line.strip_prefix(PROGRESS) {
+                    let mut numbers = report.split(' ').filter_map(|n| n.parse::<u32>().ok());
+                    if let (Some(done), Some(total)) = (numbers.next(), numbers.next()) {
+                        last_progress.store(
+                            started.elapsed().as_millis() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        progress(done, total);
+                    }
+                } else if let Some(note) = line.strip_prefix(NOTE) {
+                    tracing::warn!(note, "a file was read in part");
+                } else if err.len() < 16 * 1024 {
+                    err.push_str(&line);
+                    err.push('\n');
+                }
+            }
             err
         };
-        let run = async {
-            let ((), out, err, status) = tokio::join!(feed, read_out, read_err, child.wait());
-            (out, err, status)
-        };
         let timeout = Duration::from_secs(u64::from(self.timeout_secs.max(1)));
-        let Ok((out, err, status)) = tokio::time::timeout(timeout, run).await else {
+        let finished = {
+            let run = async {
+                let ((), out, err, status) = tokio::join!(feed, read_out, read_err, child.wait());
+                (out, err, status)
+            };
+            tokio::pin!(run);
+            // The timeout counts from the last sign of progress, up to MAX_TIMEOUTS in all.
+            let mut deadline = started + timeout;
+            loop {
+                tokio::select! {
+                    done = &mut run => break Some(done),
+                    () = tokio::time::sleep_until(deadline) => {
+                        let last = started
+                            + Duration::from_millis(last_progress.load(std::sync::atomic::Ordering::Relaxed));
+                        if last + timeout > deadline && started.elapsed() < timeout * MAX_TIMEOUTS {
+                            deadline = last + timeout;
+                        } else {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some((out, err, status)) = finished else {
+            drop(group);
             let _ = child.start_kill();
             let _ = child.wait().await;
             return Err(format!(
@@ -119,6 +192,8 @@ impl Sandbox {
                 self.timeout_secs
             ));
         };
+        // The child has exited; its group is not ours to signal any more.
+        group.0 = None;
         if out.len() as u64 > limit {
             let _ = child.start_kill();
             return Err(format!(
@@ -127,7 +202,7 @@ impl Sandbox {
             ));
         }
         let status = status.map_err(|e| format!("the file could not be read: {e}"))?;
-        let stderr = String::from_utf8_lossy(&err);
+        let stderr = err;
         if !status.success() {
             return Err(self.crash_reason(status, &stderr));
         }
@@ -170,11 +245,17 @@ impl Sandbox {
     }
 }
 
-/// `stoa extract KIND MEMORY_MB CPU_SECS`: the child. Limits itself, reads the file from
-/// stdin, writes one [`Reply`] on stdout. Runs before any async runtime or thread starts.
+/// The child's progress lines on stderr: `stoa-progress DONE TOTAL`.
+const PROGRESS: &str = "stoa-progress ";
+/// The child's notes on what it left out: `stoa-note TEXT`.
+const NOTE: &str = "stoa-note ";
+
+/// `stoa extract KIND MEMORY_MB CPU_SECS [OCR_LANGUAGES]`: the child. Limits itself, reads
+/// the file from stdin, writes one [`Reply`] on stdout and its progress on stderr. Runs
+/// before any async runtime or thread starts.
 pub fn child_main(args: &[String]) -> std::process::ExitCode {
     let usage = || {
-        eprintln!("usage: stoa extract KIND MEMORY_MB CPU_SECS < FILE (the server runs this itself)");
+        eprintln!("usage: stoa extract KIND MEMORY_MB CPU_SECS [OCR_LANGUAGES] < FILE (the server runs this itself)");
         std::process::ExitCode::from(2)
     };
     let (Some(kind), Some(memory_mb), Some(cpu_secs)) = (
@@ -184,6 +265,9 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
     ) else {
         return usage();
     };
+    let languages = args.get(3).map_or("eng", String::as_str);
+    // A group of its own, which the server can kill whole (with poppler and Tesseract).
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     if let Err(e) = limit_self(memory_mb, cpu_secs) {
         eprintln!("stoa extract: cannot set limits: {e}");
         return std::process::ExitCode::from(3);
@@ -193,7 +277,12 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
         eprintln!("stoa extract: cannot read the file: {e}");
         return std::process::ExitCode::from(3);
     }
-    let reply = match extract(kind, &bytes) {
+    let ocr = Ocr {
+        languages,
+        progress: &|done, total| eprintln!("{PROGRESS}{done} {total}"),
+        note: &|note| eprintln!("{NOTE}{note}"),
+    };
+    let reply = match extract_with(kind, &bytes, &ocr) {
         Ok(e) => Reply::Extracted(e),
         // Readers that allocate with `try_reserve` (the PDF reader's inflate does) give up
         // quietly at the cap and report an empty file; one that got this close to the cap

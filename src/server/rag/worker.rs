@@ -171,14 +171,33 @@ async fn prepare(
         }
     };
     progress(DocumentStatus::Extracting, 0, 0).await?;
-    let chunks = read_chunks(
+    // Pages read by OCR, recorded as they come (the newest report wins).
+    let (pages_tx, mut pages_rx) = tokio::sync::watch::channel((0u32, 0u32));
+    let report = move |done, total| {
+        let _ = pages_tx.send((done, total));
+    };
+    let reading = read_chunks(
         &job.file_name,
         std::mem::take(&mut job.upload),
         embedder,
         settings,
         sandbox,
-    )
-    .await?;
+        &report,
+    );
+    let recording = async {
+        while pages_rx.changed().await.is_ok() {
+            let (done, total) = *pages_rx.borrow_and_update();
+            progress(DocumentStatus::Extracting, done, total).await?;
+        }
+        std::future::pending::<Result<(), Stop>>().await
+    };
+    tokio::pin!(reading, recording);
+    let chunks = loop {
+        tokio::select! {
+            chunks = &mut reading => break chunks?,
+            recorded = &mut recording => recorded?,
+        }
+    };
     let total = chunks.len() as u32;
     progress(DocumentStatus::Embedding, 0, total).await?;
     let mut vectors = Vec::with_capacity(chunks.len());
@@ -195,13 +214,14 @@ async fn prepare(
 }
 
 /// The file's text, read in a child process with its own limits (this process never
-/// parses the file), split into chunks on a blocking thread.
+/// parses the file; `pages` hears how OCR goes), split into chunks on a blocking thread.
 async fn read_chunks(
     file_name: &str,
     upload: Vec<u8>,
     embedder: &Arc<dyn Embedder>,
     settings: &RagSettings,
     sandbox: &Sandbox,
+    pages: &(dyn Fn(u32, u32) + Send + Sync),
 ) -> Result<Vec<Chunk>, String> {
     let counter = Arc::clone(embedder);
     let sizes = ChunkSizes {
@@ -210,7 +230,7 @@ async fn read_chunks(
         limit: embedder.max_tokens(),
     };
     let kind = Kind::detect(file_name, &upload)?;
-    let extracted = sandbox.extract(kind, upload).await?;
+    let extracted = sandbox.extract(kind, upload, pages).await?;
     let chunks =
         tokio::task::spawn_blocking(move || chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
             .await

@@ -24,10 +24,14 @@ use crate::{
     },
 };
 
-pub(super) fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+pub(super) fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/server/tests/fixtures")
-        .join(name);
+        .join(name)
+}
+
+pub(super) fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

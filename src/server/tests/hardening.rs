@@ -282,22 +282,23 @@ async fn a_reader_that_runs_too_long_is_stopped_and_the_document_says_so() {
         cpu_secs: 1,
         timeout_secs: 30,
         max_output_bytes: 64 * 1_048_576,
+        ocr_languages: "eng".into(),
     };
     // Two million unclosed tags: parsing them keeps a processor busy for far longer
     // than one second.
     let heavy = "<b><i>x".repeat(1_000_000).into_bytes();
-    let reason = sandbox.extract(Kind::Html, heavy.clone()).await.unwrap_err();
+    let reason = sandbox.extract(Kind::Html, heavy.clone(), &|_, _| {}).await.unwrap_err();
     assert!(reason.contains("processor time"), "{reason}");
     let wall = Sandbox {
         cpu_secs: 60,
         timeout_secs: 1,
         ..sandbox.clone()
     };
-    let reason = wall.extract(Kind::Html, heavy).await.unwrap_err();
+    let reason = wall.extract(Kind::Html, heavy, &|_, _| {}).await.unwrap_err();
     assert!(reason.contains("longer than 1 s"), "{reason}");
     // A plain file passes through the same child.
     let ok = sandbox
-        .extract(Kind::Markdown, b"# Title\n\nSome text.".to_vec())
+        .extract(Kind::Markdown, b"# Title\n\nSome text.".to_vec(), &|_, _| {})
         .await
         .unwrap();
     assert_eq!(ok.title.as_deref(), Some("Title"));
