@@ -818,7 +818,8 @@ fn check_rag(rag: &RagSettings) -> Result<(), String> {
     if rag.extract_cpu_secs == 0 || rag.extract_timeout_secs == 0 {
         return Err("rag.extract_cpu_secs and rag.extract_timeout_secs must be at least 1".into());
     }
-    let language = |l: &str| !l.is_empty() && l.len() <= 32 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let language =
+        |l: &str| !l.is_empty() && l.len() <= 32 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !rag.ocr_languages.is_empty() && !rag.ocr_languages.split('+').all(language) {
         return Err(format!(
             "rag.ocr_languages must be Tesseract language names joined by '+', e.g. \"deu+eng\" (got {:?})",

@@ -54,7 +54,8 @@ struct GroupKill(Option<i32>);
 impl Drop for GroupKill {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -107,6 +108,9 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A process group of its own from the start, so that killing the group never
+            // misses a program it started.
+            .process_group(0)
             .kill_on_drop(true);
         // Where the child finds poppler and Tesseract.
         if let Some(path) = std::env::var_os("PATH") {
@@ -255,7 +259,9 @@ const NOTE: &str = "stoa-note ";
 /// before any async runtime or thread starts.
 pub fn child_main(args: &[String]) -> std::process::ExitCode {
     let usage = || {
-        eprintln!("usage: stoa extract KIND MEMORY_MB CPU_SECS [OCR_LANGUAGES] < FILE (the server runs this itself)");
+        eprintln!(
+            "usage: stoa extract KIND MEMORY_MB CPU_SECS [OCR_LANGUAGES] < FILE (the server runs this itself)"
+        );
         std::process::ExitCode::from(2)
     };
     let (Some(kind), Some(memory_mb), Some(cpu_secs)) = (
@@ -266,8 +272,6 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
         return usage();
     };
     let languages = args.get(3).map_or("eng", String::as_str);
-    // A group of its own, which the server can kill whole (with poppler and Tesseract).
-    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     if let Err(e) = limit_self(memory_mb, cpu_secs) {
         eprintln!("stoa extract: cannot set limits: {e}");
         return std::process::ExitCode::from(3);

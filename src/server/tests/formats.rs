@@ -263,7 +263,12 @@ fn rendered_pages(pdf: &[u8], dpi: u32) -> Vec<(u32, u32, Vec<u8>)> {
                 while !bytes[at].is_ascii_whitespace() {
                     at += 1;
                 }
-                fields.push(std::str::from_utf8(&bytes[start..at]).unwrap().parse::<u32>().unwrap());
+                fields.push(
+                    std::str::from_utf8(&bytes[start..at])
+                        .unwrap()
+                        .parse::<u32>()
+                        .unwrap(),
+                );
             }
             (fields[0], fields[1], bytes[at + 1..].to_vec())
         })
@@ -302,7 +307,12 @@ fn scanned_pdf(pages: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
         );
         kids.push(format!("{} 0 R", objects.len()));
     }
-    objects[1] = format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), kids.len()).into_bytes();
+    objects[1] = format!(
+        "<< /Type /Pages /Kids [{}] /Count {} >>",
+        kids.join(" "),
+        kids.len()
+    )
+    .into_bytes();
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {
@@ -362,10 +372,18 @@ async fn scanned_pages_and_images_are_read_by_ocr() {
     huge.extend_from_slice(&100_000u32.to_be_bytes());
     huge.extend_from_slice(&100_000u32.to_be_bytes());
     huge.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let (status, outcomes) = upload(&app, vec![("huge.png", huge), ("fake.png", b"hello".to_vec())], None).await;
+    let (status, outcomes) = upload(
+        &app,
+        vec![("huge.png", huge), ("fake.png", b"hello".to_vec())],
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{outcomes}");
     assert!(
-        outcomes[1]["error"]["message"].as_str().unwrap_or_default().contains("not a PNG image"),
+        outcomes[1]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a PNG image"),
         "{outcomes}"
     );
     let id = outcomes[0]["document"]["id"].as_str().unwrap();
@@ -377,7 +395,13 @@ async fn scanned_pages_and_images_are_read_by_ocr() {
         .await
         .unwrap();
     assert_eq!(doc.status, crate::api::documents::DocumentStatus::Failed);
-    assert!(doc.error.as_deref().unwrap_or_default().contains("the limit is 50 million"), "{doc:?}");
+    assert!(
+        doc.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the limit is 50 million"),
+        "{doc:?}"
+    );
 }
 
 /// A page server on loopback counting its requests; the timetable changes after the

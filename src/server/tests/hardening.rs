@@ -287,7 +287,10 @@ async fn a_reader_that_runs_too_long_is_stopped_and_the_document_says_so() {
     // Two million unclosed tags: parsing them keeps a processor busy for far longer
     // than one second.
     let heavy = "<b><i>x".repeat(1_000_000).into_bytes();
-    let reason = sandbox.extract(Kind::Html, heavy.clone(), &|_, _| {}).await.unwrap_err();
+    let reason = sandbox
+        .extract(Kind::Html, heavy.clone(), &|_, _| {})
+        .await
+        .unwrap_err();
     assert!(reason.contains("processor time"), "{reason}");
     let wall = Sandbox {
         cpu_secs: 60,

@@ -174,7 +174,9 @@ fn missing_program(what: &str, all_scanned: bool) -> Result<Option<String>, Stri
             "the PDF has no text layer (a scan?) and reading it needs {what}, which is not installed on this server"
         ))
     } else {
-        Ok(Some(format!("pages without text were left out: {what} is not installed")))
+        Ok(Some(format!(
+            "pages without text were left out: {what} is not installed"
+        )))
     }
 }
 
