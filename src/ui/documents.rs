@@ -22,7 +22,11 @@ fn status_line(d: &DocumentView) -> String {
         }
         DocumentStatus::Extracting => "extracting text…".into(),
         DocumentStatus::Embedding => format!("embedding {}/{}", d.progress_done, d.progress_total),
-        DocumentStatus::Ready => format!("ready · {} passages", d.chunk_count),
+        DocumentStatus::Ready => format!(
+            "ready · {} passage{}",
+            d.chunk_count,
+            if d.chunk_count == 1 { "" } else { "s" }
+        ),
         DocumentStatus::Failed => format!("failed: {}", d.error.clone().unwrap_or_default()),
     };
     match (&d.replaces, d.status.is_final()) {
@@ -55,7 +59,7 @@ pub fn DocumentsPage() -> impl IntoView {
         <section class="documents">
             <h1>"Documents"</h1>
             <p class="muted">
-                "Upload documents (PDF, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
+                "Upload documents (PDF, scanned pages and images, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
             </p>
             <UploadForm outcomes version />
             <AddUrlForm outcomes version />
