@@ -225,6 +225,8 @@ async fn retrieval(
                 content_hash: id.clone(),
                 size_bytes: 0,
                 upload: None,
+                replaces: None,
+                version: 1,
                 now_ms: 0,
             })
             .await
@@ -246,11 +248,8 @@ async fn retrieval(
             })
             .collect();
         let vectors: Vec<Vec<f32>> = chunks.iter().map(|c| c.embedding.clone()).collect();
-        let ids = store.store_chunks(&id, chunks, 0).await.unwrap();
-        store
-            .set_document_progress(&id, DocumentStatus::Ready, 1, 1, None, 0)
-            .await
-            .unwrap();
+        // Stored and marked ready in one step.
+        let ids = store.store_chunks(&id, chunks, 0).await.unwrap().ids;
         exact.add(
             ids.into_iter()
                 .zip(vectors)
