@@ -10,6 +10,11 @@ the reference is `pandoc -t plain` (and `pdftotext` for PDF) on the same files. 
 found" is the share of the reference's distinct words that Stoa's text also has (and the
 other way round), a check that the speed is not bought by dropping text.
 
+Scanned pages: pages of a real R manual rendered to 200 dpi greyscale images (as a scanner
+makes them) and put in a PDF with no text layer; Stoa reads it by OCR (`stoa extract pdf`),
+the reference is Tesseract run by hand on the same page images. Both are scored against
+the words of the pages' original text layer.
+
     bench/extract.py STOA_BIN RESULTS.md
 """
 import os
@@ -18,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 EVAL = Path.home() / ".cache/stoa/eval/docs"
@@ -86,9 +92,84 @@ def measure(stoa, kind, files, reference):
     }
 
 
+SCAN_DPI = 200
+
+
+def pgm(data):
+    """(width, height, pixels) of a binary greyscale PGM (P5, maxval 255) from pdftoppm."""
+    fields, pos = [], 2
+    while len(fields) < 3:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(int(data[pos:end]))
+        pos = end
+    return fields[0], fields[1], data[pos + 1:]
+
+
+def image_only_pdf(pages):
+    """A PDF whose pages are greyscale images [(width, height, pixels)] at SCAN_DPI."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", None]
+    kids = []
+    for w, h, pixels in pages:
+        n = len(objects) + 1
+        kids.append(f"{n} 0 R")
+        pw, ph = w * 72 / SCAN_DPI, h * 72 / SCAN_DPI
+        content = f"q {pw:.2f} 0 0 {ph:.2f} 0 0 cm /Im0 Do Q".encode()
+        image = zlib.compress(pixels, 6)
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {pw:.2f} {ph:.2f}] "
+            f"/Resources << /XObject << /Im0 {n + 1} 0 R >> >> /Contents {n + 2} 0 R >>".encode())
+        objects.append(
+            f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray "
+            f"/BitsPerComponent 8 /Filter /FlateDecode /Length {len(image)} >>\nstream\n".encode()
+            + image + b"\nendstream")
+        objects.append(f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def scanned(stoa, manual, first, last):
+    """OCR of pages first..last of `manual` as scans: Stoa against Tesseract by hand."""
+    out_dir = WORK / "scans"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = []
+    for page in range(first, last + 1):
+        data = subprocess.run(["pdftoppm", "-q", "-r", str(SCAN_DPI), "-gray", "-f", str(page), "-l", str(page),
+                               str(manual)], capture_output=True, check=True).stdout
+        images.append(pgm(data))
+        (out_dir / f"page-{page}.pgm").write_bytes(data)
+    scan = out_dir / "scanned.pdf"
+    scan.write_bytes(image_only_pdf(images))
+    layer = subprocess.run(["pdftotext", "-q", "-f", str(first), "-l", str(last), str(manual), "-"],
+                           capture_output=True, check=True).stdout.decode("utf-8", "replace")
+    truth = words(layer)
+    stoa_s, text, failure = stoa_text(stoa, "pdf", scan)
+    ref_s, ref_text = 0.0, ""
+    for page in range(first, last + 1):
+        took, out = run(["tesseract", str(out_dir / f"page-{page}.pgm"), "stdout", "-l", "eng"])
+        ref_s += took
+        ref_text += out.stdout.decode("utf-8", "replace")
+    share = lambda text: len(truth & words(text)) / max(len(truth), 1)
+    return {
+        "pages": len(images), "mb": scan.stat().st_size / 1e6, "stoa_s": stoa_s, "ref_s": ref_s,
+        "found": share(text), "ref_found": share(ref_text), "failed": failure,
+    }
+
+
 def main():
     stoa, results = sys.argv[1], Path(sys.argv[2])
-    for tool in ("pandoc", "pdftotext"):
+    for tool in ("pandoc", "pdftotext", "pdftoppm", "tesseract"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing (make bench-extract installs it)")
     pg = sorted((EVAL / "postgresql-doc-15").glob("*.html"))
@@ -134,6 +215,25 @@ def main():
         "drops most of what its own .odt writer wrote (42 words of backup-dump.odt, where Stoa reads 1,557 "
         "with every heading and paragraph), so the second figure of that row measures pandoc, not Stoa.",
     ]
+    manual = next((p for p in pdf if p.name.startswith("R-intro")), pdf[0])
+    ocr = scanned(stoa, manual, 10, 29)
+    lines += [
+        "",
+        f"## Scanned pages (OCR)",
+        "",
+        f"Pages 10–29 of {manual.name} rendered at {SCAN_DPI} dpi (greyscale) into a PDF with no text layer "
+        f"({ocr['mb']:.1f} MB). Stoa: `stoa extract pdf` (poppler renders each page, Tesseract reads it, one "
+        "thread); reference: `tesseract PAGE stdout -l eng` on the same page images. Words found: share of the "
+        "distinct words of those pages' original text layer (pdftotext) in the OCR text.",
+        "",
+        "| | pages | s | pages/s | words found |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| Stoa | {ocr['pages']} | {ocr['stoa_s']:.1f} | {ocr['pages'] / ocr['stoa_s']:.2f} | {ocr['found']:.3f} |",
+        f"| Tesseract by hand | {ocr['pages']} | {ocr['ref_s']:.1f} | {ocr['pages'] / ocr['ref_s']:.2f} | "
+        f"{ocr['ref_found']:.3f} |",
+    ]
+    if ocr["failed"]:
+        failures.append(f"scanned.pdf: {ocr['failed']}")
     if failures:
         lines += ["", "Failed in Stoa:", *[f"- {f}" for f in failures]]
     results.write_text("\n".join(lines) + "\n")
