@@ -3,7 +3,7 @@
 
 Real documents: the HTML pages, text files and PDF manuals of the retrieval evaluation's
 corpus (Debian's git-doc, sqlite3-doc, postgresql-doc-15, r-doc-pdf; bench/eval). Word,
-OpenDocument, EPUB and PowerPoint files are made from the PostgreSQL pages by pandoc (a
+OpenDocument, RTF, EPUB and PowerPoint files are made from the PostgreSQL pages by pandoc (a
 third-party writer, so Stoa reads files it did not write). Each file goes through
 `stoa extract KIND` as the server runs it for an upload (one sandboxed process per file);
 the reference is `pandoc -t plain` (and `pdftotext` for PDF) on the same files. "words
@@ -64,7 +64,7 @@ def made_by_pandoc(pages, fmt):
     for page in pages:
         target = out_dir / (page.stem + "." + fmt)
         if not target.exists():
-            subprocess.run(["pandoc", "-f", "html", "-t", fmt, "-o", str(target), str(page)], check=True,
+            subprocess.run(["pandoc", "-s", "-f", "html", "-t", fmt, "-o", str(target), str(page)], check=True,
                            capture_output=True)
         files.append(target)
     return files
@@ -183,6 +183,7 @@ def main():
         ("PDF manuals", "pdf", pdf, lambda f: ["pdftotext", "-q", str(f), "-"]),
         ("Word (.docx, by pandoc)", "docx", made_by_pandoc(pg, "docx"), plain("docx")),
         ("OpenDocument (.odt, by pandoc)", "odt", made_by_pandoc(pg, "odt"), plain("odt")),
+        ("RTF (.rtf, by pandoc)", "rtf", made_by_pandoc(pg, "rtf"), plain("rtf")),
         ("EPUB (one book, by pandoc)", "epub", made_by_pandoc(pg, "epub"), plain("epub")),
         ("PowerPoint (.pptx, by pandoc)", "pptx", made_by_pandoc(pg[:20], "pptx"), lambda f: ["cat", "/dev/null"]),
     ]

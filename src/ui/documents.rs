@@ -59,7 +59,7 @@ pub fn DocumentsPage() -> impl IntoView {
         <section class="documents">
             <h1>"Documents"</h1>
             <p class="muted">
-                "Upload documents (PDF, scanned pages and images, Word, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
+                "Upload documents (PDF, scanned pages and images, Word, RTF, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
             </p>
             <UploadForm outcomes version />
             <AddUrlForm outcomes version />

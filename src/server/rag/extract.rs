@@ -1,5 +1,5 @@
 //! Text out of uploaded files: plain text, Markdown, HTML, PDF (scanned pages by OCR),
-//! images (by OCR), Office and OpenDocument files, EPUB, spreadsheets and CSV, data files,
+//! images (by OCR), Office and OpenDocument files, RTF, EPUB, spreadsheets and CSV, data files,
 //! e-mail and source code. The result is
 //! normalised text in which headings are Markdown lines (`# Title`), so chunking can keep
 //! them as context whatever the source format was.
@@ -7,6 +7,7 @@
 pub(crate) mod container;
 pub(crate) mod ocr;
 pub(crate) mod office;
+pub(crate) mod rtf;
 pub(crate) mod tables;
 mod textual;
 mod xml;
@@ -22,6 +23,7 @@ pub enum Kind {
     Html,
     Pdf,
     Docx,
+    Rtf,
     Pptx,
     Odt,
     Odp,
@@ -60,6 +62,7 @@ const KINDS: &[(Kind, &str, &str, &[&str])] = &[
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         &["docx", "docm"],
     ),
+    (Kind::Rtf, "rtf", "application/rtf", &["rtf"]),
     (
         Kind::Pptx,
         "pptx",
@@ -119,7 +122,7 @@ const KINDS: &[(Kind, &str, &str, &[&str])] = &[
 ];
 
 /// What the refusal of an unknown extension lists.
-const SUPPORTED: &str = "documents (.pdf, .docx, .odt, .epub, .html, .md, .txt), presentations (.pptx, .odp), \
+const SUPPORTED: &str = "documents (.pdf, .docx, .odt, .rtf, .epub, .html, .md, .txt), presentations (.pptx, .odp), \
     spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml), \
     images of text (.png, .jpg, .tiff) and source code (.rs, .py, .js, .ts, .go, .java, .c, .cpp and more)";
 
@@ -243,6 +246,7 @@ pub fn extract_with(kind: Kind, bytes: &[u8], ocr: &Ocr) -> Result<Extracted, St
             title: None,
         },
         Kind::Docx => office::docx(bytes)?,
+        Kind::Rtf => rtf::rtf(bytes)?,
         Kind::Pptx => office::pptx(bytes)?,
         Kind::Odt => office::odf(bytes, "OpenDocument text")?,
         Kind::Odp => office::odf(bytes, "OpenDocument presentation")?,

@@ -8,7 +8,7 @@ use super::{
     documents::{best, fixture, upload, upload_ready},
     support::{post_json, spawn_app},
 };
-use crate::server::rag::extract::{container::tests::archive, office, tables};
+use crate::server::rag::extract::{container::tests::archive, office, rtf, tables};
 
 const EMAIL: &str = "From: Facilities <facilities@example.org>\r\nTo: staff@example.org\r\n\
     Subject: Bicycle shed moves\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n\
@@ -43,6 +43,7 @@ async fn office_files_sheets_mail_and_code_are_cited_with_their_section() {
             ("grades.odt", office::tests::odt_fixture()),
             ("book.epub", office::tests::epub_fixture()),
             ("ferry.pdf", fixture("ferry.pdf")),
+            ("minutes.rtf", rtf::tests::fixture()),
         ],
         None,
     )
@@ -71,6 +72,12 @@ async fn office_files_sheets_mail_and_code_are_cited_with_their_section() {
             "shed",
             "Bicycle shed moves",
             "north car park",
+        ),
+        (
+            "How often is the boiler room inspected?",
+            "minutes",
+            "Boiler room",
+            "every second Tuesday",
         ),
         (
             "How is VAT added to an invoice amount?",
