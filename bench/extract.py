@@ -16,6 +16,7 @@ the reference is Tesseract run by hand on the same page images. Both are scored 
 the words of the pages' original text layer.
 
     bench/extract.py STOA_BIN RESULTS.md
+    bench/extract.py --ocr STOA_BIN RESULTS.md   (the scanned pages alone)
 """
 import os
 import re
@@ -167,7 +168,40 @@ def scanned(stoa, manual, first, last):
     }
 
 
+def ocr_report(stoa):
+    """The scanned-pages section: its lines, and a failure if Stoa failed."""
+    manual = EVAL / "r-doc-pdf" / "R-intro.pdf"
+    ocr = scanned(stoa, manual, 10, 29)
+    build = "debug" if "/debug/" in stoa else "release"
+    lines = [
+        f"## Scanned pages (OCR)",
+        "",
+        f"Run on {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores, Stoa's {build} build (the "
+        f"work is poppler's and Tesseract's, which are the same programs in either). Pages 10–29 of {manual.name} "
+        f"rendered at {SCAN_DPI} dpi (greyscale) into a PDF with no text layer ({ocr['mb']:.1f} MB). Stoa: "
+        "`stoa extract pdf` (poppler renders each page, Tesseract reads it, one thread); reference: "
+        "`tesseract PAGE stdout -l eng` on the same page images (its own threads). Words found: share of the "
+        "distinct words of those pages' original text layer (pdftotext) in the OCR text.",
+        "",
+        "| | pages | s | pages/s | words found |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| Stoa | {ocr['pages']} | {ocr['stoa_s']:.1f} | {ocr['pages'] / ocr['stoa_s']:.2f} | {ocr['found']:.3f} |",
+        f"| Tesseract by hand | {ocr['pages']} | {ocr['ref_s']:.1f} | {ocr['pages'] / ocr['ref_s']:.2f} | "
+        f"{ocr['ref_found']:.3f} |",
+    ]
+    return lines, (f"scanned.pdf: {ocr['failed']}" if ocr["failed"] else None)
+
+
 def main():
+    if sys.argv[1] == "--ocr":
+        stoa, results = sys.argv[2], Path(sys.argv[3])
+        lines, failure = ocr_report(stoa)
+        lines[0] = "# Scanned pages read by OCR (bench/extract.py --ocr)"
+        if failure:
+            lines += ["", f"Failed in Stoa: {failure}"]
+        results.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     stoa, results = sys.argv[1], Path(sys.argv[2])
     for tool in ("pandoc", "pdftotext", "pdftoppm", "tesseract"):
         if not shutil.which(tool):
@@ -216,25 +250,10 @@ def main():
         "drops most of what its own .odt writer wrote (42 words of backup-dump.odt, where Stoa reads 1,557 "
         "with every heading and paragraph), so the second figure of that row measures pandoc, not Stoa.",
     ]
-    manual = next((p for p in pdf if p.name.startswith("R-intro")), pdf[0])
-    ocr = scanned(stoa, manual, 10, 29)
-    lines += [
-        "",
-        f"## Scanned pages (OCR)",
-        "",
-        f"Pages 10–29 of {manual.name} rendered at {SCAN_DPI} dpi (greyscale) into a PDF with no text layer "
-        f"({ocr['mb']:.1f} MB). Stoa: `stoa extract pdf` (poppler renders each page, Tesseract reads it, one "
-        "thread); reference: `tesseract PAGE stdout -l eng` on the same page images. Words found: share of the "
-        "distinct words of those pages' original text layer (pdftotext) in the OCR text.",
-        "",
-        "| | pages | s | pages/s | words found |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| Stoa | {ocr['pages']} | {ocr['stoa_s']:.1f} | {ocr['pages'] / ocr['stoa_s']:.2f} | {ocr['found']:.3f} |",
-        f"| Tesseract by hand | {ocr['pages']} | {ocr['ref_s']:.1f} | {ocr['pages'] / ocr['ref_s']:.2f} | "
-        f"{ocr['ref_found']:.3f} |",
-    ]
-    if ocr["failed"]:
-        failures.append(f"scanned.pdf: {ocr['failed']}")
+    ocr_lines, ocr_failure = ocr_report(stoa)
+    lines += ["", *ocr_lines]
+    if ocr_failure:
+        failures.append(ocr_failure)
     if failures:
         lines += ["", "Failed in Stoa:", *[f"- {f}" for f in failures]]
     results.write_text("\n".join(lines) + "\n")
