@@ -31,6 +31,14 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_NPM_VERSION%%.
   hash -r
 fi
 
+# 3b. esbuild, which minifies the JS glue and the stylesheet of the site, from npm.
+ESBUILD_NPM_VERSION=0.28.2
+if [ "$(esbuild --version 2>/dev/null)" != "$ESBUILD_NPM_VERSION" ]; then
+  log "npm: esbuild ${ESBUILD_NPM_VERSION} (minifies the site's JS and CSS, ~10 MB)"
+  $SUDO npm install -g --silent --prefix /usr/local "esbuild@${ESBUILD_NPM_VERSION}"
+  hash -r
+fi
+
 # 4. Swagger UI for /docs, from the npm registry into public/docs/vendor (the build copies
 #    public/ into the site; Stoa serves it, nothing comes from a CDN).
 SWAGGER_UI_VERSION=5.35.0

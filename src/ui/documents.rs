@@ -30,7 +30,7 @@ fn status_line(d: &DocumentView) -> String {
         DocumentStatus::Failed => format!("failed: {}", d.error.clone().unwrap_or_default()),
     };
     match (&d.replaces, d.status.is_final()) {
-        (Some(_), false) => format!("{line} · replaces version {} when ready", d.version - 1),
+        (Some(_), false) => line + " · replaces the earlier version when ready",
         _ => line,
     }
 }
@@ -59,7 +59,7 @@ pub fn DocumentsPage() -> impl IntoView {
         <section class="documents">
             <h1>"Documents"</h1>
             <p class="muted">
-                "Upload documents (PDF, scanned pages and images, Word, RTF, PowerPoint, spreadsheets, OpenDocument, EPUB, HTML, Markdown, text, e-mail, data and code files) or add a web page by its address. Answers in every chat then draw on them and cite them. A file uploaded again under the same name replaces the earlier version once it is read."
+                "Upload documents (PDF and scans, images, Office, OpenDocument, RTF, EPUB, HTML, Markdown, text, e-mail, data, code) or add a web page by its address; every chat then draws on them and cites them. A file uploaded again under its name replaces the earlier version once read."
             </p>
             <UploadForm outcomes version />
             <AddUrlForm outcomes version />
@@ -202,25 +202,26 @@ fn UploadFields(file_input: NodeRef<html::Input>, collection: RwSignal<String>) 
 /// A web page (or any supported file) by its address, fetched by the server.
 #[component]
 fn AddUrlForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) -> impl IntoView {
-    let url = RwSignal::new(String::new());
+    let input = NodeRef::<html::Input>::new();
     let adding = RwSignal::new(false);
     let form_error = RwSignal::new(None::<ApiError>);
     let submit = move |e: ev::SubmitEvent| {
         e.prevent_default();
+        let Some(input) = input.get_untracked() else {
+            return;
+        };
+        // The field is `required` and of type url; the server checks the rest.
         let request = AddUrl {
-            url: url.get_untracked().trim().to_owned(),
+            url: input.value().trim().to_owned(),
             metadata: None,
         };
-        if let Err(e) = request.check() {
-            return form_error.set(Some(e));
-        }
         adding.set(true);
         form_error.set(None);
         spawn_local(async move {
             match add_document_url(request).await {
                 Ok(outcome) => {
                     if outcome.error.is_none() {
-                        url.set(String::new());
+                        input.set_value("");
                     }
                     outcomes.set(vec![outcome]);
                 }
@@ -239,8 +240,7 @@ fn AddUrlForm(outcomes: RwSignal<Vec<UploadOutcome>>, version: RwSignal<u32>) ->
                 type="url"
                 required
                 placeholder="https://example.org/handbook.html"
-                prop:value=move || url.get()
-                on:input=move |e| url.set(event_target_value(&e))
+                node_ref=input
             />
             <button type="submit" class="send" disabled=move || adding.get()>
                 {move || if adding.get() { "Fetching…" } else { "Add" }}
@@ -259,13 +259,11 @@ fn UploadOutcomes(outcomes: RwSignal<Vec<UploadOutcome>>) -> impl IntoView {
         let (class, text) = match (&o.error, o.duplicate) {
             (Some(e), _) => ("outcome error", e.message.clone()),
             (None, true) => ("outcome", "already uploaded; kept the earlier copy".to_owned()),
-            (None, false) => match o.document.as_ref().map_or(1, |d| d.version) {
-                1 => ("outcome", "accepted".to_owned()),
-                n => (
-                    "outcome",
-                    format!("accepted as version {n}; it replaces the earlier one once it is read"),
-                ),
-            },
+            (None, false) if o.document.as_ref().is_some_and(|d| d.version > 1) => (
+                "outcome",
+                "accepted as a new version; it replaces the earlier one once it is read".to_owned(),
+            ),
+            (None, false) => ("outcome", "accepted".to_owned()),
         };
         view! {
             <li class=class data-file=o.file_name.clone()>
