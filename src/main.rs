@@ -84,6 +84,9 @@ fn main() -> std::process::ExitCode {
             } => startup::eval_rag(dump.as_deref(), only.as_deref(), rerankers).await,
         }
     });
+    // Work still running on blocking threads (a batch being embedded, a text being split)
+    // has been told to stop with the tasks that owned it; it gets a moment, not a veto.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

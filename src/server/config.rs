@@ -313,7 +313,7 @@ pub struct RagSettings {
 impl Default for RagSettings {
     fn default() -> Self {
         Self {
-            max_upload_mb: 20,
+            max_upload_mb: 64,
             chunk_tokens: 200,
             chunk_overlap: 40,
             candidates: 20,

@@ -144,8 +144,9 @@ impl Embedder for LocalEmbedder {
     }
 
     fn count_tokens(&self, text: &str) -> usize {
+        // `encode_fast` leaves out the character offsets, which counting does not need.
         self.tokenizer
-            .encode(text, true)
+            .encode_fast(text, true)
             .map(|e| e.get_ids().len())
             .unwrap_or(usize::MAX)
     }

@@ -4,12 +4,19 @@
 //! database share the queue, and a document whose worker died (its lease ran out) is taken
 //! over and finished; one that keeps killing its worker is given up.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    ops::ControlFlow,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::Notify;
 
 use super::{
-    chunk::{Chunk, ChunkSizes, chunk},
+    chunk::{Chunk, ChunkSizes, chunk_each},
     extract::Kind,
     sandbox::Sandbox,
 };
@@ -176,14 +183,7 @@ async fn prepare(
     let report = move |done, total| {
         let _ = pages_tx.send((done, total));
     };
-    let reading = read_chunks(
-        &job.file_name,
-        std::mem::take(&mut job.upload),
-        embedder,
-        settings,
-        sandbox,
-        &report,
-    );
+    let reading = read_text(&job.file_name, std::mem::take(&mut job.upload), sandbox, &report);
     let recording = async {
         while pages_rx.changed().await.is_ok() {
             let (done, total) = *pages_rx.borrow_and_update();
@@ -192,53 +192,84 @@ async fn prepare(
         std::future::pending::<Result<(), Stop>>().await
     };
     tokio::pin!(reading, recording);
-    let chunks = loop {
+    let text = loop {
         tokio::select! {
-            chunks = &mut reading => break chunks?,
+            text = &mut reading => break text?,
             recorded = &mut recording => recorded?,
         }
     };
-    let total = chunks.len() as u32;
-    progress(DocumentStatus::Embedding, 0, total).await?;
-    let mut vectors = Vec::with_capacity(chunks.len());
-    for step in chunks.chunks(EMBED_STEP) {
+    // The text is split on a blocking thread while the chunks it has made are embedded;
+    // dropping this future (a cancel, a delete, shutdown) closes the channel, and the
+    // splitting stops at its next chunk.
+    let text_bytes = text.len();
+    let made = Arc::new(AtomicUsize::new(0));
+    let reached = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let splitting = {
+        let counter = Arc::clone(embedder);
+        let sizes = ChunkSizes {
+            size: settings.chunk_tokens as usize,
+            overlap: settings.chunk_overlap as usize,
+            limit: embedder.max_tokens(),
+        };
+        let (made, reached) = (Arc::clone(&made), Arc::clone(&reached));
+        tokio::task::spawn_blocking(move || {
+            chunk_each(&text, sizes, &|s| counter.count_tokens(s), &mut |c, at| {
+                made.fetch_add(1, Ordering::Relaxed);
+                reached.store(at, Ordering::Relaxed);
+                match tx.send(c) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
+            })
+        })
+    };
+    // Until the text is all split, the total is the chunks made so far projected over
+    // the rest of the text.
+    let total = |splitting: &tokio::task::JoinHandle<()>| {
+        let made = made.load(Ordering::Relaxed);
+        let reached = reached.load(Ordering::Relaxed).max(1);
+        if splitting.is_finished() || reached >= text_bytes {
+            made as u32
+        } else {
+            (made * text_bytes / reached).max(made) as u32
+        }
+    };
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut vectors = Vec::new();
+    let mut step = Vec::with_capacity(EMBED_STEP);
+    while rx.recv_many(&mut step, EMBED_STEP).await > 0 {
+        if chunks.is_empty() {
+            progress(DocumentStatus::Embedding, 0, total(&splitting)).await?;
+        }
         let texts = step
             .iter()
-            .map(|c| embedder.truncate(&c.embedding_text()))
+            .map(|c: &Chunk| embedder.truncate(&c.embedding_text()))
             .collect();
         let embedded = embedder.embed(texts).await.map_err(|e| e.to_string())?;
         vectors.extend(embedded.vectors);
-        progress(DocumentStatus::Embedding, vectors.len() as u32, total).await?;
+        chunks.append(&mut step);
+        progress(DocumentStatus::Embedding, vectors.len() as u32, total(&splitting)).await?;
+    }
+    splitting
+        .await
+        .map_err(|e| format!("the text could not be split: {e}"))?;
+    if chunks.is_empty() {
+        return Err(Stop::Failed("no text could be extracted from the file".into()));
     }
     Ok((chunks, vectors))
 }
 
 /// The file's text, read in a child process with its own limits (this process never
-/// parses the file; `pages` hears how OCR goes), split into chunks on a blocking thread.
-async fn read_chunks(
+/// parses the file; `pages` hears how OCR goes).
+async fn read_text(
     file_name: &str,
     upload: Vec<u8>,
-    embedder: &Arc<dyn Embedder>,
-    settings: &RagSettings,
     sandbox: &Sandbox,
     pages: &(dyn Fn(u32, u32) + Send + Sync),
-) -> Result<Vec<Chunk>, String> {
-    let counter = Arc::clone(embedder);
-    let sizes = ChunkSizes {
-        size: settings.chunk_tokens as usize,
-        overlap: settings.chunk_overlap as usize,
-        limit: embedder.max_tokens(),
-    };
+) -> Result<String, String> {
     let kind = Kind::detect(file_name, &upload)?;
-    let extracted = sandbox.extract(kind, upload, pages).await?;
-    let chunks =
-        tokio::task::spawn_blocking(move || chunk(&extracted.text, sizes, &|s| counter.count_tokens(s)))
-            .await
-            .map_err(|e| format!("the text could not be split: {e}"))?;
-    if chunks.is_empty() {
-        return Err("no text could be extracted from the file".into());
-    }
-    Ok(chunks)
+    Ok(sandbox.extract(kind, upload, pages).await?.text)
 }
 
 /// Stores the chunks with their vectors and adds the vectors to the index (dropping the
