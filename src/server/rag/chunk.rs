@@ -56,7 +56,10 @@ struct Counter<'a> {
 
 impl<'a> Counter<'a> {
     fn new(count: &'a dyn Fn(&str) -> usize) -> Self {
-        Self { count, base: count("") }
+        Self {
+            count,
+            base: count(""),
+        }
     }
 
     /// Tokens `piece` adds to a text.
@@ -340,7 +343,12 @@ mod tests {
         // A 100 MB spreadsheet is a million short lines in one section: counting each
         // growing chunk again made that hours of tokenizing.
         let text: String = (0..20_000)
-            .map(|i| format!("2026-01-{:02} | E{i:08} | Some words about row {i}. | {i}.50\n", i % 28 + 1))
+            .map(|i| {
+                format!(
+                    "2026-01-{:02} | E{i:08} | Some words about row {i}. | {i}.50\n",
+                    i % 28 + 1
+                )
+            })
             .collect();
         let counted = std::cell::Cell::new(0usize);
         let count = |s: &str| {
@@ -357,7 +365,12 @@ mod tests {
         });
         assert_eq!(reached, text.len(), "the last chunk reaches the end");
         assert!(seen > 1000);
-        assert!(counted.get() < 4 * text.len(), "{} bytes counted for {}", counted.get(), text.len());
+        assert!(
+            counted.get() < 4 * text.len(),
+            "{} bytes counted for {}",
+            counted.get(),
+            text.len()
+        );
     }
 
     #[test]
@@ -366,7 +379,11 @@ mod tests {
         let mut seen = 0;
         chunk_each(&text, SIZES, &words, &mut |_, _| {
             seen += 1;
-            if seen == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
         assert_eq!(seen, 3);
     }

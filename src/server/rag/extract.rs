@@ -5,6 +5,7 @@
 //! them as context whatever the source format was.
 
 pub(crate) mod container;
+pub(crate) mod legacy;
 pub(crate) mod ocr;
 pub(crate) mod office;
 pub(crate) mod rtf;
@@ -23,8 +24,12 @@ pub enum Kind {
     Html,
     Pdf,
     Docx,
+    /// Word 97–2003.
+    Doc,
     Rtf,
     Pptx,
+    /// PowerPoint 97–2003.
+    Ppt,
     Odt,
     Odp,
     Epub,
@@ -37,6 +42,8 @@ pub enum Kind {
     Toml,
     Xml,
     Email,
+    /// An Outlook message.
+    Msg,
     /// Read by OCR.
     Png,
     Jpeg,
@@ -62,12 +69,19 @@ const KINDS: &[(Kind, &str, &str, &[&str])] = &[
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         &["docx", "docm"],
     ),
+    (Kind::Doc, "doc", "application/msword", &["doc", "dot"]),
     (Kind::Rtf, "rtf", "application/rtf", &["rtf"]),
     (
         Kind::Pptx,
         "pptx",
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         &["pptx", "pptm"],
+    ),
+    (
+        Kind::Ppt,
+        "ppt",
+        "application/vnd.ms-powerpoint",
+        &["ppt", "pps", "pot"],
     ),
     (
         Kind::Odt,
@@ -116,14 +130,15 @@ const KINDS: &[(Kind, &str, &str, &[&str])] = &[
         &["xml", "svg", "rss", "atom"],
     ),
     (Kind::Email, "email", "message/rfc822", &["eml"]),
+    (Kind::Msg, "msg", "application/vnd.ms-outlook", &["msg"]),
     (Kind::Png, "png", "image/png", &["png"]),
     (Kind::Jpeg, "jpeg", "image/jpeg", &["jpg", "jpeg"]),
     (Kind::Tiff, "tiff", "image/tiff", &["tif", "tiff"]),
 ];
 
 /// What the refusal of an unknown extension lists.
-const SUPPORTED: &str = "documents (.pdf, .docx, .odt, .rtf, .epub, .html, .md, .txt), presentations (.pptx, .odp), \
-    spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml), \
+const SUPPORTED: &str = "documents (.pdf, .docx, .doc, .odt, .rtf, .epub, .html, .md, .txt), presentations (.pptx, .ppt, .odp), \
+    spreadsheets (.xlsx, .xls, .ods, .csv, .tsv), data (.json, .yaml, .toml, .xml), e-mail (.eml, .msg), \
     images of text (.png, .jpg, .tiff) and source code (.rs, .py, .js, .ts, .go, .java, .c, .cpp and more)";
 
 impl Kind {
@@ -186,21 +201,24 @@ impl Kind {
             .find(|(.., exts)| exts.contains(&ext.as_str()))
             .map(|(k, ..)| *k)
             .or_else(|| textual::language_by_extension(&ext).map(Kind::Code));
+        let zip = bytes.starts_with(b"PK\x03\x04");
+        let compound = bytes.starts_with(&container::CFB_MAGIC);
         match kind {
             Some(Kind::Pdf) => Err("the file is named .pdf but is not a PDF".into()),
+            // Word saves RTF and newer documents under .doc when asked to; read what it is.
+            Some(Kind::Doc) if bytes.starts_with(b"{\\rtf") => Ok(Kind::Rtf),
+            Some(Kind::Doc) if zip => Ok(Kind::Docx),
+            Some(Kind::Ppt) if zip => Ok(Kind::Pptx),
+            Some(Kind::Doc | Kind::Ppt | Kind::Msg) if !compound => Err(format!(
+                "the file is named .{ext} but is not one (it is not a Compound File)"
+            )),
             Some(k @ (Kind::Png | Kind::Jpeg | Kind::Tiff)) if !k.signed(bytes) => Err(format!(
                 "the file is named .{ext} but is not a {} image",
                 k.name().to_uppercase()
             )),
-            Some(k)
-                if k.zipped()
-                    && !bytes.starts_with(b"PK\x03\x04")
-                    && !bytes.starts_with(&container::CFB_MAGIC) =>
-            {
-                Err(format!(
-                    "the file is named .{ext} but is not one (it is not a ZIP container)"
-                ))
-            }
+            Some(k) if k.zipped() && !zip && !compound => Err(format!(
+                "the file is named .{ext} but is not one (it is not a ZIP container)"
+            )),
             Some(k) => Ok(k),
             None if ext.is_empty() => Err(format!("the file has no extension; supported: {SUPPORTED}")),
             None => Err(format!(
@@ -246,6 +264,9 @@ pub fn extract_with(kind: Kind, bytes: &[u8], ocr: &Ocr) -> Result<Extracted, St
             title: None,
         },
         Kind::Docx => office::docx(bytes)?,
+        Kind::Doc => legacy::doc(bytes)?,
+        Kind::Ppt => legacy::ppt(bytes)?,
+        Kind::Msg => legacy::msg(bytes)?,
         Kind::Rtf => rtf::rtf(bytes)?,
         Kind::Pptx => office::pptx(bytes)?,
         Kind::Odt => office::odf(bytes, "OpenDocument text")?,
