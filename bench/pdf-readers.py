@@ -10,12 +10,15 @@ The corpus is every PDF of Debian's r-doc-pdf (the R manuals of the evaluation c
 gnuplot-doc, octave-doc and asymptote-doc (not texlive-latex-recommended-doc, kept aside).
 Words found: a file's distinct words (three characters or more) that at least two of the
 three independent readers (poppler, MuPDF, pdfium) agree on, and the share of them each
-reader gives; the minimum over files shows a file a reader gets wrong.
+reader gives; the minimum over files shows a file a reader gets wrong. Words hyphenated
+at a line end are joined first in every reader's text (poppler joins them itself, MuPDF and
+pdfium give the two halves), so that the count measures text read, not line breaking.
 
     bench/pdf-readers.py STOA_BIN RESULTS.md   (needs mutool: Debian mupdf-tools)
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +42,13 @@ for page in pdf:
     out.append(page.get_textpage().get_text_range())
 sys.stdout.write("\\f".join(out))
 """
+
+
+HYPHENATED = re.compile(r"([a-z])-[ \t]*\n\s*([a-z])")
+
+
+def joined(text):
+    return HYPHENATED.sub(r"\1\2", text or "")
 
 
 def corpus():
@@ -114,11 +124,13 @@ def main():
     independent = ["poppler pdftotext", "MuPDF mutool", "pdfium (pypdfium2)"]
     texts = {name: {} for name in readers}
     seconds = {name: 0.0 for name in readers}
+    slowest = {name: (0.0, "") for name in readers}
     failures = {name: [] for name in readers}
     for pdf in pdfs:
         for name, read in readers.items():
             took, text, error = read(pdf)
             seconds[name] += took
+            slowest[name] = max(slowest[name], (took, pdf.name))
             texts[name][pdf] = text
             if text is None:
                 failures[name].append(f"{pdf.name}: {error}")
@@ -126,11 +138,11 @@ def main():
     coverage = {name: [] for name in readers}
     rows = []
     for pdf in pdfs:
-        found = [words(texts[n][pdf] or "") for n in independent]
+        found = [words(joined(texts[n][pdf])) for n in independent]
         agreed = {w for w in set().union(*found) if sum(w in f for f in found) >= 2}
         row = [pdf.name, f"{pdf.stat().st_size / 1e6:.1f}", f"{len(agreed):,}"]
         for name in readers:
-            share = len(words(texts[name][pdf] or "") & agreed) / max(len(agreed), 1)
+            share = len(words(joined(texts[name][pdf])) & agreed) / max(len(agreed), 1)
             coverage[name].append(share)
             row.append("failed" if texts[name][pdf] is None else f"{share:.3f}")
         rows.append(row)
@@ -143,12 +155,13 @@ def main():
         "One process per file for every reader (start-up included). Words found: share of the words that at "
         "least two of poppler, MuPDF and pdfium agree on (per file), mean and minimum over the files.",
         "",
-        "| reader | files read | s | MB/s | words found (mean) | words found (min) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| reader | files read | s | MB/s | slowest file | words found (mean) | words found (min) |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for name in readers:
         read = len(pdfs) - len(failures[name])
         lines.append(f"| {name} | {read}/{len(pdfs)} | {seconds[name]:.1f} | {mb / seconds[name]:.2f} | "
+                     f"{slowest[name][1]} {slowest[name][0]:.1f} s | "
                      f"{sum(coverage[name]) / len(pdfs):.3f} | {min(coverage[name]):.3f} |")
     lines += [
         "",

@@ -9,7 +9,8 @@ use std::io::{Cursor, Read};
 
 use super::{
     Extracted,
-    office::{Writer, escape_heading},
+    office::Writer,
+    textual::{Body, Message},
 };
 
 type Compound<'a> = cfb::CompoundFile<Cursor<&'a [u8]>>;
@@ -369,14 +370,7 @@ pub fn msg(bytes: &[u8]) -> Result<Extracted, String> {
     if !file.is_stream("/__properties_version1.0") {
         return Err(format!("the file has no message properties; it is not an {what}"));
     }
-    let subject = property(&mut file, "", 0x0037, limit)?.filter(|s| !s.trim().is_empty());
-    let mut out = String::new();
-    if let Some(s) = &subject {
-        out.push_str(&format!(
-            "# {}\n\n",
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        ));
-    }
+    let subject = property(&mut file, "", 0x0037, limit)?;
     let from = match (
         property(&mut file, "", 0x0C1A, limit)?,
         property(&mut file, "", 0x5D01, limit)?.or(property(&mut file, "", 0x0C1F, limit)?),
@@ -385,24 +379,14 @@ pub fn msg(bytes: &[u8]) -> Result<Extracted, String> {
         (Some(name), _) => Some(name),
         (None, address) => address,
     };
-    for (label, value) in [
-        ("From", from),
-        ("To", property(&mut file, "", 0x0E04, limit)?),
-        ("Cc", property(&mut file, "", 0x0E03, limit)?),
-        ("Date", sent(&mut file, limit)?),
-    ] {
-        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
-            out.push_str(&format!("{label}: {}\n", v.trim()));
-        }
-    }
-    out.push('\n');
     let body = match property(&mut file, "", 0x1000, limit)? {
-        Some(text) if !text.trim().is_empty() => escape_heading(&text),
-        _ => stream(&mut file, "/__substg1.0_10130102", limit, what)?
-            .map(|html| super::html(&String::from_utf8_lossy(&html)).text)
-            .unwrap_or_default(),
+        Some(text) if !text.trim().is_empty() => Body::Text(text),
+        _ => Body::Html(
+            stream(&mut file, "/__substg1.0_10130102", limit, what)?
+                .map(|html| String::from_utf8_lossy(&html).into_owned())
+                .unwrap_or_default(),
+        ),
     };
-    out.push_str(&body);
     let storages: Vec<String> = file
         .read_root_storage()
         .filter(|e| e.is_storage() && e.name().starts_with("__attach_version1.0_"))
@@ -416,13 +400,16 @@ pub fn msg(bytes: &[u8]) -> Result<Extracted, String> {
             attachments.push(name);
         }
     }
-    if !attachments.is_empty() {
-        out.push_str(&format!("\n\nAttachments: {}\n", attachments.join(", ")));
+    Ok(Message {
+        subject,
+        from,
+        to: property(&mut file, "", 0x0E04, limit)?,
+        cc: property(&mut file, "", 0x0E03, limit)?,
+        date: sent(&mut file, limit)?,
+        body,
+        attachments,
     }
-    Ok(Extracted {
-        text: out,
-        title: subject,
-    })
+    .text())
 }
 
 #[cfg(test)]

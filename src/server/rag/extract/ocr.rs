@@ -115,7 +115,11 @@ pub fn needs_ocr(page: &str) -> bool {
 /// a note for the user when some could not be read, or `Err` when OCR is needed for
 /// every page and not possible.
 pub fn read_scanned_pages(pdf: &[u8], pages: &mut [String], ocr: &Ocr) -> Result<Option<String>, String> {
-    let wanted: Vec<usize> = (0..pages.len()).filter(|&i| needs_ocr(&pages[i])).collect();
+    // A page without text or images is blank (manuals have one before each chapter):
+    // nothing to read there.
+    let wanted: Vec<usize> = (0..pages.len())
+        .filter(|&i| needs_ocr(&pages[i]) && has_images(pdf, i + 1))
+        .collect();
     if wanted.is_empty() {
         return Ok(None);
     }
@@ -164,6 +168,17 @@ pub fn read_scanned_pages(pdf: &[u8], pages: &mut [String], ocr: &Ocr) -> Result
             wanted.len()
         )
     }))
+}
+
+/// Whether page `number` (from 1) draws an image, by poppler's `pdfimages -list` (a few
+/// milliseconds a page); when that cannot be told, it may.
+fn has_images(pdf: &[u8], number: usize) -> bool {
+    let number = number.to_string();
+    match run("pdfimages", &["-list", "-f", &number, "-l", &number, "-"], pdf) {
+        // Two header lines, then one line per image.
+        Run::Output(list) => String::from_utf8_lossy(&list).lines().nth(2).is_some(),
+        Run::Missing | Run::Failed(_) => true,
+    }
 }
 
 /// Without a program OCR needs: an error when every page needed it, else the text layer

@@ -318,44 +318,76 @@ pub fn email(bytes: &[u8]) -> Result<Extracted, String> {
         })
         .filter(|s| !s.is_empty())
     };
-    let subject = message.subject().map(str::to_owned);
-    let mut out = String::new();
-    if let Some(s) = &subject {
-        out.push_str(&format!(
-            "# {}\n\n",
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        ));
+    let plain = message.body_text(0).map(|t| t.into_owned());
+    Ok(Message {
+        subject: message.subject().map(str::to_owned),
+        from: addresses(message.from()),
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        date: message.date().map(|d| d.to_rfc3339()),
+        body: match plain {
+            Some(text) if !text.trim().is_empty() => Body::Text(text),
+            _ => Body::Html(message.body_html(0).map(|h| h.into_owned()).unwrap_or_default()),
+        },
+        attachments: message
+            .attachments()
+            .filter_map(|a| a.attachment_name().map(str::to_owned))
+            .collect(),
     }
-    for (label, value) in [
-        ("From", addresses(message.from())),
-        ("To", addresses(message.to())),
-        ("Cc", addresses(message.cc())),
-        ("Date", message.date().map(|d| d.to_rfc3339())),
-    ] {
-        if let Some(v) = value {
-            out.push_str(&format!("{label}: {v}\n"));
+    .text())
+}
+
+/// An e-mail's parts, whatever file it came in (`.eml`, Outlook's `.msg`).
+pub(crate) struct Message {
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub date: Option<String>,
+    pub body: Body,
+    pub attachments: Vec<String>,
+}
+
+pub(crate) enum Body {
+    Text(String),
+    Html(String),
+}
+
+impl Message {
+    /// The subject as the heading, the header lines, the body (its lines never taken for
+    /// headings), the attachments' names; the subject is the title.
+    pub fn text(self) -> Extracted {
+        let subject = self.subject.filter(|s| !s.trim().is_empty());
+        let mut out = String::new();
+        if let Some(s) = &subject {
+            out.push_str(&format!(
+                "# {}\n\n",
+                s.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+        for (label, value) in [
+            ("From", self.from),
+            ("To", self.to),
+            ("Cc", self.cc),
+            ("Date", self.date),
+        ] {
+            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+                out.push_str(&format!("{label}: {}\n", v.trim()));
+            }
+        }
+        out.push('\n');
+        out.push_str(&match self.body {
+            Body::Text(text) => escape_heading(&text),
+            Body::Html(html) => super::html(&html).text,
+        });
+        if !self.attachments.is_empty() {
+            out.push_str(&format!("\n\nAttachments: {}\n", self.attachments.join(", ")));
+        }
+        Extracted {
+            text: out,
+            title: subject,
         }
     }
-    out.push('\n');
-    let body = match message.body_text(0) {
-        Some(text) if !text.trim().is_empty() => escape_heading(&text),
-        _ => message
-            .body_html(0)
-            .map(|html| super::html(&html).text)
-            .unwrap_or_default(),
-    };
-    out.push_str(&body);
-    let attachments: Vec<String> = message
-        .attachments()
-        .filter_map(|a| a.attachment_name().map(str::to_owned))
-        .collect();
-    if !attachments.is_empty() {
-        out.push_str(&format!("\n\nAttachments: {}\n", attachments.join(", ")));
-    }
-    Ok(Extracted {
-        text: out,
-        title: subject,
-    })
 }
 
 #[cfg(test)]
