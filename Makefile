@@ -24,7 +24,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-ocr bench-big bench-python plots bundle screenshots newcomer clean-data
+.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-ocr bench-big bench-pdf bench-python plots bundle screenshots newcomer clean-data
 
 run: setup-run build-release
 	@echo "== Stoa on http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl+C to stop)"
@@ -65,7 +65,7 @@ lint:
 	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 # Benchmarks (not part of `make test`): results are written to bench/results/.
-bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract plots
+bench: bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-pdf plots
 
 bench-rag: build-release
 	BENCH_STOA_BIN=$(CARGO_TARGET_DIR)/release/stoa cargo bench --quiet --features ssr --bench rag
@@ -126,6 +126,11 @@ bench-extract: eval-corpus build-release
 # (bench/results/big-files.md).
 bench-big: eval-corpus build-release
 	python3 bench/big-files.py $(CARGO_TARGET_DIR)/release/stoa bench/results/big-files.md
+
+# PDF readers side by side (Stoa, pdftotext, MuPDF, pdfium, pdf-extract) on real manuals.
+bench-pdf: eval-corpus build-release
+	@command -v mutool >/dev/null || (apt-get update -qq && apt-get install -y -qq mupdf-tools)
+	python3 bench/pdf-readers.py $(CARGO_TARGET_DIR)/release/stoa bench/results/pdf-readers.md
 
 # Scanned pages read by OCR (Stoa against Tesseract by hand), alone: bench/results/ocr.md.
 bench-ocr: eval-corpus build-release
