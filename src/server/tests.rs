@@ -4,7 +4,7 @@
 
 mod accounts;
 mod chat_stream;
-mod documents;
+pub(crate) mod documents;
 mod formats;
 mod hardening;
 mod http;

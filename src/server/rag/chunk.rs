@@ -66,11 +66,6 @@ impl<'a> Counter<'a> {
     fn own(&self, piece: &str) -> usize {
         (self.count)(piece).saturating_sub(self.base)
     }
-
-    /// Tokens of a text made of `units` alone.
-    fn run(&self, units: &[Unit]) -> usize {
-        self.base + units.iter().map(|u| u.tokens).sum::<usize>()
-    }
 }
 
 /// The level of a Markdown heading line (`## Setup` is 2): one to six `#` and a space.
@@ -213,7 +208,7 @@ pub fn chunk_each(
         while have(&mut all, i) {
             // Grow the chunk unit by unit while it fits.
             let mut j = i + 1;
-            let mut tokens = counter.run(&all[i..j]);
+            let mut tokens = counter.base + all[i].tokens;
             while have(&mut all, j) && tokens + all[j].tokens <= room {
                 tokens += all[j].tokens;
                 j += 1;

@@ -202,7 +202,6 @@ async fn prepare(
     // dropping this future (a cancel, a delete, shutdown) closes the channel, and the
     // splitting stops at its next chunk.
     let text_bytes = text.len();
-    let made = Arc::new(AtomicUsize::new(0));
     let reached = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let splitting = {
@@ -212,10 +211,9 @@ async fn prepare(
             overlap: settings.chunk_overlap as usize,
             limit: embedder.max_tokens(),
         };
-        let (made, reached) = (Arc::clone(&made), Arc::clone(&reached));
+        let reached = Arc::clone(&reached);
         tokio::task::spawn_blocking(move || {
             chunk_each(&text, sizes, &|s| counter.count_tokens(s), &mut |c, at| {
-                made.fetch_add(1, Ordering::Relaxed);
                 reached.store(at, Ordering::Relaxed);
                 match tx.send(c) {
                     Ok(()) => ControlFlow::Continue(()),
@@ -224,10 +222,9 @@ async fn prepare(
             })
         })
     };
-    // Until the text is all split, the total is the chunks made so far projected over
-    // the rest of the text.
-    let total = |splitting: &tokio::task::JoinHandle<()>| {
-        let made = made.load(Ordering::Relaxed);
+    // Until the text is all split, the total is the chunks made so far (embedded, being
+    // embedded and waiting) projected over the rest of the text.
+    let total = |made: usize, splitting: &tokio::task::JoinHandle<()>| {
         let reached = reached.load(Ordering::Relaxed).max(1);
         if splitting.is_finished() || reached >= text_bytes {
             made as u32
@@ -240,7 +237,8 @@ async fn prepare(
     let mut step = Vec::with_capacity(EMBED_STEP);
     while rx.recv_many(&mut step, EMBED_STEP).await > 0 {
         if chunks.is_empty() {
-            progress(DocumentStatus::Embedding, 0, total(&splitting)).await?;
+            let made = step.len() + rx.len();
+            progress(DocumentStatus::Embedding, 0, total(made, &splitting)).await?;
         }
         let texts = step
             .iter()
@@ -249,7 +247,13 @@ async fn prepare(
         let embedded = embedder.embed(texts).await.map_err(|e| e.to_string())?;
         vectors.extend(embedded.vectors);
         chunks.append(&mut step);
-        progress(DocumentStatus::Embedding, vectors.len() as u32, total(&splitting)).await?;
+        let made = chunks.len() + rx.len();
+        progress(
+            DocumentStatus::Embedding,
+            vectors.len() as u32,
+            total(made, &splitting),
+        )
+        .await?;
     }
     splitting
         .await

@@ -30,7 +30,7 @@ pub(super) fn fixture_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-pub(super) fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = fixture_path(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

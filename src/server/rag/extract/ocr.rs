@@ -115,21 +115,23 @@ pub fn needs_ocr(page: &str) -> bool {
 /// a note for the user when some could not be read, or `Err` when OCR is needed for
 /// every page and not possible.
 pub fn read_scanned_pages(pdf: &[u8], pages: &mut [String], ocr: &Ocr) -> Result<Option<String>, String> {
-    // A page without text or images is blank (manuals have one before each chapter):
-    // nothing to read there.
-    let wanted: Vec<usize> = (0..pages.len())
-        .filter(|&i| needs_ocr(&pages[i]) && has_images(pdf, i + 1))
-        .collect();
-    if wanted.is_empty() {
+    let textless: Vec<usize> = (0..pages.len()).filter(|&i| needs_ocr(&pages[i])).collect();
+    if textless.is_empty() {
         return Ok(None);
     }
-    let all_scanned = wanted.len() == pages.len();
+    let all_scanned = textless.len() == pages.len();
     if ocr.languages.is_empty() {
         return if all_scanned {
             Err("the PDF has no text layer (a scan?) and reading text from images is turned off (rag.ocr_languages)".into())
         } else {
             Ok(None)
         };
+    }
+    // A page without text or images is blank (manuals have one before each chapter):
+    // nothing to read there.
+    let wanted: Vec<usize> = textless.into_iter().filter(|&i| has_images(pdf, i + 1)).collect();
+    if wanted.is_empty() {
+        return Ok(None);
     }
     let total = wanted.len().min(MAX_OCR_PAGES);
     (ocr.progress)(0, total as u32);
