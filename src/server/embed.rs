@@ -3,6 +3,8 @@
 //! `/embeddings` endpoint ([`remote::RemoteEmbedder`]). Used by `/v1/embeddings` and, with
 //! documents, by ingestion and retrieval.
 
+pub mod gguf;
+pub mod llama;
 pub mod local;
 pub mod remote;
 

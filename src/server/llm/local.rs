@@ -41,7 +41,7 @@ use super::{
 pub const LOCAL_PROVIDER: &str = "local";
 
 /// llama.cpp's backend may be initialised once per process.
-fn backend() -> &'static LlamaBackend {
+pub(crate) fn backend() -> &'static LlamaBackend {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {
         send_logs_to_tracing(LogOptions::default());
