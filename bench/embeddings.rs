@@ -12,7 +12,12 @@ mod machine;
 use std::{path::PathBuf, process::Command, time::Instant};
 
 use serde_json::{Value, json};
-use stoa::server::embed::{Embedder, local::LocalEmbedder};
+use stoa::server::embed::{
+    Embedder,
+    gguf::Precision,
+    llama::LlamaEmbedder,
+    local::LocalEmbedder,
+};
 
 const RUNS: usize = 3;
 const PASSAGES: usize = 256;
@@ -100,21 +105,34 @@ fn main() {
     std::fs::write(&texts_path, json!({ "sets": sets_json }).to_string()).expect("texts.json");
 
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let engines: Vec<(&str, Box<dyn Embedder>)> = vec![
+        ("candle", Box::new(LocalEmbedder::load(&model_dir).expect("the embedding model"))),
+        (
+            "llama.cpp F32",
+            Box::new(LlamaEmbedder::load(&model_dir, Precision::F32, threads).expect("llama.cpp F32")),
+        ),
+        (
+            "llama.cpp F16",
+            Box::new(LlamaEmbedder::load(&model_dir, Precision::F16, threads).expect("llama.cpp F16")),
+        ),
+    ];
     let mut stoa = Vec::new();
     for (name, texts) in &sets {
         let tokens: usize = texts.iter().map(|t| embedder.count_tokens(t)).sum();
-        rt.block_on(embedder.embed(texts[..64].to_vec()))
-            .expect("warm-up");
-        let mut seconds = Vec::new();
-        let mut first = Vec::new();
-        for _ in 0..RUNS {
-            let t = Instant::now();
-            let e = rt.block_on(embedder.embed(texts.clone())).expect("embeddings");
-            seconds.push(t.elapsed().as_secs_f64());
-            first = e.vectors[..8].to_vec();
+        for (engine, e) in &engines {
+            rt.block_on(e.embed(texts[..64].to_vec())).expect("warm-up");
+            let mut seconds = Vec::new();
+            let mut first = Vec::new();
+            for _ in 0..RUNS {
+                let t = Instant::now();
+                let out = rt.block_on(e.embed(texts.clone())).expect("embeddings");
+                seconds.push(t.elapsed().as_secs_f64());
+                first = out.vectors[..8].to_vec();
+            }
+            eprintln!("== Stoa ({engine}) {name}: {:.2} s", median(seconds.clone()));
+            stoa.push((*name, *engine, texts.len(), tokens / texts.len(), seconds, first));
         }
-        eprintln!("== Stoa {name}: {:.2} s", median(seconds.clone()));
-        stoa.push((name, texts.len(), tokens / texts.len(), seconds, first));
     }
 
     let status = Command::new(&python)
@@ -132,14 +150,14 @@ fn main() {
     let mut md = format!(
         "# Embeddings (bench/embeddings.rs)\n\nRun on {cores} cores ({cpu}). all-MiniLM-L6-v2, the same model directory for both; \
          batches of 32, normalised; median of {RUNS} passes after a warm-up. sentence-transformers {} on torch {} ({} threads, CPU).\n\n\
-         | texts | count | mean tokens | Stoa texts/s | sentence-transformers texts/s | ratio | cosine of the first 8 vectors (min) |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | texts | count | mean tokens | Stoa engine | Stoa texts/s | sentence-transformers texts/s | ratio | cosine of the first 8 vectors (min) |\n\
+         | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n",
         pkg_version(&python, "sentence_transformers"),
         py["torch"].as_str().unwrap_or("?"),
         py["threads"],
     );
     let mut rows = Vec::new();
-    for (name, count, mean_tokens, seconds, first) in stoa {
+    for (name, engine, count, mean_tokens, seconds, first) in stoa {
         let theirs = &py["sets"][name.to_string()];
         let py_secs: Vec<f64> = serde_json::from_value(theirs["seconds"].clone()).expect("seconds");
         let py_first: Vec<Vec<f32>> = serde_json::from_value(theirs["first"].clone()).expect("vectors");
@@ -150,11 +168,11 @@ fn main() {
             .fold(f32::INFINITY, f32::min);
         let (ours, theirs) = (count as f64 / median(seconds), count as f64 / median(py_secs));
         md += &format!(
-            "| {name} | {count} | {mean_tokens} | {ours:.1} | {theirs:.1} | {:.2}× | {cos:.4} |\n",
+            "| {name} | {count} | {mean_tokens} | {engine} | {ours:.1} | {theirs:.1} | {:.2}× | {cos:.4} |\n",
             ours / theirs
         );
         rows.push(
-            json!({"set": name, "count": count, "mean_tokens": mean_tokens, "stoa_per_sec": ours,
+            json!({"set": name, "engine": engine, "count": count, "mean_tokens": mean_tokens, "stoa_per_sec": ours,
             "sentence_transformers_per_sec": theirs, "ratio": ours / theirs, "min_cosine": cos}),
         );
     }

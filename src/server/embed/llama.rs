@@ -19,8 +19,11 @@ use super::{EmbedError, Embedded, Embedder, gguf};
 
 /// sentence-transformers' `max_seq_length` for this model.
 const MAX_TOKENS: usize = 256;
-/// Tokens per llama.cpp batch (every input is one sequence in it).
-const BATCH_TOKENS: usize = 2048;
+/// Tokens per llama.cpp batch (every input is one sequence in it). llama.cpp attends
+/// over the whole batch (other sequences masked out), so that work grows with its square.
+fn batch_tokens() -> usize {
+    std::env::var("STOA_EMBED_BATCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+}
 /// Sequences per batch at most.
 const BATCH_SEQUENCES: usize = 64;
 
@@ -64,9 +67,9 @@ impl LlamaEmbedder {
                 };
                 let threads = threads.max(1) as i32;
                 let params = LlamaContextParams::default()
-                    .with_n_ctx(NonZeroU32::new(BATCH_TOKENS as u32))
-                    .with_n_batch(BATCH_TOKENS as u32)
-                    .with_n_ubatch(BATCH_TOKENS as u32)
+                    .with_n_ctx(NonZeroU32::new(batch_tokens() as u32))
+                    .with_n_batch(batch_tokens() as u32)
+                    .with_n_ubatch(batch_tokens() as u32)
                     .with_n_seq_max(BATCH_SEQUENCES as u32)
                     .with_embeddings(true)
                     .with_pooling_type(LlamaPoolingType::Mean)
@@ -80,7 +83,7 @@ impl LlamaEmbedder {
                     }
                 };
                 let _ = ready_tx.send(Ok(model.n_embd() as usize));
-                let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+                let mut batch = LlamaBatch::new(batch_tokens(), 1);
                 while let Ok((rows, reply)) = receiver.recv() {
                     let mut vectors = Vec::with_capacity(rows.len());
                     let mut outcome = Ok(());
@@ -91,7 +94,7 @@ impl LlamaEmbedder {
                         let mut tokens = 0;
                         while end < rows.len()
                             && end - start < BATCH_SEQUENCES
-                            && tokens + rows[end].len() <= BATCH_TOKENS
+                            && tokens + rows[end].len() <= batch_tokens()
                         {
                             tokens += rows[end].len();
                             end += 1;
@@ -203,6 +206,38 @@ impl Embedder for LlamaEmbedder {
 mod tests {
     use super::*;
     use crate::server::embed::local::LocalEmbedder;
+
+    /// Prints llama.cpp's speed at `STOA_EMBED_BATCH_TOKENS` (not an assertion).
+    #[tokio::test]
+    #[ignore = "an experiment: cargo test -- --ignored llama_batch"]
+    async fn llama_batch_sizes() {
+        let dir = std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/stoa/models/all-MiniLM-L6-v2");
+        let words: Vec<String> = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        for precision in [gguf::Precision::F32, gguf::Precision::F16] {
+            let llama = LlamaEmbedder::load(&dir, precision, 2).unwrap();
+            let passages: Vec<String> = (0..96)
+                .map(|i| (0..150).map(|k| words[(i * 37 + k) % words.len()].as_str()).collect::<Vec<_>>().join(" "))
+                .map(|t| llama.truncate(&t))
+                .collect();
+            let sentences: Vec<String> = (0..512)
+                .map(|i| (0..18).map(|k| words[(i * 13 + k) % words.len()].as_str()).collect::<Vec<_>>().join(" "))
+                .collect();
+            for (label, texts) in [("passages", &passages), ("sentences", &sentences)] {
+                llama.embed(texts[..16].to_vec()).await.unwrap();
+                let t = std::time::Instant::now();
+                llama.embed(texts.clone()).await.unwrap();
+                eprintln!(
+                    "batch {} {precision:?} {label}: {:.1}/s",
+                    batch_tokens(),
+                    texts.len() as f64 / t.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
 
     /// Not a timing assertion: prints both embedders' times and checks the vectors agree.
     #[tokio::test]
