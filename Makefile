@@ -19,6 +19,10 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # so server and browser always agree (hydration needs them to).
 DEBUG_RUSTFLAGS := --cfg erase_components
 export RUSTFLAGS ?= $(DEBUG_RUSTFLAGS)
+# llama.cpp (chat model and embedder) compiled for this machine's vector units (AVX2, AVX-512
+# where present): .ci/cpu-flags.sh says why. Export the same to build by hand without
+# rebuilding llama.cpp: `export $$(.ci/cpu-flags.sh)`.
+$(foreach option,$(shell .ci/cpu-flags.sh),$(eval export $(option)))
 # The compile-time name Leptos serves /pkg under.
 export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)

@@ -1,5 +1,5 @@
-//! Embeddings: Stoa's local embedder (all-MiniLM-L6-v2 on candle, bench target's release
-//! build) against Python sentence-transformers (torch, CPU) with the same weights (the same
+//! Embeddings: Stoa's local embedder (all-MiniLM-L6-v2 on llama.cpp, F16 matrices as Stoa
+//! runs it and F32 for comparison; the bench target's release build) against Python sentence-transformers (torch, CPU) with the same weights (the same
 //! model directory), the same texts and the same CPU, one after the other in one run.
 //! Two sets: passages of ~200 tokens (Stoa's chunk size) and short sentences (~24 tokens,
 //! queries). Each side: a warm-up, then RUNS timed passes in batches of 32; the median is
@@ -12,12 +12,7 @@ mod machine;
 use std::{path::PathBuf, process::Command, time::Instant};
 
 use serde_json::{Value, json};
-use stoa::server::embed::{
-    Embedder,
-    gguf::Precision,
-    llama::LlamaEmbedder,
-    local::LocalEmbedder,
-};
+use stoa::server::embed::{Embedder, gguf::Precision, local::LocalEmbedder};
 
 const RUNS: usize = 3;
 const PASSAGES: usize = 256;
@@ -85,7 +80,10 @@ fn main() {
         PathBuf::from(std::env::var("STOA_MODEL_DIR").expect("STOA_MODEL_DIR")).join("all-MiniLM-L6-v2");
     let python = std::env::var("BENCH_PYTHON").expect("BENCH_PYTHON: the bench venv's python");
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or("bench/results".into()));
-    let embedder = LocalEmbedder::load(&model_dir).expect("the embedding model");
+    let spare = tempfile::tempdir().expect("a temp dir");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let load = |precision| LocalEmbedder::load_with(&model_dir, spare.path(), precision, threads);
+    let embedder = load(Precision::F16).expect("the embedding model");
     let words = words();
     let sets = [
         (
@@ -105,18 +103,14 @@ fn main() {
     std::fs::write(&texts_path, json!({ "sets": sets_json }).to_string()).expect("texts.json");
 
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let engines: Vec<(&str, Box<dyn Embedder>)> = vec![
-        ("candle", Box::new(LocalEmbedder::load(&model_dir).expect("the embedding model"))),
+        ("llama.cpp F16 (Stoa)", Box::new(embedder)),
         (
             "llama.cpp F32",
-            Box::new(LlamaEmbedder::load(&model_dir, Precision::F32, threads).expect("llama.cpp F32")),
-        ),
-        (
-            "llama.cpp F16",
-            Box::new(LlamaEmbedder::load(&model_dir, Precision::F16, threads).expect("llama.cpp F16")),
+            Box::new(load(Precision::F32).expect("llama.cpp F32")),
         ),
     ];
+    let embedder = &engines[0].1;
     let mut stoa = Vec::new();
     for (name, texts) in &sets {
         let tokens: usize = texts.iter().map(|t| embedder.count_tokens(t)).sum();

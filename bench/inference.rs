@@ -4,7 +4,8 @@
 //! loop as llama.cpp's own `llama-bench` does it), on the same GGUF with 2 threads:
 //! prompt processing of ~512 tokens and generation of 128 tokens; then four chats at once
 //! against one. `cargo bench --bench inference` runs Stoa's side; with `-- raw`, the bare
-//! loop (a separate process: llama.cpp's backend initialises once per process).
+//! loop (a separate process: llama.cpp's backend initialises once per process). Last, the
+//! prompt cache: time to first token of a conversation's 10th turn with it and without.
 //! `make bench-inference` runs both and writes bench/results/inference.md.
 
 use std::{
@@ -35,11 +36,29 @@ struct Run {
 }
 
 async fn generate(model: &LocalModel, id: &str, text: &str, max_tokens: u32) -> Run {
+    generate_turn(
+        model,
+        id,
+        &[PromptMessage::text(Role::User, text)],
+        max_tokens,
+        &mut String::new(),
+    )
+    .await
+}
+
+/// One answer to `messages`; its text goes to `answer`.
+async fn generate_turn(
+    model: &LocalModel,
+    id: &str,
+    messages: &[PromptMessage],
+    max_tokens: u32,
+    answer: &mut String,
+) -> Run {
     let started = Instant::now();
     let mut stream = model
         .stream(GenerationRequest {
             model: id.to_owned(),
-            messages: vec![PromptMessage::text(Role::User, text)],
+            messages: messages.to_vec(),
             temperature: 0.0,
             max_tokens,
             options: Default::default(),
@@ -55,8 +74,9 @@ async fn generate(model: &LocalModel, id: &str, text: &str, max_tokens: u32) -> 
     };
     while let Some(event) = stream.next().await {
         match event.expect("no error") {
-            TokenEvent::Token(_) => {
+            TokenEvent::Token(piece) => {
                 first.get_or_insert_with(|| started.elapsed());
+                answer.push_str(&piece);
             }
             TokenEvent::Done {
                 prompt_tokens,
@@ -174,6 +194,8 @@ async fn main() {
             seed: 42,
             // As llama-bench: no repetition penalty in the way.
             repeat_penalty: 1.0,
+            // Every prompt evaluated in full (the prompt cache is measured on its own below).
+            prompt_cache: false,
         })
         .expect("the default model is fetched (make models)"),
     );
@@ -226,5 +248,71 @@ async fn main() {
     println!(
         "| four chats at once, aggregate | 4 × 64 | {four:.1} ({:.2}× one chat) |",
         four / one
+    );
+    drop(model);
+    prompt_cache(&path).await;
+}
+
+/// Time to first token of a conversation's 10th turn, with the prompt cache (the 9th turn
+/// answered just before, as in a conversation) and without it.
+async fn prompt_cache(path: &std::path::Path) {
+    let load = |prompt_cache| {
+        LocalModel::load(&LocalModelConfig {
+            path: path.to_path_buf(),
+            context_size: 4096,
+            batch_size: 512,
+            threads: THREADS,
+            queue_capacity: 8,
+            seed: 42,
+            repeat_penalty: 1.1,
+            prompt_cache,
+        })
+        .expect("the model loads")
+    };
+    let (with, without) = (load(true), load(false));
+    let id = with.models()[0].id.clone();
+    let questions = [
+        "Tell me about the history of bread.",
+        "Which grains are used most?",
+        "How does sourdough work?",
+        "What equipment do I need at home?",
+        "Give me a simple recipe.",
+        "How long should it rise?",
+        "Why did my loaf come out dense?",
+        "How do I store bread so it stays fresh?",
+        "Can I freeze the dough?",
+        "Summarise the most important tips.",
+    ];
+    // The conversation: nine turns answered (64 tokens each), then the 10th question.
+    let mut history = vec![PromptMessage::text(Role::System, "You are a helpful baker.")];
+    for question in &questions[..9] {
+        history.push(PromptMessage::text(Role::User, *question));
+        let mut answer = String::new();
+        generate_turn(&without, &id, &history, 64, &mut answer).await;
+        history.push(PromptMessage::text(Role::Assistant, answer));
+    }
+    let ninth = history[..history.len() - 1].to_vec();
+    history.push(PromptMessage::text(Role::User, questions[9]));
+    let (mut cached, mut fresh, mut prompt_tokens) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..RUNS {
+        generate_turn(&with, &id, &ninth, 64, &mut String::new()).await;
+        let r = generate_turn(&with, &id, &history, 1, &mut String::new()).await;
+        cached.push(r.first_token.as_secs_f64() * 1000.0);
+        let r = generate_turn(&without, &id, &history, 1, &mut String::new()).await;
+        fresh.push(r.first_token.as_secs_f64() * 1000.0);
+        prompt_tokens = r.prompt_tokens;
+    }
+    let (cached, fresh) = (median(cached), median(fresh));
+    println!();
+    println!(
+        "Prompt cache: time to first token of the 10th turn ({prompt_tokens} prompt tokens), median of {RUNS}"
+    );
+    println!();
+    println!("| prompt cache | ms |");
+    println!("| --- | ---: |");
+    println!("| off (whole history evaluated) | {fresh:.1} |");
+    println!(
+        "| on (the 9th turn answered just before) | {cached:.1} ({:.1}× faster) |",
+        fresh / cached
     );
 }

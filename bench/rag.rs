@@ -333,15 +333,15 @@ async fn retrieval(
 async fn main() {
     let settings = Settings::load().unwrap_or_default();
     let dir = settings.embedding_model_dir();
-    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(&dir).expect("make models"));
     let scratch = std::env::temp_dir().join(format!("stoa-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
+    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(&dir, &scratch).expect("make models"));
 
     let (chunks, secs) = ingestion(Arc::clone(&embedder), &scratch).await;
     let mut report = String::from("# Documents benchmark\n\n");
     let (cores, cpu) = machine::machine();
     report.push_str(&format!(
-        "Machine: {cpu}, {cores} cores. Release build. Embedding model: all-MiniLM-L6-v2 (candle, CPU).\n\n"
+        "Machine: {cpu}, {cores} cores. Release build. Embedding model: all-MiniLM-L6-v2 (llama.cpp, CPU).\n\n"
     ));
     report.push_str("## Ingestion (real pipeline, evaluation documents x6)\n\n| chunks | seconds | chunks/s |\n|---:|---:|---:|\n");
     report.push_str(&format!(

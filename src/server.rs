@@ -12,7 +12,7 @@ pub mod chat;
 pub mod clock;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
 pub mod config;
-/// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (candle) is one.
+/// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (on llama.cpp) is one.
 pub mod embed;
 /// HTTP edge: the OpenAI-compatible `/v1` API; mapping server-function errors to statuses.
 pub mod http;

@@ -225,6 +225,9 @@ pub struct LocalModelSettings {
     pub seed: u32,
     /// Penalty on tokens repeated within the last 64 (1.0 = off). Small models loop without it.
     pub repeat_penalty: f32,
+    /// Keep the last answer's context: a follow-up whose prompt starts with the previous
+    /// conversation only evaluates what is new.
+    pub prompt_cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -568,6 +571,7 @@ impl Default for LocalModelSettings {
             queue_capacity: 8,
             seed: 42,
             repeat_penalty: 1.1,
+            prompt_cache: true,
         }
     }
 }

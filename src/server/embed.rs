@@ -1,10 +1,9 @@
 //! Text embeddings: the [`Embedder`] trait, and the embedded all-MiniLM-L6-v2 model
-//! ([`local::LocalEmbedder`], candle BERT on the CPU), or any OpenAI-compatible
+//! ([`local::LocalEmbedder`], BERT on llama.cpp's CPU kernels), or any OpenAI-compatible
 //! `/embeddings` endpoint ([`remote::RemoteEmbedder`]). Used by `/v1/embeddings` and, with
 //! documents, by ingestion and retrieval.
 
 pub mod gguf;
-pub mod llama;
 pub mod local;
 pub mod remote;
 

@@ -161,9 +161,9 @@ pub async fn eval_rag(
     use crate::server::rag::eval;
     let settings = Settings::load()?;
     super::tls::install();
-    let dir = settings.embedding_model_dir();
+    let (dir, spare) = (settings.embedding_model_dir(), settings.server.data_dir.clone());
     let embedder: Arc<dyn Embedder> =
-        Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??);
+        Arc::new(tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir, &spare)).await??);
     let paths = eval::Paths::default_for(std::path::Path::new("."));
     let indexed = eval::index(&paths, Arc::clone(&embedder), &settings.rag).await?;
     let background = Background::default();
@@ -417,6 +417,7 @@ async fn models(
             queue_capacity: settings.local_model.queue_capacity,
             seed: settings.local_model.seed,
             repeat_penalty: settings.local_model.repeat_penalty,
+            prompt_cache: settings.local_model.prompt_cache,
         };
         let model = Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
         local = Some(Arc::clone(&model));
@@ -475,9 +476,9 @@ async fn embedder(settings: &Settings) -> Result<Option<Arc<dyn Embedder>>, Star
             ))
         }
         (None, true) => {
-            let dir = settings.embedding_model_dir();
+            let (dir, spare) = (settings.embedding_model_dir(), settings.server.data_dir.clone());
             Some(Arc::new(
-                tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir)).await??,
+                tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir, &spare)).await??,
             ))
         }
     })

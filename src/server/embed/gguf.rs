@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use candle_core::{DType, Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
 
 /// How the matrices are stored (vectors, biases and norms stay F32: llama.cpp's CPU
 /// kernels add and multiply those only in F32).
@@ -28,10 +28,11 @@ impl Precision {
         }
     }
 
+    /// The file's name: the writer's version in it, so a fixed writer makes a new file.
     fn file_name(self) -> &'static str {
         match self {
-            Precision::F32 => "model.f32.gguf",
-            Precision::F16 => "model.f16.gguf",
+            Precision::F32 => "stoa-embedding-v1.f32.gguf",
+            Precision::F16 => "stoa-embedding-v1.f16.gguf",
         }
     }
 }
@@ -71,25 +72,48 @@ enum Value {
     I32s(Vec<i32>),
 }
 
-/// The GGUF for `dir` at `precision`, made first when it is not there yet.
-pub fn ensure(dir: &Path, precision: Precision) -> Result<PathBuf, String> {
-    let target = dir.join(precision.file_name());
+/// The GGUF for `dir` at `precision`, made first when it is not there yet (or older than
+/// the weights): next to the weights, or in `spare` when `dir` cannot be written.
+pub fn ensure(dir: &Path, precision: Precision, spare: &Path) -> Result<PathBuf, String> {
     let source = dir.join("model.safetensors");
     let fresh = |t: &Path| {
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let modified = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+        };
         matches!((modified(t), modified(&source)), (Some(t), Some(s)) if t >= s)
     };
-    if fresh(&target) {
-        return Ok(target);
+    let beside = dir.join(precision.file_name());
+    let name = dir
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let elsewhere = spare.join(format!("{name}.{}", precision.file_name()));
+    if let Some(found) = [&beside, &elsewhere].into_iter().find(|t| fresh(t)) {
+        return Ok(found.clone());
     }
-    let temporary = dir.join(format!("{}.partial-{}", precision.file_name(), std::process::id()));
-    let written = write(dir, precision, &temporary);
-    if let Err(e) = written {
+    match make(dir, precision, &beside) {
+        Ok(()) => Ok(beside),
+        Err(first) => {
+            tracing::info!(error = %first, spare = %spare.display(), "the embedding GGUF goes to the data directory");
+            std::fs::create_dir_all(spare).map_err(|e| format!("{}: {e}", spare.display()))?;
+            make(dir, precision, &elsewhere).map(|()| elsewhere)
+        }
+    }
+}
+
+/// Writes the GGUF to a temporary name beside `target`, then renames it into place.
+fn make(dir: &Path, precision: Precision, target: &Path) -> Result<(), String> {
+    let mut temporary = target.as_os_str().to_owned();
+    temporary.push(format!(".partial-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = write(dir, precision, &temporary)
+        .and_then(|()| std::fs::rename(&temporary, target).map_err(|e| format!("{}: {e}", target.display())));
+    if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
-        return Err(e);
     }
-    std::fs::rename(&temporary, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-    Ok(target)
+    written
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
@@ -99,7 +123,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
 
 /// The vocabulary as llama.cpp's WordPiece expects it (a word-start piece marked with
 /// "▁", a continuation without its "##"), and each token's type (3: control).
-fn vocabulary(dir: &Path, size: usize) -> Result<(Vec<String>, Vec<i32>, HashMap<String, u32>), String> {
+struct Vocabulary {
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    ids: HashMap<String, u32>,
+}
+
+fn vocabulary(dir: &Path, size: usize) -> Result<Vocabulary, String> {
     let tokenizer: serde_json::Value = read_json(&dir.join("tokenizer.json"))?;
     let vocab = tokenizer["model"]["vocab"]
         .as_object()
@@ -129,7 +159,7 @@ fn vocabulary(dir: &Path, size: usize) -> Result<(Vec<String>, Vec<i32>, HashMap
             };
         }
     }
-    Ok((tokens, types, ids))
+    Ok(Vocabulary { tokens, types, ids })
 }
 
 /// llama.cpp's names for the sentence-transformers BERT tensors (the pooler is not used).
@@ -156,7 +186,10 @@ fn tensor_names(layers: usize) -> Vec<(String, String)> {
             ("output.LayerNorm", "layer_output_norm"),
         ] {
             for part in ["weight", "bias"] {
-                names.push((format!("encoder.layer.{n}.{hf}.{part}"), format!("blk.{n}.{gguf}.{part}")));
+                names.push((
+                    format!("encoder.layer.{n}.{hf}.{part}"),
+                    format!("blk.{n}.{gguf}.{part}"),
+                ));
             }
         }
     }
@@ -165,26 +198,51 @@ fn tensor_names(layers: usize) -> Vec<(String, String)> {
 
 fn write(dir: &Path, precision: Precision, out: &Path) -> Result<(), String> {
     let config: BertConfig = read_json(&dir.join("config.json"))?;
-    let (tokens, types, ids) = vocabulary(dir, config.vocab_size)?;
-    let id = |t: &str| ids.get(t).copied().ok_or_else(|| format!("the vocabulary has no {t}"));
+    let Vocabulary { tokens, types, ids } = vocabulary(dir, config.vocab_size)?;
+    let id = |t: &str| {
+        ids.get(t)
+            .copied()
+            .ok_or_else(|| format!("the vocabulary has no {t}"))
+    };
     let weights_path = dir.join("model.safetensors");
-    let weights = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-        .map_err(|e| format!("{}: {e}", weights_path.display()))?;
+    let file = std::fs::read(&weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
+    let weights = SafeTensors::deserialize(&file).map_err(|e| format!("{}: {e}", weights_path.display()))?;
     let mut metadata: Vec<(&str, Value)> = vec![
         ("general.architecture", Value::Str("bert".into())),
-        ("general.name", Value::Str(dir.file_name().map_or("bert".into(), |n| n.to_string_lossy().into_owned()))),
+        (
+            "general.name",
+            Value::Str(
+                dir.file_name()
+                    .map_or("bert".into(), |n| n.to_string_lossy().into_owned()),
+            ),
+        ),
         ("general.alignment", Value::U32(ALIGNMENT as u32)),
         ("general.file_type", Value::U32(precision.ggml_type())),
-        ("bert.context_length", Value::U32(config.max_position_embeddings as u32)),
+        (
+            "bert.context_length",
+            Value::U32(config.max_position_embeddings as u32),
+        ),
         ("bert.embedding_length", Value::U32(config.hidden_size as u32)),
-        ("bert.feed_forward_length", Value::U32(config.intermediate_size as u32)),
+        (
+            "bert.feed_forward_length",
+            Value::U32(config.intermediate_size as u32),
+        ),
         ("bert.block_count", Value::U32(config.num_hidden_layers as u32)),
-        ("bert.attention.head_count", Value::U32(config.num_attention_heads as u32)),
-        ("bert.attention.layer_norm_epsilon", Value::F32(config.layer_norm_eps as f32)),
+        (
+            "bert.attention.head_count",
+            Value::U32(config.num_attention_heads as u32),
+        ),
+        (
+            "bert.attention.layer_norm_epsilon",
+            Value::F32(config.layer_norm_eps as f32),
+        ),
         ("bert.attention.causal", Value::Bool(false)),
         ("bert.pooling_type", Value::U32(1)), // mean
         ("tokenizer.ggml.model", Value::Str("bert".into())),
-        ("tokenizer.ggml.token_type_count", Value::U32(config.type_vocab_size as u32)),
+        (
+            "tokenizer.ggml.token_type_count",
+            Value::U32(config.type_vocab_size as u32),
+        ),
         ("tokenizer.ggml.unknown_token_id", Value::U32(id("[UNK]")?)),
         ("tokenizer.ggml.seperator_token_id", Value::U32(id("[SEP]")?)),
         ("tokenizer.ggml.padding_token_id", Value::U32(id("[PAD]")?)),
@@ -198,25 +256,19 @@ fn write(dir: &Path, precision: Precision, out: &Path) -> Result<(), String> {
     // over the same row-major bytes), its type and its bytes.
     let mut tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)> = Vec::new();
     for (hf, gguf) in tensor_names(config.num_hidden_layers) {
-        let tensor: &Tensor = weights.get(&hf).ok_or_else(|| format!("model.safetensors has no {hf}"))?;
-        let dims: Vec<u64> = tensor.dims().iter().rev().map(|&d| d as u64).collect();
+        let tensor = weights
+            .tensor(&hf)
+            .map_err(|_| format!("model.safetensors has no {hf}"))?;
+        let dims: Vec<u64> = tensor.shape().iter().rev().map(|&d| d as u64).collect();
         let matrix = dims.len() == 2 && gguf != "token_types.weight";
         let as_f16 = matrix && precision == Precision::F16;
-        let flat = tensor.flatten_all().map_err(|e| e.to_string())?;
+        let values = floats(tensor.dtype(), tensor.data()).map_err(|e| format!("{hf}: {e}"))?;
         let bytes: Vec<u8> = if as_f16 {
-            flat.to_dtype(DType::F16)
-                .and_then(|t| t.to_vec1::<half::f16>())
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .flat_map(|v| v.to_le_bytes())
+            values
+                .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
                 .collect()
         } else {
-            flat.to_dtype(DType::F32)
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .flat_map(f32::to_le_bytes)
-                .collect()
+            values.flat_map(f32::to_le_bytes).collect()
         };
         let ty = if as_f16 { Precision::F16 } else { Precision::F32 }.ggml_type();
         tensors.push((gguf, dims, ty, bytes));
@@ -282,9 +334,36 @@ fn write(dir: &Path, precision: Precision, out: &Path) -> Result<(), String> {
     w.write_all(&header).map_err(io)?;
     for (_, _, _, bytes) in &tensors {
         w.write_all(bytes).map_err(io)?;
-        w.write_all(&vec![0; padded(bytes.len()) - bytes.len()]).map_err(io)?;
+        w.write_all(&vec![0; padded(bytes.len()) - bytes.len()])
+            .map_err(io)?;
     }
-    w.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)
+    w.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)
+}
+
+/// A tensor's little-endian values as `f32`.
+fn floats(dtype: Dtype, data: &[u8]) -> Result<Box<dyn Iterator<Item = f32> + '_>, String> {
+    Ok(match dtype {
+        Dtype::F32 => Box::new(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        Dtype::F16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        Dtype::BF16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        other => {
+            return Err(format!(
+                "weights of type {other:?} are not supported (F32, F16 or BF16)"
+            ));
+        }
+    })
 }
 
 fn padded(n: usize) -> usize {

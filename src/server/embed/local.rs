@@ -1,32 +1,54 @@
-//! all-MiniLM-L6-v2 in-process: candle's BERT on the CPU, the model's own WordPiece
-//! tokenizer, mean pooling over real tokens and L2 normalisation (as sentence-transformers
-//! does). Inputs are sorted by length and batched so padding stays small.
+//! all-MiniLM-L6-v2 (or another sentence-transformers BERT directory) in-process on
+//! llama.cpp's BERT: the model's own WordPiece tokenizer (the token ids
+//! sentence-transformers uses), the weights as a GGUF made once from the safetensors
+//! ([`super::gguf`]), many inputs encoded in one llama.cpp batch (one sequence each, no
+//! padding), mean pooling in llama.cpp's graph and L2 normalisation here.
+//!
+//! One thread owns the llama.cpp context and takes jobs over a channel; the smallest
+//! waiting job goes first, so a question's embedding is not queued behind a document's.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::VecDeque,
+    num::NonZeroU32,
+    path::Path,
+    sync::{Arc, mpsc},
+};
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use llama_cpp_2::{
+    context::{LlamaContext, params::LlamaContextParams, params::LlamaPoolingType},
+    llama_batch::LlamaBatch,
+    model::{LlamaModel, params::LlamaModelParams},
+    token::LlamaToken,
+};
 use tokenizers::Tokenizer;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
-use super::{EmbedError, Embedded, Embedder};
+use super::{EmbedError, Embedded, Embedder, gguf};
 
 /// Directory name of the default model in the model directory.
 pub const DEFAULT_EMBEDDING_MODEL_DIR: &str = "all-MiniLM-L6-v2";
 /// sentence-transformers' `max_seq_length` for this model: longer text was never trained.
 const MAX_TOKENS: usize = 256;
-/// Inputs per forward pass.
-const BATCH: usize = 32;
+/// Tokens per llama.cpp batch (every input is one sequence in it). llama.cpp attends over
+/// the whole batch with the other sequences masked out, so that part grows with its
+/// square; 256–2,048 measured the same on 200-token passages (bench/README.md).
+const BATCH_TOKENS: usize = 512;
+/// Sequences per batch at most (short queries).
+const BATCH_SEQUENCES: usize = 64;
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, String>>;
+
+struct Job {
+    rows: Vec<Vec<u32>>,
+    reply: Reply,
+}
 
 pub struct LocalEmbedder {
     name: String,
-    model: Arc<BertModel>,
     tokenizer: Arc<Tokenizer>,
     dimensions: usize,
-    /// One batch at a time: the CPU is the limit, and candle already uses every core.
-    running: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 fn unavailable(path: &Path, e: impl std::fmt::Display) -> EmbedError {
@@ -34,9 +56,23 @@ fn unavailable(path: &Path, e: impl std::fmt::Display) -> EmbedError {
 }
 
 impl LocalEmbedder {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
-    /// Blocking: call it from `spawn_blocking` in async code.
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+    /// Loads the model in `dir` (`config.json`, `tokenizer.json`, `model.safetensors`) with
+    /// its matrices in F16 on every core: as close to the F32 vectors as the test demands
+    /// (cosine ≥ 0.999) and faster with AVX-512 (bench/README.md). The GGUF is written
+    /// beside the weights the first time, or in `spare` (the data directory) when `dir`
+    /// cannot be written. Blocking.
+    pub fn load(dir: &Path, spare: &Path) -> Result<Self, EmbedError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::load_with(dir, spare, gguf::Precision::F16, threads)
+    }
+
+    /// [`Self::load`] at a chosen precision and thread count (the benchmark compares them).
+    pub fn load_with(
+        dir: &Path,
+        spare: &Path,
+        precision: gguf::Precision,
+        threads: usize,
+    ) -> Result<Self, EmbedError> {
         if !dir.join("model.safetensors").is_file() {
             return Err(EmbedError::Unavailable(format!(
                 "no embedding model in {}: run `make models` to fetch the default one, or set \
@@ -44,35 +80,64 @@ impl LocalEmbedder {
                 dir.display()
             )));
         }
-        let config_path = dir.join("config.json");
-        let config: Config =
-            serde_json::from_slice(&std::fs::read(&config_path).map_err(|e| unavailable(&config_path, e))?)
-                .map_err(|e| unavailable(&config_path, e))?;
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| unavailable(&tokenizer_path, e))?;
-        // The file pads and truncates to 128 tokens; lengths are checked and padding is
-        // done here instead, so nothing is cut silently.
+        // The file pads and truncates to 128 tokens; lengths are checked here instead, so
+        // nothing is cut silently, and llama.cpp needs no padding.
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
             .map_err(|e| unavailable(&tokenizer_path, e))?;
-        let weights_path = dir.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(|e| unavailable(&weights_path, e))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| unavailable(&weights_path, e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| unavailable(&weights_path, e))?;
+        let path = gguf::ensure(dir, precision, spare).map_err(|e| unavailable(dir, e))?;
+        let (jobs, receiver) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("stoa-embedder".into())
+            .spawn(move || {
+                let backend = crate::server::llm::local::backend();
+                let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+                    Ok(model) => model,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{}: {e}", path.display())));
+                        return;
+                    }
+                };
+                let threads = threads.max(1) as i32;
+                let params = LlamaContextParams::default()
+                    .with_n_ctx(NonZeroU32::new(BATCH_TOKENS as u32))
+                    .with_n_batch(BATCH_TOKENS as u32)
+                    .with_n_ubatch(BATCH_TOKENS as u32)
+                    .with_n_seq_max(BATCH_SEQUENCES as u32)
+                    .with_embeddings(true)
+                    .with_pooling_type(LlamaPoolingType::Mean)
+                    .with_n_threads(threads)
+                    .with_n_threads_batch(threads);
+                match model.new_context(backend, params) {
+                    Ok(mut ctx) => {
+                        let _ = ready_tx.send(Ok(model.n_embd() as usize));
+                        serve(&mut ctx, &receiver);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
+        let dimensions = ready_rx
+            .recv()
+            .map_err(|e| EmbedError::Unavailable(e.to_string()))?
+            .map_err(EmbedError::Unavailable)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL_DIR.into());
-        tracing::info!(model = %name, dimensions = config.hidden_size, "embedding model loaded");
+        tracing::info!(model = %name, dimensions, ?precision, "embedding model loaded (llama.cpp)");
         Ok(Self {
             name,
-            model: Arc::new(model),
             tokenizer: Arc::new(tokenizer),
-            dimensions: config.hidden_size,
-            running: Arc::new(Semaphore::new(1)),
+            dimensions,
+            jobs,
         })
     }
 
@@ -85,11 +150,12 @@ impl LocalEmbedder {
                 if text.trim().is_empty() {
                     return Err(EmbedError::Empty { index });
                 }
-                let encoding = self
+                let ids = self
                     .tokenizer
-                    .encode(text.as_str(), true)
-                    .map_err(|e| EmbedError::Backend(e.to_string()))?;
-                let ids = encoding.get_ids().to_vec();
+                    .encode_fast(text.as_str(), true)
+                    .map_err(|e| EmbedError::Backend(e.to_string()))?
+                    .get_ids()
+                    .to_vec();
                 if ids.len() > MAX_TOKENS {
                     return Err(EmbedError::TooLong {
                         index,
@@ -103,30 +169,70 @@ impl LocalEmbedder {
     }
 }
 
-/// One forward pass over same-sized rows: mean of the real tokens' states, unit length.
-fn embed_batch(model: &BertModel, rows: &[&Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-    let width = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(rows.len() * width);
-    let mut mask = Vec::with_capacity(rows.len() * width);
-    for row in rows {
-        ids.extend(
-            row.iter()
-                .copied()
-                .chain(std::iter::repeat_n(0, width - row.len())),
-        );
-        mask.extend(std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, width - row.len())));
+/// Serves jobs until every sender is gone: the smallest waiting job first; a job whose
+/// caller went away (a cancelled document) is dropped between batches.
+fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
+    let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match receiver.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => return,
+            }
+        }
+        waiting.extend(receiver.try_iter());
+        let size = |job: &Job| job.rows.iter().map(Vec::len).sum::<usize>();
+        let Some(next) = (0..waiting.len()).min_by_key(|&i| size(&waiting[i])) else {
+            continue;
+        };
+        let Some(job) = waiting.remove(next) else {
+            continue;
+        };
+        let outcome = encode(ctx, &mut batch, &job);
+        if let Some(vectors) = outcome.transpose() {
+            let _ = job.reply.send(vectors);
+        }
     }
-    let shape = (rows.len(), width);
-    let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
-    let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
-    let types = ids.zeros_like()?;
-    let states = model.forward(&ids, &types, Some(&mask))?; // (rows, width, hidden)
-    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
-    let summed = states.broadcast_mul(&mask)?.sum(1)?; // (rows, hidden)
-    let counts = mask.sum(1)?; // (rows, 1)
-    let mean = summed.broadcast_div(&counts)?;
-    let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-    mean.broadcast_div(&norms)?.to_vec2::<f32>()
+}
+
+/// The job's vectors, as many inputs per llama.cpp batch as fit; `None` when the caller
+/// stopped waiting.
+fn encode(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    job: &Job,
+) -> Result<Option<Vec<Vec<f32>>>, String> {
+    let rows = &job.rows;
+    let mut vectors = Vec::with_capacity(rows.len());
+    let mut start = 0;
+    while start < rows.len() {
+        if job.reply.is_closed() {
+            return Ok(None);
+        }
+        let mut end = start;
+        let mut tokens = 0;
+        while end < rows.len() && end - start < BATCH_SEQUENCES && tokens + rows[end].len() <= BATCH_TOKENS {
+            tokens += rows[end].len();
+            end += 1;
+        }
+        batch.clear();
+        for (seq, row) in rows[start..end].iter().enumerate() {
+            for (pos, &id) in row.iter().enumerate() {
+                batch
+                    .add(LlamaToken::new(id as i32), pos as i32, &[seq as i32], true)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        ctx.encode(batch).map_err(|e| e.to_string())?;
+        for seq in 0..(end - start) as i32 {
+            let v = ctx.embeddings_seq_ith(seq).map_err(|e| e.to_string())?;
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            vectors.push(v.iter().map(|x| x / norm).collect());
+        }
+        start = end;
+    }
+    Ok(Some(vectors))
 }
 
 #[async_trait]
@@ -152,30 +258,120 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {
-        let tokenized = self.tokenize(&texts)?;
-        let tokens = tokenized.iter().map(Vec::len).sum::<usize>() as u32;
-        let _turn = self
-            .running
-            .acquire()
+        let rows = self.tokenize(&texts)?;
+        let tokens = rows.iter().map(Vec::len).sum::<usize>() as u32;
+        let (reply, answer) = oneshot::channel();
+        let stopped = || EmbedError::Unavailable("the embedder has stopped".into());
+        self.jobs.send(Job { rows, reply }).map_err(|_| stopped())?;
+        let vectors = answer
             .await
-            .map_err(|_| EmbedError::Unavailable("the embedder is shutting down".into()))?;
-        let model = Arc::clone(&self.model);
-        let vectors = tokio::task::spawn_blocking(move || {
-            // Shortest first, so each batch pads to a similar length.
-            let mut order: Vec<usize> = (0..tokenized.len()).collect();
-            order.sort_by_key(|&i| tokenized[i].len());
-            let mut vectors = vec![Vec::new(); tokenized.len()];
-            for chunk in order.chunks(BATCH) {
-                let rows: Vec<&Vec<u32>> = chunk.iter().map(|&i| &tokenized[i]).collect();
-                for (&i, v) in chunk.iter().zip(embed_batch(&model, &rows)?) {
-                    vectors[i] = v;
-                }
-            }
-            Ok::<_, candle_core::Error>(vectors)
-        })
-        .await
-        .map_err(|e| EmbedError::Backend(e.to_string()))?
-        .map_err(|e| EmbedError::Backend(e.to_string()))?;
+            .map_err(|_| stopped())?
+            .map_err(EmbedError::Backend)?;
         Ok(Embedded { vectors, tokens })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectors equal sentence-transformers' for the same texts (reference made once by
+    /// `fixtures/make-minilm-reference.py`), and a batch gives each text the vector it gets
+    /// alone.
+    #[tokio::test]
+    async fn vectors_match_sentence_transformers() {
+        #[derive(serde::Deserialize)]
+        struct Reference {
+            texts: Vec<String>,
+            vectors: Vec<Vec<f32>>,
+        }
+        let reference: Reference =
+            serde_json::from_str(include_str!("../tests/fixtures/minilm-reference.json")).unwrap();
+        let settings = crate::server::config::Settings::load().unwrap_or_default();
+        let spare = tempfile::tempdir().unwrap();
+        let embedder = LocalEmbedder::load(&settings.embedding_model_dir(), spare.path()).unwrap();
+        let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let together = embedder.embed(reference.texts.clone()).await.unwrap();
+        assert_eq!(together.vectors.len(), reference.texts.len());
+        for (i, (text, expected)) in reference.texts.iter().zip(&reference.vectors).enumerate() {
+            let alone = embedder
+                .embed(vec![text.clone()])
+                .await
+                .unwrap()
+                .vectors
+                .remove(0);
+            assert_eq!(alone.len(), 384);
+            let (c_alone, c_together) = (cosine(&alone, expected), cosine(&together.vectors[i], expected));
+            assert!(c_alone >= 0.999, "text {i}: cosine {c_alone} alone");
+            assert!(c_together >= 0.999, "text {i}: cosine {c_together} in a batch");
+            let norm = alone.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+        }
+        // Limits are checked before any work.
+        assert_eq!(
+            embedder.embed(vec!["ok".into(), "  ".into()]).await,
+            Err(EmbedError::Empty { index: 1 })
+        );
+        let long = "word ".repeat(400);
+        assert!(matches!(
+            embedder.embed(vec![long]).await,
+            Err(EmbedError::TooLong {
+                index: 0,
+                limit: 256,
+                ..
+            })
+        ));
+    }
+
+    /// A model directory where the GGUF cannot be written (its name taken by a directory,
+    /// which stops root too): it goes to the spare directory, once. Damaged weights give an
+    /// error and leave no partial file.
+    #[test]
+    fn gguf_goes_to_the_spare_directory_and_damaged_weights_fail_cleanly() {
+        let settings = crate::server::config::Settings::load().unwrap_or_default();
+        let source = settings.embedding_model_dir();
+        let copy = tempfile::tempdir().unwrap();
+        let dir = copy.path().join("minilm");
+        std::fs::create_dir(&dir).unwrap();
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            std::fs::copy(source.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::create_dir(dir.join("stoa-embedding-v1.f32.gguf")).unwrap();
+        let spare = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.join("stoa-embedding-v1.f16.gguf")).unwrap();
+        let made = gguf::ensure(&dir, gguf::Precision::F32, spare.path()).unwrap();
+        assert!(made.starts_with(spare.path()), "{}", made.display());
+        assert_eq!(std::fs::read(&made).unwrap()[..4], *b"GGUF");
+        assert_eq!(
+            gguf::ensure(&dir, gguf::Precision::F32, spare.path()).unwrap(),
+            made
+        );
+
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let damaged = copy.path().join("damaged");
+        std::fs::create_dir(&damaged).unwrap();
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(source.join(f), damaged.join(f)).unwrap();
+        }
+        for bytes in [
+            &weights[..weights.len() / 2],
+            &b"\xff\xff\xff\xff\xff\xff\xff\x7f{"[..],
+            &[][..],
+        ] {
+            std::fs::write(damaged.join("model.safetensors"), bytes).unwrap();
+            let error = gguf::ensure(&damaged, gguf::Precision::F32, spare.path()).unwrap_err();
+            assert!(error.contains("model.safetensors"), "{error}");
+            let left: Vec<_> = std::fs::read_dir(&damaged)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(left.len(), 3, "no GGUF or partial file left: {left:?}");
+            assert_eq!(
+                std::fs::read_dir(spare.path()).unwrap().count(),
+                1,
+                "only the good model's GGUF"
+            );
+        }
     }
 }

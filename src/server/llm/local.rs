@@ -10,7 +10,10 @@ mod worker;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use async_trait::async_trait;
@@ -60,6 +63,8 @@ pub struct LocalModelConfig {
     pub seed: u32,
     /// 1.0 disables the repetition penalty.
     pub repeat_penalty: f32,
+    /// Reuse the context of the previous request's common prefix.
+    pub prompt_cache: bool,
 }
 
 pub struct LocalModel {
@@ -71,6 +76,8 @@ pub struct LocalModel {
     permits: Arc<Semaphore>,
     spec: ModelSpec,
     slots: usize,
+    /// Prompt tokens the prompt cache spared evaluating, since loading.
+    reused: Arc<AtomicU64>,
 }
 
 impl LocalModel {
@@ -112,15 +119,18 @@ impl LocalModel {
             threads: config.threads.max(1) as i32,
             seed: config.seed,
             repeat_penalty: config.repeat_penalty,
+            prompt_cache: config.prompt_cache,
         };
         // One job runs and `queue_capacity` wait; the semaphore makes the channel never block.
         let slots = config.queue_capacity + 1;
         let (jobs, receiver) = mpsc::channel(slots);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let worker_model = Arc::clone(&model);
+        let reused = Arc::new(AtomicU64::new(0));
+        let worker_reused = Arc::clone(&reused);
         std::thread::Builder::new()
             .name("stoa-local-model".into())
-            .spawn(move || worker::run(worker_model, worker_config, receiver, ready_tx))
+            .spawn(move || worker::run(worker_model, worker_config, receiver, ready_tx, worker_reused))
             .map_err(|e| LlmError::Unavailable(format!("could not start the model thread: {e}")))?;
         ready_rx
             .recv()
@@ -139,7 +149,13 @@ impl LocalModel {
             permits: Arc::new(Semaphore::new(slots)),
             spec,
             slots,
+            reused,
         })
+    }
+
+    /// Prompt tokens the prompt cache spared evaluating since the model was loaded.
+    pub fn prompt_cache_tokens(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
     }
 
     /// Requests running or queued right now (a queue-depth gauge, and how tests see that a

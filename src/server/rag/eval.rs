@@ -333,7 +333,8 @@ fn corpus_files(corpus: &Path) -> Result<Vec<String>, String> {
 }
 
 /// What the cached index depends on: the files, the chunking and embedding, and the
-/// code that reads (HTML and text in `extract.rs`, PDFs in `extract/ocr.rs`) and splits them.
+/// code that reads (HTML and text in `extract.rs`, PDFs in `extract/ocr.rs`), splits and
+/// embeds them (the local embedder and the weights it runs).
 fn cache_key(files: &[String], settings: &RagSettings, model: &str) -> String {
     let mut h = Sha256::new();
     for f in files {
@@ -344,6 +345,8 @@ fn cache_key(files: &[String], settings: &RagSettings, model: &str) -> String {
     h.update(include_str!("extract.rs").as_bytes());
     h.update(include_str!("extract/ocr.rs").as_bytes());
     h.update(include_str!("chunk.rs").as_bytes());
+    h.update(include_str!("../embed/local.rs").as_bytes());
+    h.update(include_str!("../embed/gguf.rs").as_bytes());
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -135,6 +135,7 @@ pub fn model_config(queue_capacity: usize) -> LocalModelConfig {
         queue_capacity,
         seed: 42,
         repeat_penalty: 1.1,
+        prompt_cache: true,
     }
 }
 

@@ -1,8 +1,21 @@
 //! The thread that owns the llama.cpp context. A context is not `Send`, so one thread
 //! owns it and serves jobs in order; tokens leave over each job's own channel. When that
 //! channel's receiver is gone (Stop, closed tab, dropped stream), decoding stops at once.
+//!
+//! The prompt cache: the context keeps what the last job evaluated (its prompt and the
+//! tokens it generated); the next job evaluates only what follows the prefix the two share,
+//! so a follow-up in a conversation does not evaluate the whole history again. The same
+//! tokens evaluated in batches of other sizes round differently in llama.cpp's kernels, so
+//! a near tie between two tokens can go the other way with the cache than without it (as
+//! llama.cpp's own server documents for its `cache_prompt`).
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use llama_cpp_2::{
     context::{LlamaContext, params::LlamaContextParams},
@@ -48,6 +61,7 @@ pub(super) struct WorkerConfig {
     pub threads: i32,
     pub seed: u32,
     pub repeat_penalty: f32,
+    pub prompt_cache: bool,
 }
 
 /// Creates the context, reports readiness, then serves jobs until every sender is gone.
@@ -56,6 +70,7 @@ pub(super) fn run(
     config: WorkerConfig,
     mut jobs: mpsc::Receiver<Job>,
     ready: std::sync::mpsc::Sender<Result<(), LlmError>>,
+    reused: Arc<AtomicU64>,
 ) {
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(config.n_ctx))
@@ -74,10 +89,15 @@ pub(super) fn run(
     };
     let _ = ready.send(Ok(()));
     let mut batch = LlamaBatch::new(config.n_batch as usize, 1);
+    // The tokens whose keys and values the context holds, at positions 0.. in sequence 0.
+    let mut cached: Vec<LlamaToken> = Vec::new();
     while let Some(job) = jobs.blocking_recv() {
         let events = job.events.clone();
-        if let Err(e) = generate(&model, &mut ctx, &mut batch, &config, &job) {
+        if let Err(e) = generate(&model, &mut ctx, &mut batch, &config, &job, &mut cached, &reused) {
             tracing::warn!(error = %e, "local generation failed");
+            // What a failed evaluation left in the context is not known.
+            cached.clear();
+            ctx.clear_kv_cache();
             let _ = events.blocking_send(Err(e));
         }
     }
@@ -151,6 +171,39 @@ impl TextOut {
     }
 }
 
+/// Keeps the context's first tokens that `prompt` starts with (all but its last token,
+/// which must be evaluated for its logits) and drops the rest; returns how many are kept.
+fn reuse_prefix(
+    ctx: &mut LlamaContext<'_>,
+    cached: &mut Vec<LlamaToken>,
+    prompt: &[LlamaToken],
+    enabled: bool,
+) -> usize {
+    let shared = if enabled {
+        cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1))
+    } else {
+        0
+    };
+    // Models whose memory cannot drop a tail (recurrent ones) answer false: start afresh.
+    let kept = if shared > 0
+        && matches!(
+            ctx.clear_kv_cache_seq(Some(0), Some(shared as u32), None),
+            Ok(true)
+        ) {
+        shared
+    } else {
+        ctx.clear_kv_cache();
+        0
+    };
+    cached.truncate(kept);
+    kept
+}
+
 /// Runs one job. Returning early without an error means the receiver went away.
 fn generate(
     model: &LlamaModel,
@@ -158,12 +211,13 @@ fn generate(
     batch: &mut LlamaBatch,
     config: &WorkerConfig,
     job: &Job,
+    cached: &mut Vec<LlamaToken>,
+    reused: &AtomicU64,
 ) -> Result<(), LlmError> {
     if job.events.is_closed() {
         return Ok(());
     }
     let vocab = model.vocab();
-    ctx.clear_kv_cache();
     let n_ctx = ctx.n_ctx() as usize;
     let prompt_len = job.tokens.len();
     if prompt_len == 0 || prompt_len >= n_ctx {
@@ -172,9 +226,11 @@ fn generate(
         )));
     }
 
-    // Prompt evaluation, one batch at a time; logits only for the last prompt token.
-    let mut pos = 0usize;
-    for chunk in job.tokens.chunks(config.n_batch as usize) {
+    // Prompt evaluation of what the context does not hold yet, one batch at a time; logits
+    // only for the last prompt token.
+    let mut pos = reuse_prefix(ctx, cached, &job.tokens, config.prompt_cache);
+    reused.fetch_add(pos as u64, Ordering::Relaxed);
+    for chunk in job.tokens[pos..].chunks(config.n_batch as usize) {
         if job.events.is_closed() {
             return Ok(());
         }
@@ -187,6 +243,7 @@ fn generate(
         }
         ctx.decode(batch)
             .map_err(|e| backend_err("prompt evaluation", e))?;
+        cached.extend_from_slice(chunk);
     }
 
     let mut sampler = sampler(model, &job.sampling, config)?;
@@ -219,6 +276,7 @@ fn generate(
             .map_err(|e| backend_err("batch", e))?;
         pos += 1;
         ctx.decode(batch).map_err(|e| backend_err("decode", e))?;
+        cached.push(token);
         logits_index = 0;
     };
     let rest = text.stops.rest();
