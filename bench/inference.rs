@@ -196,6 +196,7 @@ async fn main() {
             repeat_penalty: 1.0,
             // Every prompt evaluated in full (the prompt cache is measured on its own below).
             prompt_cache: false,
+            parallel: 4,
         })
         .expect("the default model is fetched (make models)"),
     );
@@ -235,6 +236,40 @@ async fn main() {
         f64::from(runs.iter().map(|r| r.tokens).sum::<u32>()) / started.elapsed().as_secs_f64()
     };
 
+    // Time to first token of a question arriving while three long answers decode, against
+    // the same question on an idle model.
+    let question = "What is the capital of France? Answer in one sentence.";
+    let mut idle = Vec::new();
+    let mut loaded = Vec::new();
+    for _ in 0..RUNS {
+        idle.push(generate(&model, &id, question, 1).await.first_token.as_secs_f64() * 1000.0);
+        let mut drains = Vec::new();
+        for _ in 0..3 {
+            let mut stream = model
+                .stream(GenerationRequest {
+                    model: id.clone(),
+                    messages: vec![PromptMessage::text(Role::User, story)],
+                    temperature: 0.0,
+                    max_tokens: 512,
+                    options: Default::default(),
+                })
+                .await
+                .expect("the model starts");
+            stream.next().await; // decoding
+            drains.push(tokio::spawn(
+                async move { while stream.next().await.is_some() {} },
+            ));
+        }
+        loaded.push(generate(&model, &id, question, 1).await.first_token.as_secs_f64() * 1000.0);
+        for drain in drains {
+            drain.abort(); // the streams are dropped: their sequences are freed
+        }
+        while model.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let (idle, loaded) = (median(idle), median(loaded));
+
     println!(
         "Stoa (embedded llama.cpp through its provider path), {THREADS} threads, {}",
         path.display()
@@ -248,6 +283,16 @@ async fn main() {
     println!(
         "| four chats at once, aggregate | 4 × 64 | {four:.1} ({:.2}× one chat) |",
         four / one
+    );
+    println!();
+    println!("Time to first token of a short question (ms, median of {RUNS})");
+    println!();
+    println!("| model | ms |");
+    println!("| --- | ---: |");
+    println!("| idle | {idle:.1} |");
+    println!(
+        "| three answers decoding | {loaded:.1} ({:.2}× idle) |",
+        loaded / idle
     );
     drop(model);
     prompt_cache(&path).await;
@@ -266,6 +311,7 @@ async fn prompt_cache(path: &std::path::Path) {
             seed: 42,
             repeat_penalty: 1.1,
             prompt_cache,
+            parallel: 1,
         })
         .expect("the model loads")
     };

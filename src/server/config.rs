@@ -219,7 +219,7 @@ pub struct LocalModelSettings {
     pub threads: usize,
     /// Tokens evaluated per prompt batch.
     pub batch_size: u32,
-    /// Requests that may wait behind the running one; beyond that callers get "busy".
+    /// Requests that may wait behind the running ones; beyond that callers get "busy".
     pub queue_capacity: usize,
     /// Seed of the sampler, for reproducible answers at temperature > 0.
     pub seed: u32,
@@ -228,6 +228,9 @@ pub struct LocalModelSettings {
     /// Keep the last answer's context: a follow-up whose prompt starts with the previous
     /// conversation only evaluates what is new.
     pub prompt_cache: bool,
+    /// Answers decoded together (continuous batching); each gets the whole context window,
+    /// so the KV cache takes `parallel` times the memory of one.
+    pub parallel: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -572,6 +575,7 @@ impl Default for LocalModelSettings {
             seed: 42,
             repeat_penalty: 1.1,
             prompt_cache: true,
+            parallel: 4,
         }
     }
 }

@@ -418,6 +418,7 @@ async fn models(
             seed: settings.local_model.seed,
             repeat_penalty: settings.local_model.repeat_penalty,
             prompt_cache: settings.local_model.prompt_cache,
+            parallel: settings.local_model.parallel,
         };
         let model = Arc::new(tokio::task::spawn_blocking(move || LocalModel::load(&model_config)).await??);
         local = Some(Arc::clone(&model));

@@ -65,6 +65,8 @@ pub struct LocalModelConfig {
     pub repeat_penalty: f32,
     /// Reuse the context of the previous request's common prefix.
     pub prompt_cache: bool,
+    /// Answers decoded together in one batch (each with the whole context window).
+    pub parallel: usize,
 }
 
 pub struct LocalModel {
@@ -120,9 +122,15 @@ impl LocalModel {
             seed: config.seed,
             repeat_penalty: config.repeat_penalty,
             prompt_cache: config.prompt_cache,
+            // Every answer decoding puts a token in each batch: they must fit in one.
+            parallel: config
+                .parallel
+                .clamp(1, 64)
+                .min(config.batch_size.clamp(16, context_window) as usize) as u32,
         };
-        // One job runs and `queue_capacity` wait; the semaphore makes the channel never block.
-        let slots = config.queue_capacity + 1;
+        // `parallel` jobs run and `queue_capacity` wait; the semaphore makes the channel
+        // never block.
+        let slots = config.queue_capacity + worker_config.parallel as usize;
         let (jobs, receiver) = mpsc::channel(slots);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let worker_model = Arc::clone(&model);

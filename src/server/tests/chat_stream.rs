@@ -380,13 +380,19 @@ async fn a_chat_that_outgrew_the_window_is_trimmed_only_when_allowed() {
 
 #[tokio::test]
 async fn a_full_queue_answers_busy_and_stores_nothing() {
-    // A model instance with room for exactly one request.
-    let model = tokio::task::spawn_blocking(|| LocalModel::load(&model_config(0)))
-        .await
-        .unwrap()
-        .unwrap();
+    // A model instance with room for exactly two requests, both decoding, none waiting.
+    let model = tokio::task::spawn_blocking(|| {
+        LocalModel::load(&LocalModelConfig {
+            parallel: 2,
+            ..model_config(0)
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let t = chat_with(Arc::new(model)).await;
     let conv = t.chat.create_conversation(ME).await.unwrap();
+    let second = t.chat.create_conversation(ME).await.unwrap();
     let other = t.chat.create_conversation(ME).await.unwrap();
     let mut first = Box::pin(
         t.chat
@@ -394,7 +400,14 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
             .await
             .unwrap(),
     );
-    first.next().await; // Started: the first request holds the only slot
+    first.next().await; // Started: the first request holds a slot
+    let mut running = Box::pin(
+        t.chat
+            .send(ME, req(&second.id, "Write a long poem about rivers.", 0.0, 400))
+            .await
+            .unwrap(),
+    );
+    running.next().await; // and the second the other
 
     let e = rejected(&t, req(&other.id, "hello?", 0.0, 10)).await;
     assert_eq!(e.code, ErrorCode::Busy);
@@ -410,6 +423,7 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
     );
 
     drop(first);
+    drop(running);
     settle(&t.chat).await;
     // Once the worker has let go of the slot, the same request goes through.
     let mut retry = None;
@@ -426,25 +440,115 @@ async fn a_full_queue_answers_busy_and_stores_nothing() {
     assert_eq!(done(&ok).status, MessageStatus::Complete);
 }
 
-/// A greedy answer from `model` to `messages`: its text and its prompt's length.
-async fn local_answer(model: &LocalModel, messages: &[PromptMessage]) -> (String, u32) {
+/// A greedy answer of at most `max_tokens` from `model` to `messages` as it starts.
+async fn local_stream(
+    model: &LocalModel,
+    messages: &[PromptMessage],
+    max_tokens: u32,
+) -> crate::server::llm::TokenStream {
     let request = GenerationRequest {
         model: model.models()[0].id.clone(),
         messages: messages.to_vec(),
         temperature: 0.0,
-        max_tokens: 24,
+        max_tokens,
         options: Default::default(),
     };
-    let mut stream = model.stream(request).await.unwrap();
+    model.stream(request).await.unwrap()
+}
+
+/// The rest of an answer: its text, its prompt's length and its length in tokens.
+async fn finish_answer(mut stream: crate::server::llm::TokenStream) -> (String, u32, u32) {
     let mut text = String::new();
     while let Some(event) = stream.next().await {
         match event.unwrap() {
             TokenEvent::Token(piece) => text.push_str(&piece),
-            TokenEvent::Done { prompt_tokens, .. } => return (text, prompt_tokens),
+            TokenEvent::Done {
+                prompt_tokens,
+                completion_tokens,
+                ..
+            } => return (text, prompt_tokens, completion_tokens),
             _ => {}
         }
     }
     panic!("the stream ended without Done");
+}
+
+/// A greedy answer from `model` to `messages`: its text and its prompt's length.
+async fn local_answer(model: &LocalModel, messages: &[PromptMessage]) -> (String, u32) {
+    let (text, prompt_tokens, _) = finish_answer(local_stream(model, messages, 24).await).await;
+    (text, prompt_tokens)
+}
+
+/// Continuous batching: four answers decoded together are those the same prompts get one
+/// at a time (see the comparison below), a fifth request is busy, and dropping one stream
+/// frees its sequence while the other three run on to their end.
+#[tokio::test]
+async fn four_answers_decode_together_and_a_stop_frees_only_its_own() {
+    let model = tokio::task::spawn_blocking(|| {
+        LocalModel::load(&LocalModelConfig {
+            parallel: 4,
+            prompt_cache: false,
+            ..model_config(0)
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let prompts = [
+        "Name a fruit.",
+        "Write a haiku about rain.",
+        "What is the capital of France?",
+        "Count from one to ten.",
+    ]
+    .map(|p| vec![PromptMessage::text(PromptRole::User, p)]);
+    let mut alone = Vec::new();
+    for p in &prompts {
+        alone.push(finish_answer(local_stream(&model, p, 32).await).await.0);
+    }
+    let together = futures::future::join_all(
+        prompts
+            .iter()
+            .map(|p| async { finish_answer(local_stream(&model, p, 32).await).await.0 }),
+    )
+    .await;
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        eprintln!("answer {i}: alone {a:?}\n          together {b:?}");
+    }
+    assert_eq!(together, alone);
+
+    // Four long answers under way; a fifth finds no room.
+    let mut streams = Vec::new();
+    for p in &prompts {
+        let mut s = local_stream(&model, p, 160).await;
+        assert!(matches!(s.next().await, Some(Ok(TokenEvent::Token(_)))));
+        streams.push(s);
+    }
+    assert_eq!(model.in_flight(), 4);
+    let busy = model.stream(GenerationRequest {
+        model: model.models()[0].id.clone(),
+        messages: prompts[0].clone(),
+        temperature: 0.0,
+        max_tokens: 8,
+        options: Default::default(),
+    });
+    assert!(matches!(busy.await, Err(crate::server::llm::LlmError::Busy)));
+    // The second listener leaves: its sequence is freed while the others decode.
+    drop(streams.remove(1));
+    let freed = async {
+        while model.in_flight() != 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), freed)
+        .await
+        .expect("the dropped answer's slot is freed");
+    for s in streams {
+        let (text, _, completion) = finish_answer(s).await;
+        assert!(
+            completion > 1 && !text.is_empty(),
+            "{completion} tokens: {text:?}"
+        );
+    }
 }
 
 /// The prompt cache: from the second turn on, the history already evaluated (the previous

@@ -136,6 +136,7 @@ pub fn model_config(queue_capacity: usize) -> LocalModelConfig {
         seed: 42,
         repeat_penalty: 1.1,
         prompt_cache: true,
+        parallel: 4,
     }
 }
 

@@ -1,20 +1,30 @@
 //! The thread that owns the llama.cpp context. A context is not `Send`, so one thread
-//! owns it and serves jobs in order; tokens leave over each job's own channel. When that
-//! channel's receiver is gone (Stop, closed tab, dropped stream), decoding stops at once.
+//! owns it; tokens leave over each job's own channel.
 //!
-//! The prompt cache: the context keeps what the last job evaluated (its prompt and the
-//! tokens it generated); the next job evaluates only what follows the prefix the two share,
-//! so a follow-up in a conversation does not evaluate the whole history again. The same
-//! tokens evaluated in batches of other sizes round differently in llama.cpp's kernels, so
-//! a near tie between two tokens can go the other way with the cache than without it (as
-//! llama.cpp's own server documents for its `cache_prompt`).
+//! Continuous batching: up to `parallel` answers run at once, each in its own sequence of
+//! the context (its own part of the KV cache). Every step decodes one llama.cpp batch
+//! holding the next token of every answer under way and, within what is left of the
+//! batch, a piece of the prompt of each answer that has just joined (a small piece while
+//! others are decoding, so a long prompt does not stall them). A job joins at the next
+//! step; when its listener goes away (Stop, closed tab, dropped stream) its sequence is
+//! freed at once. A listener that reads slowly holds back its own answer only.
+//!
+//! The prompt cache: each sequence keeps what its last job evaluated (the prompt and the
+//! tokens generated); a new job goes to the free sequence whose tokens share the longest
+//! prefix with its prompt and evaluates only what follows, so a follow-up in a
+//! conversation does not evaluate the whole history again. The same tokens evaluated in
+//! batches of other sizes round differently in llama.cpp's kernels, so a near tie between
+//! two tokens can go the other way with the cache or beside other answers than alone (as
+//! llama.cpp's own server documents for `cache_prompt` and parallel slots).
 
 use std::{
+    collections::VecDeque,
     num::NonZeroU32,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use llama_cpp_2::{
@@ -24,7 +34,10 @@ use llama_cpp_2::{
     sampling::LlamaSampler,
     token::{LlamaToken, logit_bias::LlamaLogitBias},
 };
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{
+    OwnedSemaphorePermit,
+    mpsc::{self, error::TryRecvError, error::TrySendError},
+};
 
 use super::{backend, shape::StopScan};
 use crate::server::llm::{FinishReason, LlmError, TokenEvent};
@@ -56,12 +69,91 @@ pub(super) struct Job {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct WorkerConfig {
+    /// Tokens each answer may hold (prompt and answer).
     pub n_ctx: u32,
     pub n_batch: u32,
     pub threads: i32,
     pub seed: u32,
     pub repeat_penalty: f32,
     pub prompt_cache: bool,
+    /// Answers decoded together.
+    pub parallel: u32,
+}
+
+type Event = Result<TokenEvent, LlmError>;
+
+/// One sequence of the context.
+struct Slot {
+    seq: i32,
+    /// The tokens whose keys and values this sequence holds, at positions 0...
+    cached: Vec<LlamaToken>,
+    answer: Option<Answer>,
+}
+
+/// An answer under way in a slot.
+struct Answer {
+    job: Job,
+    sampler: LlamaSampler,
+    text: TextOut,
+    /// The next prompt token to evaluate.
+    next: usize,
+    /// The sampled token to evaluate at the next step.
+    last: Option<LlamaToken>,
+    completion: u32,
+    /// Where this answer's logits are in the batch just decoded.
+    logits: Option<i32>,
+    /// Events its channel had no room for yet.
+    pending: VecDeque<Event>,
+    /// The answer has ended; the slot is freed once `pending` has left.
+    ended: bool,
+}
+
+impl Answer {
+    fn send(&mut self, event: Event) {
+        self.pending.push_back(event);
+    }
+
+    fn end(&mut self, finish: FinishReason) {
+        let rest = self.text.stops.rest();
+        if !rest.is_empty() {
+            self.send(Ok(TokenEvent::Token(rest)));
+        }
+        self.send(Ok(TokenEvent::Done {
+            prompt_tokens: self.job.tokens.len() as u32,
+            completion_tokens: self.completion,
+            finish,
+        }));
+        self.ended = true;
+    }
+
+    fn fail(&mut self, error: LlmError) {
+        self.send(Err(error));
+        self.ended = true;
+    }
+
+    /// Hands pending events to the channel as far as it has room; false once the
+    /// listener is gone.
+    fn flush(&mut self) -> bool {
+        while let Some(event) = self.pending.pop_front() {
+            match self.job.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.pending.push_front(event);
+                    return true;
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        !self.job.events.is_closed()
+    }
+
+    fn decoding(&self) -> bool {
+        !self.ended && self.pending.is_empty() && self.last.is_some()
+    }
+
+    fn prefilling(&self) -> bool {
+        !self.ended && self.next < self.job.tokens.len()
+    }
 }
 
 /// Creates the context, reports readiness, then serves jobs until every sender is gone.
@@ -72,8 +164,11 @@ pub(super) fn run(
     ready: std::sync::mpsc::Sender<Result<(), LlmError>>,
     reused: Arc<AtomicU64>,
 ) {
+    let parallel = config.parallel.max(1);
+    // Every sequence gets the whole window (llama.cpp splits n_ctx between them).
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_ctx(NonZeroU32::new(config.n_ctx * parallel))
+        .with_n_seq_max(parallel)
         .with_n_batch(config.n_batch)
         .with_n_ubatch(config.n_batch)
         .with_n_threads(config.threads)
@@ -89,19 +184,239 @@ pub(super) fn run(
     };
     let _ = ready.send(Ok(()));
     let mut batch = LlamaBatch::new(config.n_batch as usize, 1);
-    // The tokens whose keys and values the context holds, at positions 0.. in sequence 0.
-    let mut cached: Vec<LlamaToken> = Vec::new();
-    while let Some(job) = jobs.blocking_recv() {
-        let events = job.events.clone();
-        if let Err(e) = generate(&model, &mut ctx, &mut batch, &config, &job, &mut cached, &reused) {
-            tracing::warn!(error = %e, "local generation failed");
-            // What a failed evaluation left in the context is not known.
-            cached.clear();
-            ctx.clear_kv_cache();
-            let _ = events.blocking_send(Err(e));
+    let mut slots: Vec<Slot> = (0..parallel as i32)
+        .map(|seq| Slot {
+            seq,
+            cached: Vec::new(),
+            answer: None,
+        })
+        .collect();
+    let mut open = true;
+    loop {
+        // New jobs join while there is a free slot; with nothing under way, wait for one.
+        while open && slots.iter().any(|s| s.answer.is_none()) {
+            let job = if slots.iter().all(|s| s.answer.is_none()) {
+                jobs.blocking_recv()
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            };
+            match job {
+                Some(job) => start(&model, &mut ctx, &mut slots, &config, job, &reused),
+                None => open = false,
+            }
+        }
+        if !open && slots.iter().all(|s| s.answer.is_none()) {
+            break;
+        }
+        // Events out; answers whose listener left or that have ended free their slot.
+        for slot in &mut slots {
+            if let Some(answer) = &mut slot.answer {
+                let listening = answer.flush();
+                if !listening || (answer.ended && answer.pending.is_empty()) {
+                    slot.answer = None;
+                }
+            }
+        }
+        if !step(&model, &mut ctx, &mut batch, &mut slots, &config) {
+            // Nothing to decode: answers are waiting for slow listeners.
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
     tracing::debug!("local model worker stopped");
+}
+
+/// Gives `job` the free slot whose tokens share the longest prefix with its prompt, keeps
+/// that prefix (all but the prompt's last token, which must be evaluated for its logits)
+/// and drops the rest of the slot's tokens.
+fn start(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    slots: &mut [Slot],
+    config: &WorkerConfig,
+    job: Job,
+    reused: &AtomicU64,
+) {
+    let shared = |slot: &Slot| {
+        slot.cached
+            .iter()
+            .zip(&job.tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(job.tokens.len().saturating_sub(1))
+    };
+    let Some(slot) = slots
+        .iter_mut()
+        .filter(|s| s.answer.is_none())
+        .max_by_key(|s| if config.prompt_cache { shared(s) } else { 0 })
+    else {
+        return;
+    };
+    let keep = if config.prompt_cache { shared(slot) } else { 0 };
+    // Models whose memory cannot drop a tail (recurrent ones) answer false: start afresh.
+    let kept = if keep > 0
+        && matches!(
+            ctx.clear_kv_cache_seq(Some(slot.seq as u32), Some(keep as u32), None),
+            Ok(true)
+        ) {
+        keep
+    } else {
+        let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+        0
+    };
+    slot.cached.truncate(kept);
+    reused.fetch_add(kept as u64, Ordering::Relaxed);
+    let prompt_len = job.tokens.len();
+    let sampler = sampler(model, &job.sampling, config);
+    let mut answer = Answer {
+        text: TextOut {
+            utf8: encoding_rs::UTF_8.new_decoder(),
+            stops: StopScan::new(job.sampling.stop.clone()),
+        },
+        job,
+        sampler: LlamaSampler::greedy(),
+        next: kept,
+        last: None,
+        completion: 0,
+        logits: None,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    match sampler {
+        _ if prompt_len == 0 || prompt_len >= config.n_ctx as usize => {
+            answer.fail(LlmError::Backend(format!(
+                "prompt of {prompt_len} tokens does not fit the context of {}",
+                config.n_ctx
+            )))
+        }
+        Ok(sampler) => answer.sampler = sampler,
+        Err(e) => answer.fail(e),
+    }
+    slot.answer = Some(answer);
+}
+
+/// One llama.cpp batch: the next token of every answer decoding, then prompt pieces.
+/// False when there was nothing to decode.
+fn step(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    slots: &mut [Slot],
+    config: &WorkerConfig,
+) -> bool {
+    batch.clear();
+    // What each slot put in the batch: (slot index, tokens added).
+    let mut added: Vec<(usize, Vec<LlamaToken>)> = Vec::new();
+    let mut add =
+        |batch: &mut LlamaBatch, slot: &mut Slot, index: usize, tokens: &[LlamaToken], last_logits: bool| {
+            let answer = slot.answer.as_mut().expect("an answer");
+            // A slot is in a batch once: decoding or taking a prompt piece.
+            let start = slot.cached.len();
+            for (k, token) in tokens.iter().enumerate() {
+                let logits = last_logits && k + 1 == tokens.len();
+                if logits {
+                    answer.logits = Some(batch.n_tokens());
+                }
+                batch
+                    .add(*token, (start + k) as i32, &[slot.seq], logits)
+                    .map_err(|e| backend_err("batch", e))?;
+            }
+            added.push((index, tokens.to_vec()));
+            Ok::<(), LlmError>(())
+        };
+    let mut outcome = Ok(());
+    for (index, slot) in slots.iter_mut().enumerate() {
+        if let Some(token) = slot.answer.as_ref().filter(|a| a.decoding()).and_then(|a| a.last) {
+            outcome = outcome.and_then(|()| add(batch, slot, index, &[token], true));
+        }
+    }
+    // Prompt pieces: the whole batch when nothing decodes, a quarter of it otherwise.
+    let decoding = batch.n_tokens() as usize;
+    let mut room = if decoding == 0 {
+        config.n_batch as usize
+    } else {
+        (config.n_batch as usize / 4)
+            .max(1)
+            .min(config.n_batch as usize - decoding)
+    };
+    for (index, slot) in slots.iter_mut().enumerate() {
+        let Some(answer) = slot.answer.as_ref().filter(|a| a.prefilling()) else {
+            continue;
+        };
+        if room == 0 {
+            break;
+        }
+        let piece = answer.job.tokens[answer.next..]
+            .iter()
+            .take(room)
+            .copied()
+            .collect::<Vec<_>>();
+        let ends_prompt = answer.next + piece.len() == answer.job.tokens.len();
+        room -= piece.len();
+        outcome = outcome.and_then(|()| add(batch, slot, index, &piece, ends_prompt));
+    }
+    if batch.n_tokens() == 0 {
+        return false;
+    }
+    let outcome = outcome.and_then(|()| ctx.decode(batch).map_err(|e| backend_err("decode", e)));
+    if let Err(e) = outcome {
+        // What a failed evaluation left in these sequences is not known.
+        tracing::warn!(error = %e, "local generation failed");
+        for slot in slots.iter_mut() {
+            if let Some(answer) = &mut slot.answer {
+                answer.logits = None;
+            }
+        }
+        for (index, _) in &added {
+            let slot = &mut slots[*index];
+            let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+            slot.cached.clear();
+            if let Some(answer) = &mut slot.answer
+                && !answer.ended
+            {
+                answer.fail(e.clone());
+            }
+        }
+        return true;
+    }
+    for (index, tokens) in added {
+        let slot = &mut slots[index];
+        slot.cached.extend_from_slice(&tokens);
+        if let Some(answer) = &mut slot.answer
+            && answer.last.is_none()
+        {
+            answer.next += tokens.len();
+        }
+    }
+    let vocab = model.vocab();
+    for slot in slots.iter_mut() {
+        let position = slot.cached.len();
+        let Some(answer) = &mut slot.answer else { continue };
+        let Some(index) = answer.logits.take() else {
+            continue;
+        };
+        let token = answer.sampler.sample(ctx, index);
+        if vocab.is_eog(token) {
+            answer.end(FinishReason::Stop);
+            continue;
+        }
+        answer.completion += 1;
+        let (piece, stopped) = answer.text.next(&vocab.token_to_piece(token, false, None));
+        if !piece.is_empty() {
+            answer.send(Ok(TokenEvent::Token(piece)));
+        }
+        if stopped {
+            answer.end(FinishReason::Stop);
+        } else if answer.completion >= answer.job.max_tokens || position + 1 >= config.n_ctx as usize {
+            answer.end(FinishReason::Length);
+        } else {
+            answer.last = Some(token);
+        }
+    }
+    true
 }
 
 /// Tokens the repetition penalty looks back over.
@@ -169,124 +484,4 @@ impl TextOut {
         let _ = self.utf8.decode_to_string(bytes, &mut text, false);
         self.stops.push(&text)
     }
-}
-
-/// Keeps the context's first tokens that `prompt` starts with (all but its last token,
-/// which must be evaluated for its logits) and drops the rest; returns how many are kept.
-fn reuse_prefix(
-    ctx: &mut LlamaContext<'_>,
-    cached: &mut Vec<LlamaToken>,
-    prompt: &[LlamaToken],
-    enabled: bool,
-) -> usize {
-    let shared = if enabled {
-        cached
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len().saturating_sub(1))
-    } else {
-        0
-    };
-    // Models whose memory cannot drop a tail (recurrent ones) answer false: start afresh.
-    let kept = if shared > 0
-        && matches!(
-            ctx.clear_kv_cache_seq(Some(0), Some(shared as u32), None),
-            Ok(true)
-        ) {
-        shared
-    } else {
-        ctx.clear_kv_cache();
-        0
-    };
-    cached.truncate(kept);
-    kept
-}
-
-/// Runs one job. Returning early without an error means the receiver went away.
-fn generate(
-    model: &LlamaModel,
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch,
-    config: &WorkerConfig,
-    job: &Job,
-    cached: &mut Vec<LlamaToken>,
-    reused: &AtomicU64,
-) -> Result<(), LlmError> {
-    if job.events.is_closed() {
-        return Ok(());
-    }
-    let vocab = model.vocab();
-    let n_ctx = ctx.n_ctx() as usize;
-    let prompt_len = job.tokens.len();
-    if prompt_len == 0 || prompt_len >= n_ctx {
-        return Err(LlmError::Backend(format!(
-            "prompt of {prompt_len} tokens does not fit the context of {n_ctx}"
-        )));
-    }
-
-    // Prompt evaluation of what the context does not hold yet, one batch at a time; logits
-    // only for the last prompt token.
-    let mut pos = reuse_prefix(ctx, cached, &job.tokens, config.prompt_cache);
-    reused.fetch_add(pos as u64, Ordering::Relaxed);
-    for chunk in job.tokens[pos..].chunks(config.n_batch as usize) {
-        if job.events.is_closed() {
-            return Ok(());
-        }
-        batch.clear();
-        for token in chunk {
-            batch
-                .add(*token, pos as i32, &[0], pos == prompt_len - 1)
-                .map_err(|e| backend_err("batch", e))?;
-            pos += 1;
-        }
-        ctx.decode(batch)
-            .map_err(|e| backend_err("prompt evaluation", e))?;
-        cached.extend_from_slice(chunk);
-    }
-
-    let mut sampler = sampler(model, &job.sampling, config)?;
-    let mut text = TextOut {
-        utf8: encoding_rs::UTF_8.new_decoder(),
-        stops: StopScan::new(job.sampling.stop.clone()),
-    };
-    let mut logits_index = batch.n_tokens() - 1;
-    let mut completion = 0u32;
-    let finish = loop {
-        if completion >= job.max_tokens || pos >= n_ctx {
-            break FinishReason::Length;
-        }
-        let token = sampler.sample(ctx, logits_index);
-        if vocab.is_eog(token) {
-            break FinishReason::Stop;
-        }
-        completion += 1;
-        let (piece, stopped) = text.next(&vocab.token_to_piece(token, false, None));
-        if !piece.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(piece))).is_err() {
-            return Ok(()); // the listener is gone: stop decoding now
-        }
-        if stopped {
-            break FinishReason::Stop;
-        }
-
-        batch.clear();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(|e| backend_err("batch", e))?;
-        pos += 1;
-        ctx.decode(batch).map_err(|e| backend_err("decode", e))?;
-        cached.push(token);
-        logits_index = 0;
-    };
-    let rest = text.stops.rest();
-    if !rest.is_empty() && job.events.blocking_send(Ok(TokenEvent::Token(rest))).is_err() {
-        return Ok(());
-    }
-    let _ = job.events.blocking_send(Ok(TokenEvent::Done {
-        prompt_tokens: prompt_len as u32,
-        completion_tokens: completion,
-        finish,
-    }));
-    Ok(())
 }
