@@ -109,6 +109,9 @@ impl LocalEmbedder {
                     .with_n_batch(BATCH_TOKENS as u32)
                     .with_n_ubatch(BATCH_TOKENS as u32)
                     .with_n_seq_max(BATCH_SEQUENCES as u32)
+                    // BERT keeps no KV cache; unified, llama.cpp does not split (and round)
+                    // the context between the sequences.
+                    .with_kv_unified(true)
                     .with_embeddings(true)
                     .with_pooling_type(LlamaPoolingType::Mean)
                     .with_n_threads(threads)
