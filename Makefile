@@ -28,7 +28,7 @@ export LEPTOS_OUTPUT_NAME := stoa
 PATH := /usr/local/bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 export PATH
 
-.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-ocr bench-big bench-pdf bench-python plots bundle screenshots newcomer clean-data
+.PHONY: run dev setup setup-run setup-test models build build-release lint fmt test test-rust test-rust-postgres test-e2e eval eval-corpus bench bench-rag bench-long-chat bench-frontend bench-inference bench-gateway bench-replicas bench-embeddings bench-extract bench-ocr bench-big bench-pdf bench-ingest bench-python plots bundle screenshots newcomer clean-data
 
 run: setup-run build-release
 	@echo "== Stoa on http://$${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (Ctrl+C to stop)"
@@ -125,6 +125,11 @@ bench-inference:
 bench-extract: eval-corpus build-release
 	. .ci/setup-lib.sh && apt_install pandoc poppler-utils
 	python3 bench/extract.py $(CARGO_TARGET_DIR)/release/stoa bench/results/extract.md
+
+# A real corpus ingested end to end (passages/s) and a chat's first token meanwhile
+# (bench/results/ingest.md).
+bench-ingest: eval-corpus build-release
+	python3 bench/ingest.py $(CARGO_TARGET_DIR)/release/stoa bench/results/ingest.md
 
 # A 360-page PDF and a 50 MB spreadsheet ingested with their progress, and a cancel
 # (bench/results/big-files.md).
