@@ -8,7 +8,6 @@
 //! waiting job goes first, so a question's embedding is not queued behind a document's.
 
 use std::{
-    collections::VecDeque,
     num::NonZeroU32,
     path::Path,
     sync::{Arc, mpsc},
@@ -176,22 +175,19 @@ impl LocalEmbedder {
 /// caller went away (a cancelled document) is dropped between batches.
 fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
     let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
-    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut waiting: Vec<Job> = Vec::new();
     loop {
         if waiting.is_empty() {
             match receiver.recv() {
-                Ok(job) => waiting.push_back(job),
+                Ok(job) => waiting.push(job),
                 Err(_) => return,
             }
         }
         waiting.extend(receiver.try_iter());
+        // The first of the smallest: equal jobs keep their order.
         let size = |job: &Job| job.rows.iter().map(Vec::len).sum::<usize>();
-        let Some(next) = (0..waiting.len()).min_by_key(|&i| size(&waiting[i])) else {
-            continue;
-        };
-        let Some(job) = waiting.remove(next) else {
-            continue;
-        };
+        let next = (0..waiting.len()).min_by_key(|&i| size(&waiting[i])).unwrap_or(0);
+        let job = waiting.remove(next);
         let outcome = encode(ctx, &mut batch, &job);
         if let Some(vectors) = outcome.transpose() {
             let _ = job.reply.send(vectors);

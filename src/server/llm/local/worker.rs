@@ -240,6 +240,24 @@ fn start(
     job: Job,
     reused: &AtomicU64,
 ) {
+    // A job that cannot run is answered at once and takes no slot (nor its cached tokens).
+    let prompt_len = job.tokens.len();
+    let checked = if prompt_len == 0 || prompt_len >= config.n_ctx as usize {
+        Err(LlmError::Backend(format!(
+            "prompt of {prompt_len} tokens does not fit the context of {}",
+            config.n_ctx
+        )))
+    } else {
+        sampler(model, &job.sampling, config)
+    };
+    let sampler = match checked {
+        Ok(sampler) => sampler,
+        Err(e) => {
+            // The job's own channel is new and empty: the error always fits.
+            let _ = job.events.try_send(Err(e));
+            return;
+        }
+    };
     let shared = |slot: &Slot| {
         slot.cached
             .iter()
@@ -269,33 +287,20 @@ fn start(
     };
     slot.cached.truncate(kept);
     reused.fetch_add(kept as u64, Ordering::Relaxed);
-    let prompt_len = job.tokens.len();
-    let sampler = sampler(model, &job.sampling, config);
-    let mut answer = Answer {
+    slot.answer = Some(Answer {
         text: TextOut {
             utf8: encoding_rs::UTF_8.new_decoder(),
             stops: StopScan::new(job.sampling.stop.clone()),
         },
         job,
-        sampler: LlamaSampler::greedy(),
+        sampler,
         next: kept,
         last: None,
         completion: 0,
         logits: None,
         pending: VecDeque::new(),
         ended: false,
-    };
-    match sampler {
-        _ if prompt_len == 0 || prompt_len >= config.n_ctx as usize => {
-            answer.fail(LlmError::Backend(format!(
-                "prompt of {prompt_len} tokens does not fit the context of {}",
-                config.n_ctx
-            )))
-        }
-        Ok(sampler) => answer.sampler = sampler,
-        Err(e) => answer.fail(e),
-    }
-    slot.answer = Some(answer);
+    });
 }
 
 /// One llama.cpp batch: the next token of every answer decoding, then prompt pieces.
