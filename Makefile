@@ -39,7 +39,7 @@ run: setup-run build-release
 # the first time).
 dev:
 	.ci/setup-dev.sh
-	cargo leptos watch
+	cargo leptos watch --split
 
 setup: setup-test
 

@@ -23,6 +23,9 @@ export async function signUp(page: Page, base: string, name: string) {
   // Signed out: every page leads to sign-in.
   await expect(page).toHaveURL(base + "/signin");
   await page.getByRole("link", { name: "Create one" }).click();
+  // The sign-up page's code arrives first (a chunk of the bundle); until then the sign-in
+  // form, with fields of the same names, is still shown.
+  await expect(page.getByRole("heading", { name: "Create an account" })).toBeVisible();
   await page.locator("#name").fill(name);
   await page.locator("#password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();

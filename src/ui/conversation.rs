@@ -48,8 +48,16 @@ pub fn NewChatPage() -> impl IntoView {
             creating.set(false);
         });
     });
+    // Typing starts fetching the conversation page, where the message is sent.
+    let preloaded = StoredValue::new(false);
+    let preload = move || {
+        if !preloaded.get_value() {
+            preloaded.set_value(true);
+            crate::app::preload_conversation_page();
+        }
+    };
     view! {
-        <section class="chat">
+        <section class="chat" on:focusin=move |_| preload() on:pointerdown=move |_| preload()>
             <div class="messages empty-chat">
                 <h1>"What can I help with?"</h1>
                 <p class="muted">"Pick a model below; answers stream as they are written. Conversations are saved."</p>

@@ -31,14 +31,15 @@ pub fn router<S: Clone + Send + Sync + 'static>(site_root: &Path) -> axum::Route
 }
 
 /// Whether a file name carries a content hash: `name.0123456789abcdef.ext` (16 hex
-/// digits, as the build writes them).
+/// digits, as the build writes them; 22 for the split bundle's loader, whose name has the
+/// length of the placeholder it replaces inside the WASM).
 fn is_hashed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     let mut parts = name.rsplit('.');
     let (Some(_ext), Some(hash), Some(_stem)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    matches!(hash.len(), 16 | 22) && hash.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 async fn cache_control(req: Request, next: Next) -> Response {
@@ -77,6 +78,9 @@ mod tests {
     fn only_names_with_a_content_hash_are_immutable() {
         assert!(is_hashed("/pkg/stoa.0123456789abcdef.wasm"));
         assert!(is_hashed("/docs/vendor/swagger-ui-bundle.fedcba9876543210.js"));
+        assert!(is_hashed("/pkg/split_documents_42.0123456789abcdef.wasm"));
+        assert!(is_hashed("/pkg/__wasm_split.0123456789abcdef012345.js"));
+        assert!(!is_hashed("/pkg/__wasm_split.______________________.js"));
         assert!(!is_hashed("/pkg/stoa.wasm"));
         assert!(!is_hashed("/docs/index.html"));
         assert!(!is_hashed("/pkg/stoa.0123456789abcdeg.js"));
