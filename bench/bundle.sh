@@ -11,7 +11,7 @@
 #   BUNDLE_BUDGET_KB=300 bench/bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-budget_kb=${BUNDLE_BUDGET_KB:-580}
+budget_kb=${BUNDLE_BUDGET_KB:-310}
 .ci/build-site.sh release front >/dev/null
 pkg=target/site/pkg
 size() { wc -c <"$1"; }
