@@ -116,7 +116,7 @@ const sum = (b) => Object.values(b).reduce((a, x) => a + x, 0);
 const lines = [
   "# Frontend first load (bench/frontend.mjs)",
   "",
-  `Run on ${new Date().toISOString().slice(0, 10)}, 2 cores, Debian Chromium headless. The release build as \`make run\` serves it (wasm-release, --cfg erase_components, wasm-opt -Oz, brotli/gzip copies, hashed immutable assets). Bytes on the wire are Chromium's encodedDataLength per request (headers + body as transferred). Times are medians of ${RUNS} loads, navigation to hydrated; cold = a new browser context, warm = the same context again.`,
+  `Run on ${new Date().toISOString().slice(0, 10)}, 2 cores, Debian Chromium headless. The release build as \`make run\` serves it (wasm-release, --cfg erase_components, wasm-opt -Oz, brotli/gzip copies, hashed immutable assets, the bundle split at its pages: a page's chunks count in its wasm column). Bytes on the wire are Chromium's encodedDataLength per request (headers + body as transferred). Times are medians of ${RUNS} loads, navigation to hydrated; cold = a new browser context, warm = the same context again.`,
   "",
   "| network | page | cold KB on the wire (document / wasm / js / css / other) | warm KB on the wire | cold ms | warm ms |",
   "| --- | --- | ---: | ---: | ---: | ---: |",
