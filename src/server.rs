@@ -10,6 +10,8 @@ pub mod background;
 pub mod chat;
 /// The wall clock (unix milliseconds), which every other module may read.
 pub mod clock;
+/// The cores the embedded models share: chat first, background embedding between.
+pub mod cpu;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
 pub mod config;
 /// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (on llama.cpp) is one.

@@ -67,4 +67,10 @@ pub trait Embedder: Send + Sync + 'static {
     /// Unit-length vectors (cosine similarity is a dot product), one per input.
     /// Fails as a whole, before any work, when an input is empty or too long.
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError>;
+
+    /// [`Self::embed`] for work nobody is waiting on (documents being read): an embedder
+    /// sharing the cores with the chat model lets chat go first.
+    async fn embed_background(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {
+        self.embed(texts).await
+    }
 }

@@ -11,6 +11,7 @@ use std::{
     num::NonZeroU32,
     path::Path,
     sync::{Arc, mpsc},
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -38,9 +39,25 @@ const BATCH_SEQUENCES: usize = 64;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, String>>;
 
+/// While the chat model has answers under way, background embedding waits in slices this
+/// long (serving any question that arrives meanwhile)…
+const YIELD_SLICE: Duration = Duration::from_millis(20);
+/// …and runs one batch at least this often, so documents still move under steady chat.
+const MAX_YIELD: Duration = Duration::from_millis(500);
+
 struct Job {
     rows: Vec<Vec<u32>>,
+    /// Reading documents, which may wait for chat ([`crate::server::cpu`]).
+    background: bool,
+    /// Vectors of the rows before `vectors.len()`.
+    vectors: Vec<Vec<f32>>,
     reply: Reply,
+}
+
+impl Job {
+    fn remaining_tokens(&self) -> usize {
+        self.rows[self.vectors.len()..].iter().map(Vec::len).sum()
+    }
 }
 
 pub struct LocalEmbedder {
@@ -171,11 +188,15 @@ impl LocalEmbedder {
     }
 }
 
-/// Serves jobs until every sender is gone: the smallest waiting job first; a job whose
-/// caller went away (a cancelled document) is dropped between batches.
+/// Serves jobs until every sender is gone, one llama.cpp batch at a time: questions before
+/// documents, then the smallest job first (equal ones in order of arrival); a document's
+/// batch waits while the chat model answers ([`crate::server::cpu`]); a job whose caller
+/// went away (a cancelled document) is dropped.
 fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
     let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
     let mut waiting: Vec<Job> = Vec::new();
+    // Since when background work has been waiting for chat.
+    let mut held_back: Option<Instant> = None;
     loop {
         if waiting.is_empty() {
             match receiver.recv() {
@@ -184,54 +205,60 @@ fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
             }
         }
         waiting.extend(receiver.try_iter());
-        // The first of the smallest: equal jobs keep their order.
-        let size = |job: &Job| job.rows.iter().map(Vec::len).sum::<usize>();
-        let next = (0..waiting.len()).min_by_key(|&i| size(&waiting[i])).unwrap_or(0);
-        let job = waiting.remove(next);
-        let outcome = encode(ctx, &mut batch, &job);
-        if let Some(vectors) = outcome.transpose() {
-            let _ = job.reply.send(vectors);
+        waiting.retain(|job| !job.reply.is_closed());
+        let Some(next) = (0..waiting.len()).min_by_key(|&i| (waiting[i].background, waiting[i].remaining_tokens()))
+        else {
+            continue;
+        };
+        if waiting[next].background {
+            if crate::server::cpu::SHARE.wait_while_busy(YIELD_SLICE) {
+                held_back = None;
+            } else if held_back.get_or_insert_with(Instant::now).elapsed() < MAX_YIELD {
+                continue;
+            } else {
+                held_back = None;
+            }
+        }
+        let job = &mut waiting[next];
+        match encode_batch(ctx, &mut batch, job) {
+            Ok(false) => {}
+            Ok(true) => {
+                let job = waiting.remove(next);
+                let _ = job.reply.send(Ok(job.vectors));
+            }
+            Err(e) => {
+                let job = waiting.remove(next);
+                let _ = job.reply.send(Err(e));
+            }
         }
     }
 }
 
-/// The job's vectors, as many inputs per llama.cpp batch as fit; `None` when the caller
-/// stopped waiting.
-fn encode(
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch,
-    job: &Job,
-) -> Result<Option<Vec<Vec<f32>>>, String> {
+/// The next llama.cpp batch of `job`'s rows (as many as fit); whether the job is done.
+fn encode_batch(ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch, job: &mut Job) -> Result<bool, String> {
     let rows = &job.rows;
-    let mut vectors = Vec::with_capacity(rows.len());
-    let mut start = 0;
-    while start < rows.len() {
-        if job.reply.is_closed() {
-            return Ok(None);
-        }
-        let mut end = start;
-        let mut tokens = 0;
-        while end < rows.len() && end - start < BATCH_SEQUENCES && tokens + rows[end].len() <= BATCH_TOKENS {
-            tokens += rows[end].len();
-            end += 1;
-        }
-        batch.clear();
-        for (seq, row) in rows[start..end].iter().enumerate() {
-            for (pos, &id) in row.iter().enumerate() {
-                batch
-                    .add(LlamaToken::new(id as i32), pos as i32, &[seq as i32], true)
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        ctx.encode(batch).map_err(|e| e.to_string())?;
-        for seq in 0..(end - start) as i32 {
-            let v = ctx.embeddings_seq_ith(seq).map_err(|e| e.to_string())?;
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            vectors.push(v.iter().map(|x| x / norm).collect());
-        }
-        start = end;
+    let start = job.vectors.len();
+    let mut end = start;
+    let mut tokens = 0;
+    while end < rows.len() && end - start < BATCH_SEQUENCES && tokens + rows[end].len() <= BATCH_TOKENS {
+        tokens += rows[end].len();
+        end += 1;
     }
-    Ok(Some(vectors))
+    batch.clear();
+    for (seq, row) in rows[start..end].iter().enumerate() {
+        for (pos, &id) in row.iter().enumerate() {
+            batch
+                .add(LlamaToken::new(id as i32), pos as i32, &[seq as i32], true)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    ctx.encode(batch).map_err(|e| e.to_string())?;
+    for seq in 0..(end - start) as i32 {
+        let v = ctx.embeddings_seq_ith(seq).map_err(|e| e.to_string())?;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        job.vectors.push(v.iter().map(|x| x / norm).collect());
+    }
+    Ok(job.vectors.len() == rows.len())
 }
 
 #[async_trait]
@@ -257,11 +284,27 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {
+        self.run(texts, false).await
+    }
+
+    async fn embed_background(&self, texts: Vec<String>) -> Result<Embedded, EmbedError> {
+        self.run(texts, true).await
+    }
+}
+
+impl LocalEmbedder {
+    async fn run(&self, texts: Vec<String>, background: bool) -> Result<Embedded, EmbedError> {
         let rows = self.tokenize(&texts)?;
         let tokens = rows.iter().map(Vec::len).sum::<usize>() as u32;
         let (reply, answer) = oneshot::channel();
         let stopped = || EmbedError::Unavailable("the embedder has stopped".into());
-        self.jobs.send(Job { rows, reply }).map_err(|_| stopped())?;
+        let job = Job {
+            vectors: Vec::with_capacity(rows.len()),
+            rows,
+            background,
+            reply,
+        };
+        self.jobs.send(job).map_err(|_| stopped())?;
         let vectors = answer
             .await
             .map_err(|_| stopped())?
@@ -320,6 +363,41 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// While the chat model answers, a document's embedding lets a question that came after
+    /// it go first (the order is decided batch by batch), and still finishes: waiting for
+    /// chat has a bound. Its vectors are those it gets on an idle machine.
+    #[tokio::test]
+    async fn documents_wait_for_chat_and_questions_do_not_wait_for_documents() {
+        let settings = crate::server::config::Settings::load().unwrap_or_default();
+        let spare = tempfile::tempdir().unwrap();
+        let embedder =
+            Arc::new(LocalEmbedder::load(&settings.embedding_model_dir(), spare.path()).unwrap());
+        // ~90 tokens each: five passages per batch, so the document takes several batches.
+        let passages: Vec<String> = (0..24)
+            .map(|i| format!("Passage {i}: {}", "the ferry to the islands leaves the harbour when the tide allows; ".repeat(5)))
+            .collect();
+        let idle = embedder.embed_background(passages.clone()).await.unwrap();
+
+        let chat = crate::server::cpu::SHARE.foreground();
+        let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let document = tokio::spawn({
+            let (embedder, finished) = (embedder.clone(), finished.clone());
+            async move {
+                let embedded = embedder.embed_background(passages).await.unwrap();
+                finished.lock().unwrap().push("document");
+                embedded
+            }
+        });
+        tokio::task::yield_now().await;
+        let question = embedder.embed(vec!["When does the last ferry leave?".into()]).await.unwrap();
+        finished.lock().unwrap().push("question");
+        assert_eq!(question.vectors.len(), 1);
+        let embedded = document.await.unwrap();
+        drop(chat);
+        assert_eq!(*finished.lock().unwrap(), ["question", "document"]);
+        assert_eq!(embedded.vectors, idle.vectors);
     }
 
     /// A model directory where the GGUF cannot be written (its name taken by a directory,

@@ -192,6 +192,9 @@ pub(super) fn run(
         })
         .collect();
     let mut open = true;
+    // Held while answers are under way: background embedding waits (crate::server::cpu).
+    let mut foreground = None;
+    let under_way = |slots: &[Slot]| slots.iter().any(|s| s.answer.is_some());
     loop {
         // New jobs join while there is a free slot; with nothing under way, wait for one.
         while open && slots.iter().any(|s| s.answer.is_none()) {
@@ -212,6 +215,9 @@ pub(super) fn run(
         if !open && slots.iter().all(|s| s.answer.is_none()) {
             break;
         }
+        if foreground.is_none() && under_way(&slots) {
+            foreground = Some(crate::server::cpu::SHARE.foreground());
+        }
         // Events out; answers whose listener left or that have ended free their slot.
         for slot in &mut slots {
             if let Some(answer) = &mut slot.answer {
@@ -220,6 +226,9 @@ pub(super) fn run(
                     slot.answer = None;
                 }
             }
+        }
+        if !under_way(&slots) {
+            foreground = None;
         }
         if !step(&model, &mut ctx, &mut batch, &mut slots, &config) {
             // Nothing to decode: answers are waiting for slow listeners.
