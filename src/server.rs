@@ -10,10 +10,10 @@ pub mod background;
 pub mod chat;
 /// The wall clock (unix milliseconds), which every other module may read.
 pub mod clock;
-/// The cores the embedded models share: chat first, background embedding between.
-pub mod cpu;
 /// Typed, layered settings: defaults, then a TOML file, then `STOA_*` environment variables.
 pub mod config;
+/// The cores the embedded models share: chat first, background embedding between.
+pub mod cpu;
 /// Text embeddings behind one trait; the embedded all-MiniLM-L6-v2 (on llama.cpp) is one.
 pub mod embed;
 /// HTTP edge: the OpenAI-compatible `/v1` API; mapping server-function errors to statuses.

@@ -71,7 +71,10 @@ mod tests {
         let share = CpuShare::new();
         assert!(share.wait_while_busy(Duration::from_secs(5)), "idle: no wait");
         let chat = share.foreground();
-        assert!(!share.wait_while_busy(Duration::from_millis(30)), "still busy when it gives up");
+        assert!(
+            !share.wait_while_busy(Duration::from_millis(30)),
+            "still busy when it gives up"
+        );
         std::thread::scope(|s| {
             let waiter = s.spawn(|| share.wait_while_busy(Duration::from_secs(60)));
             std::thread::sleep(Duration::from_millis(20));
@@ -80,7 +83,10 @@ mod tests {
         });
         let (a, b) = (share.foreground(), share.foreground());
         drop(a);
-        assert!(!share.wait_while_busy(Duration::from_millis(1)), "one holder is left");
+        assert!(
+            !share.wait_while_busy(Duration::from_millis(1)),
+            "one holder is left"
+        );
         drop(b);
         assert!(share.wait_while_busy(Duration::from_millis(1)));
     }

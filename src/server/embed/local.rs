@@ -206,7 +206,8 @@ fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
         }
         waiting.extend(receiver.try_iter());
         waiting.retain(|job| !job.reply.is_closed());
-        let Some(next) = (0..waiting.len()).min_by_key(|&i| (waiting[i].background, waiting[i].remaining_tokens()))
+        let Some(next) =
+            (0..waiting.len()).min_by_key(|&i| (waiting[i].background, waiting[i].remaining_tokens()))
         else {
             continue;
         };
@@ -372,11 +373,15 @@ mod tests {
     async fn documents_wait_for_chat_and_questions_do_not_wait_for_documents() {
         let settings = crate::server::config::Settings::load().unwrap_or_default();
         let spare = tempfile::tempdir().unwrap();
-        let embedder =
-            Arc::new(LocalEmbedder::load(&settings.embedding_model_dir(), spare.path()).unwrap());
+        let embedder = Arc::new(LocalEmbedder::load(&settings.embedding_model_dir(), spare.path()).unwrap());
         // ~90 tokens each: five passages per batch, so the document takes several batches.
         let passages: Vec<String> = (0..24)
-            .map(|i| format!("Passage {i}: {}", "the ferry to the islands leaves the harbour when the tide allows; ".repeat(5)))
+            .map(|i| {
+                format!(
+                    "Passage {i}: {}",
+                    "the ferry to the islands leaves the harbour when the tide allows; ".repeat(5)
+                )
+            })
             .collect();
         let idle = embedder.embed_background(passages.clone()).await.unwrap();
 
@@ -391,7 +396,10 @@ mod tests {
             }
         });
         tokio::task::yield_now().await;
-        let question = embedder.embed(vec!["When does the last ferry leave?".into()]).await.unwrap();
+        let question = embedder
+            .embed(vec!["When does the last ferry leave?".into()])
+            .await
+            .unwrap();
         finished.lock().unwrap().push("question");
         assert_eq!(question.vectors.len(), 1);
         let embedded = document.await.unwrap();

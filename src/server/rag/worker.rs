@@ -244,7 +244,10 @@ async fn prepare(
             .iter()
             .map(|c: &Chunk| embedder.truncate(&c.embedding_text()))
             .collect();
-        let embedded = embedder.embed_background(texts).await.map_err(|e| e.to_string())?;
+        let embedded = embedder
+            .embed_background(texts)
+            .await
+            .map_err(|e| e.to_string())?;
         vectors.extend(embedded.vectors);
         chunks.append(&mut step);
         let made = chunks.len() + rx.len();
