@@ -107,7 +107,9 @@ else
     # -Oz twice: the second round finds what the first one's inlining exposed (-3.8 KB gzip
     # for 8 s more; --converge gains 3.4 KB for 35 s more).
     for module in "$next"/pkg/*.wasm; do
-      wasm-opt -Oz --strip-producers -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      # -q: the splitter's name subsections are unknown to it (a warning per module); the
+      # output keeps no names anyway.
+      wasm-opt -q -Oz --strip-producers -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
         --enable-mutable-globals --enable-reference-types --enable-multivalue \
         "$module" -o "$module"
     done
