@@ -32,8 +32,10 @@ pub const DEFAULT_EMBEDDING_MODEL_DIR: &str = "all-MiniLM-L6-v2";
 const MAX_TOKENS: usize = 256;
 /// Tokens per llama.cpp batch (every input is one sequence in it). llama.cpp attends over
 /// the whole batch with the other sequences masked out, so that part grows with its
-/// square; 256–2,048 measured the same on 200-token passages (bench/README.md).
-const BATCH_TOKENS: usize = 512;
+/// square; 256–2,048 measured the same on 200-token passages (bench/README.md). The
+/// smallest: a chat that starts while a document's batch runs shares the cores with it
+/// until that batch ends (see `serve`).
+const BATCH_TOKENS: usize = MAX_TOKENS;
 /// Sequences per batch at most (short queries).
 const BATCH_SEQUENCES: usize = 64;
 
@@ -111,6 +113,9 @@ impl LocalEmbedder {
         std::thread::Builder::new()
             .name("stoa-embedder".into())
             .spawn(move || {
+                // Below the chat model on busy cores (on Linux the nice value is the
+                // thread's, and llama.cpp's threads, started from this one, inherit it).
+                let _ = rustix::process::nice(5);
                 let backend = crate::server::llm::local::backend();
                 let model = match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
                     Ok(model) => model,

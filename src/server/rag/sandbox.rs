@@ -324,9 +324,11 @@ pub(crate) fn memory_mb(field: &str) -> Option<u64> {
     Some(kb / 1024)
 }
 
-/// Caps writable memory and processor time; no core files, no files written.
+/// Caps writable memory and processor time; no core files, no files written; a lower
+/// scheduling priority than the server's, so that a chat answer goes first on busy cores.
 fn limit_self(memory_mb: u64, cpu_secs: u64) -> nix::Result<()> {
     use nix::sys::resource::{Resource, setrlimit};
+    rustix::process::nice(10).map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error()))?;
     let memory = memory_mb.saturating_mul(1_048_576);
     setrlimit(Resource::RLIMIT_DATA, memory, memory)?;
     // Past the soft limit the kernel sends SIGXCPU (which ends the process); the hard
