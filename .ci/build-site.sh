@@ -107,11 +107,11 @@ else
     # -Oz twice: the second round finds what the first one's inlining exposed (-3.8 KB gzip
     # for 8 s more; --converge gains 3.4 KB for 35 s more).
     for module in "$next"/pkg/*.wasm; do
-      # -q: the splitter's name subsections are unknown to it (a warning per module); the
-      # output keeps no names anyway.
-      wasm-opt -q -Oz --strip-producers -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+      # The splitter's name subsections are unknown to wasm-opt, which warns once per module
+      # (the output keeps no names): that line is left out of its messages.
+      wasm-opt -Oz --strip-producers -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
         --enable-mutable-globals --enable-reference-types --enable-multivalue \
-        "$module" -o "$module"
+        "$module" -o "$module" 2> >(grep -v '^warning: unknown name subsection' >&2)
     done
   fi
   # The JS glue and the stylesheet minified by esbuild, in debug builds too so that the tests
