@@ -44,8 +44,10 @@ type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, String>>;
 /// While the chat model has answers under way, background embedding waits in slices this
 /// long (serving any question that arrives meanwhile)…
 const YIELD_SLICE: Duration = Duration::from_millis(20);
-/// …and runs one batch at least this often, so documents still move under steady chat.
-const MAX_YIELD: Duration = Duration::from_millis(500);
+/// …and runs one batch at least this often, so documents still move under steady chat
+/// (about half their idle speed; 500 ms gave chat a little more and left ingestion at a
+/// fifth, which a server chatting all day would feel).
+const MAX_YIELD: Duration = Duration::from_millis(150);
 
 struct Job {
     rows: Vec<Vec<u32>>,
