@@ -479,6 +479,18 @@ async fn local_answer(model: &LocalModel, messages: &[PromptMessage]) -> (String
     (text, prompt_tokens)
 }
 
+/// Waits (30 s at most) until `n` answers are under way in `model`.
+async fn in_flight(model: &LocalModel, n: usize) {
+    let reached = async {
+        while model.in_flight() != n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), reached)
+        .await
+        .unwrap_or_else(|_| panic!("{} answers under way, waiting for {n}", model.in_flight()));
+}
+
 /// Continuous batching: four answers decoded together are those the same prompts get one
 /// at a time (see the comparison below), a fifth request is busy, and dropping one stream
 /// frees its sequence while the other three run on to their end.
@@ -505,6 +517,9 @@ async fn four_answers_decode_together_and_a_stop_frees_only_its_own() {
     for p in &prompts {
         alone.push(finish_answer(local_stream(&model, p, 32).await).await.0);
     }
+    // The last answer's slot is freed by the worker's next step, just after its last event:
+    // four together must not find it still taken.
+    in_flight(&model, 0).await;
     let together = futures::future::join_all(
         prompts
             .iter()
@@ -534,14 +549,7 @@ async fn four_answers_decode_together_and_a_stop_frees_only_its_own() {
     assert!(matches!(busy.await, Err(crate::server::llm::LlmError::Busy)));
     // The second listener leaves: its sequence is freed while the others decode.
     drop(streams.remove(1));
-    let freed = async {
-        while model.in_flight() != 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), freed)
-        .await
-        .expect("the dropped answer's slot is freed");
+    in_flight(&model, 3).await;
     for s in streams {
         let (text, _, completion) = finish_answer(s).await;
         assert!(
