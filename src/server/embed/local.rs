@@ -219,13 +219,11 @@ fn serve(ctx: &mut LlamaContext<'_>, receiver: &mpsc::Receiver<Job>) {
             continue;
         };
         if waiting[next].background {
-            if crate::server::cpu::SHARE.wait_while_busy(YIELD_SLICE) {
-                held_back = None;
-            } else if held_back.get_or_insert_with(Instant::now).elapsed() < MAX_YIELD {
+            let idle = crate::server::cpu::SHARE.wait_while_busy(YIELD_SLICE);
+            if !idle && held_back.get_or_insert_with(Instant::now).elapsed() < MAX_YIELD {
                 continue;
-            } else {
-                held_back = None;
             }
+            held_back = None;
         }
         let job = &mut waiting[next];
         match encode_batch(ctx, &mut batch, job) {

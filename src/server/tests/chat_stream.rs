@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 
 use super::support::ME;
-use super::support::{chat, chat_with, collect, model_config, streaming};
+use super::support::{chat, chat_with, collect, eventually, model_config, streaming};
 use crate::{
     api::{
         ApiError, ErrorCode,
@@ -479,18 +479,6 @@ async fn local_answer(model: &LocalModel, messages: &[PromptMessage]) -> (String
     (text, prompt_tokens)
 }
 
-/// Waits (30 s at most) until `n` answers are under way in `model`.
-async fn in_flight(model: &LocalModel, n: usize) {
-    let reached = async {
-        while model.in_flight() != n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), reached)
-        .await
-        .unwrap_or_else(|_| panic!("{} answers under way, waiting for {n}", model.in_flight()));
-}
-
 /// Continuous batching: four answers decoded together are those the same prompts get one
 /// at a time (see the comparison below), a fifth request is busy, and dropping one stream
 /// frees its sequence while the other three run on to their end.
@@ -519,7 +507,11 @@ async fn four_answers_decode_together_and_a_stop_frees_only_its_own() {
     }
     // The last answer's slot is freed by the worker's next step, just after its last event:
     // four together must not find it still taken.
-    in_flight(&model, 0).await;
+    assert!(
+        eventually(Duration::from_secs(30), || model.in_flight() == 0).await,
+        "{} answers still under way",
+        model.in_flight()
+    );
     let together = futures::future::join_all(
         prompts
             .iter()
@@ -549,7 +541,10 @@ async fn four_answers_decode_together_and_a_stop_frees_only_its_own() {
     assert!(matches!(busy.await, Err(crate::server::llm::LlmError::Busy)));
     // The second listener leaves: its sequence is freed while the others decode.
     drop(streams.remove(1));
-    in_flight(&model, 3).await;
+    assert!(
+        eventually(Duration::from_secs(30), || model.in_flight() == 3).await,
+        "the dropped answer's slot is freed"
+    );
     for s in streams {
         let (text, _, completion) = finish_answer(s).await;
         assert!(

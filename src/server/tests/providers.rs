@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::{net::TcpListener, task::JoinSet};
 
 use super::support::ME;
-use super::support::{App, collect, spawn_app, spawn_app_with};
+use super::support::{App, collect, eventually, spawn_app, spawn_app_with};
 use crate::{
     api::{
         events::ChatEvent,
@@ -88,18 +88,6 @@ async fn gateway_to(upstream: &str, fallback: Option<&str>) -> App {
         s.routing.retry_backoff_ms = 10;
     })
     .await
-}
-
-/// Waits for `condition`, polling; false if it did not hold within `limit`.
-async fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
 }
 
 #[tokio::test]

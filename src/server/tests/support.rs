@@ -187,6 +187,18 @@ pub async fn chat() -> TestChat {
     chat_with(shared_model()).await
 }
 
+/// Waits for `condition`, polling; false if it did not hold within `limit`.
+pub async fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
 /// Reads events until `Done`; returns them all.
 pub async fn collect(events: impl Stream<Item = ChatEvent>) -> Vec<ChatEvent> {
     let mut events = std::pin::pin!(events);
